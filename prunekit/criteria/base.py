@@ -1,0 +1,79 @@
+"""The criterion registry and how a criterion scores a whole coupled group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from prunekit.errors import ConfigError
+from prunekit.graph.groups import Group, Member
+from prunekit.registry import Registry
+from prunekit.rules.base import get_rule
+
+__all__ = ["Criterion", "CRITERIA", "get_criterion", "member_views", "reduce_to_channels", "REDUCTIONS"]
+
+REDUCTIONS = ("sum", "mean", "max")
+
+
+class Criterion:
+    """Scores the channels of a group; higher means more important (kept first).
+
+    Args:
+        reduction: how the scores of a group's members are combined per channel: "sum", "mean"
+            or "max".
+    """
+
+    name = "criterion"
+    needs_data = False
+
+    def __init__(self, *, reduction: str = "sum") -> None:
+        if reduction not in REDUCTIONS:
+            raise ConfigError(f"reduction must be one of {REDUCTIONS}, but got {reduction!r}", module="reduction")
+        self.reduction = reduction
+
+    def scores(self, model: nn.Module, group: Group) -> np.ndarray:
+        raise NotImplementedError
+
+
+CRITERIA: Registry[Callable[..., Criterion]] = Registry("criterion")
+
+
+def get_criterion(criterion: str | Criterion, **options: object) -> Criterion:
+    """Returns a criterion instance from a registered name or passes an instance through."""
+    if isinstance(criterion, Criterion):
+        return criterion
+    return CRITERIA.get(criterion, argument="criterion")(**options)
+
+
+def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:
+    """Per-position views (rows = this member's positions) of the member's parameters."""
+    if member.role == "param":
+        owner, _, attr = member.key.tensor.rpartition(".")
+        t = getattr(model.get_submodule(owner), attr)
+        if not isinstance(t, nn.Parameter):
+            return []
+        views = [t.detach().movedim(member.key.dim, 0).reshape(t.shape[member.key.dim], -1)]
+    else:
+        module = model.get_submodule(member.module)
+        views = get_rule(type(module)).position_views(module, member.role)
+    idx = torch.as_tensor(member.positions, dtype=torch.long)
+    return [v.index_select(0, idx.to(v.device)) for v in views]
+
+
+def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]], reduction: str) -> np.ndarray:
+    """Combines per-position member scores into one score per group channel."""
+    total = np.zeros(group.size)
+    count = np.zeros(group.size)
+    best = np.full(group.size, -np.inf)
+    for member, values in per_member:
+        np.add.at(total, member.channels, values)
+        np.add.at(count, member.channels, 1)
+        np.maximum.at(best, member.channels, values)
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / np.maximum(count, 1)
+    return np.where(np.isfinite(best), best, 0.0)

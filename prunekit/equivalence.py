@@ -1,0 +1,138 @@
+"""The equivalence check: a pruned model computes what the zeroed-channel original computes.
+
+The oracle is a copy of the original model in which every removed channel is zeroed at the
+inputs of the layers that consume it (a forward pre-hook on each layer whose input channels
+shrank; per-channel layers such as BatchNorm or depthwise convs need none, since a zeroed
+channel never reaches a mixing layer). It shares no code with the surgery, so it checks it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_leaves
+
+from prunekit.errors import EquivalenceError
+from prunekit.graph.dependency import as_input_tuple
+from prunekit.report import PruneReport
+from prunekit.rules.base import get_rule
+
+__all__ = ["EquivalenceResult", "check_equivalence", "assert_equivalent", "zeroed_original"]
+
+
+@dataclass(frozen=True)
+class EquivalenceResult:
+    """Outcome of :func:`check_equivalence`.
+
+    Attributes:
+        ok: ``max_error <= tol * scale``.
+        max_error: largest absolute difference over all outputs.
+        scale: largest absolute value of the oracle's outputs (at least 1e-6).
+        tol: the relative tolerance used.
+    """
+
+    ok: bool
+    max_error: float
+    scale: float
+    tol: float
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _zero_hook(dim: int, keep: torch.Tensor):
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        d = dim % x.ndim
+        mask = torch.zeros(x.shape[d], dtype=x.dtype, device=x.device)
+        mask[keep.to(x.device)] = 1
+        shape = [1] * x.ndim
+        shape[d] = -1
+        return (x * mask.view(shape),) + tuple(args[1:])
+
+    return hook
+
+
+def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
+    """A copy of ``original`` with the removed channels zeroed where they are consumed."""
+    oracle = copy.deepcopy(original)
+    for name, roles in report.kept.items():
+        if "in" not in roles:
+            continue
+        module = oracle.get_submodule(name)
+        rule = get_rule(type(module))
+        if rule is None or not rule.mixes_inputs(module):
+            continue
+        keep = torch.as_tensor(roles["in"], dtype=torch.long)
+        module.register_forward_pre_hook(_make_dim_hook(rule, module, keep))
+    return oracle
+
+
+def _make_dim_hook(rule, module: nn.Module, keep: torch.Tensor):
+    def hook(mod: nn.Module, args: tuple) -> tuple:
+        return _zero_hook(rule.input_dim(module, args[0].ndim), keep)(mod, args)
+
+    return hook
+
+
+@torch.no_grad()
+def check_equivalence(
+    original: nn.Module,
+    pruned: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    report: PruneReport,
+    *,
+    tol: float = 1e-5,
+) -> EquivalenceResult:
+    """Compares ``pruned(x)`` with the zeroed-channel ``original(x)`` in eval mode.
+
+    Args:
+        original: the model as it was before pruning (not modified).
+        pruned: the pruned model.
+        example_inputs: inputs to compare on.
+        report: the prune report (its ``kept`` indices say what was removed).
+        tol: tolerance relative to the largest output magnitude.
+    """
+    inputs = as_input_tuple(example_inputs)
+    oracle = zeroed_original(original, report).eval()
+    was = pruned.training
+    pruned.eval()
+    try:
+        expected = tree_leaves(oracle(*inputs))
+        got = tree_leaves(pruned(*inputs))
+    finally:
+        pruned.train(was)
+    err, scale = 0.0, 1e-6
+    if len(expected) != len(got):
+        return EquivalenceResult(False, float("inf"), scale, tol)
+    for e, g in zip(expected, got):
+        if not isinstance(e, torch.Tensor):
+            continue
+        if e.shape != g.shape:
+            return EquivalenceResult(False, float("inf"), scale, tol)
+        err = max(err, float((e.float() - g.float()).abs().max()) if e.numel() else 0.0)
+        scale = max(scale, float(e.float().abs().max()) if e.numel() else 0.0)
+    return EquivalenceResult(err <= tol * scale, err, scale, tol)
+
+
+def assert_equivalent(
+    original: nn.Module,
+    pruned: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    report: PruneReport,
+    *,
+    tol: float = 1e-5,
+) -> EquivalenceResult:
+    """Like :func:`check_equivalence` but raises :class:`EquivalenceError` when not equivalent."""
+    res = check_equivalence(original, pruned, example_inputs, report, tol=tol)
+    if not res.ok:
+        raise EquivalenceError(
+            f"pruned model differs from the zeroed-channel original by {res.max_error:.3g} "
+            f"(output scale {res.scale:.3g}, tolerance {tol:g} relative)",
+            module=type(pruned).__name__,
+        )
+    return res

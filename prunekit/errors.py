@@ -1,0 +1,65 @@
+"""The exceptions prunekit raises.
+
+Every error a user can cause is a :class:`PrunekitError`. Each carries ``module``: the qualified
+name of the module (or the argument / YAML path) it is about, so tools can point at the culprit.
+Messages say what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PrunekitError",
+    "ConfigError",
+    "UnknownNameError",
+    "ExampleInputError",
+    "TraceError",
+    "UnsupportedLayerError",
+    "NoPrunableGroupError",
+    "SurgeryError",
+    "EquivalenceError",
+]
+
+
+class PrunekitError(Exception):
+    """Base class of every error prunekit raises on purpose.
+
+    Args:
+        message: what is wrong and what to do.
+        module: the module, argument or config path the error is about (``None`` if global).
+    """
+
+    def __init__(self, message: str, *, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class ConfigError(PrunekitError, ValueError):
+    """An argument or configuration value is invalid (names the argument or dotted path)."""
+
+
+class UnknownNameError(ConfigError):
+    """A name (module, criterion, schedule...) is not known; the message lists the choices."""
+
+
+class ExampleInputError(PrunekitError, ValueError):
+    """The example inputs are of the wrong type or shape for the model."""
+
+
+class TraceError(PrunekitError):
+    """The model could not be traced; the message names the op or Python construct."""
+
+
+class UnsupportedLayerError(PrunekitError):
+    """A leaf module has parameters and no layer rule; register one with ``register_rule``."""
+
+
+class NoPrunableGroupError(PrunekitError):
+    """The model has no channel group that can be pruned (all locked or single-channel)."""
+
+
+class SurgeryError(PrunekitError):
+    """Physical pruning failed; the model was restored to its state before the call."""
+
+
+class EquivalenceError(PrunekitError, AssertionError):
+    """A pruned model does not compute what the zeroed-channel original computes."""

@@ -1,0 +1,131 @@
+"""Channel atoms: the bookkeeping under the dependency analysis.
+
+Every layer output that creates new channels (a conv's filters, a Linear's features...) is a
+*space*: a run of fresh integer *atoms*, one per channel. A tensor in the traced graph carries an
+:class:`Axis`: which of its dims hold channels and, for every position there, the atom it holds.
+Ops move atoms around (cat concatenates the arrays, a channel shuffle permutes them, flatten
+repeats them H*W times) and couple them: a residual add says atom ``a[i]`` and atom ``b[i]`` must
+be removed together, which :class:`AtomTable` records with union-find. After tracing, each
+union-find class is one prunable *channel*, and connected spaces form a *group*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Axis", "ParamSource", "AtomTable"]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The channel layout of one tensor.
+
+    Attributes:
+        dims: the tensor dims that hold channels, ascending (usually one, e.g. ``(1,)``).
+        atoms: int64 array with ``atoms.shape == tuple(tensor.shape[d] for d in dims)``.
+    """
+
+    dims: tuple[int, ...]
+    atoms: np.ndarray
+
+    def shift(self, offset: int) -> Axis:
+        return Axis(tuple(d + offset for d in self.dims), self.atoms)
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self.atoms.reshape(-1)
+
+
+@dataclass(frozen=True)
+class ParamSource:
+    """A tensor that is (a view of) a parameter or buffer read with ``get_attr``.
+
+    Attributes:
+        name: qualified name of the parameter or buffer.
+        dim_map: for each dim of the current view, the parameter dim it is, or -1 for a dim added
+            by ``expand``/``unsqueeze``.
+    """
+
+    name: str
+    dim_map: tuple[int, ...]
+
+
+@dataclass
+class AtomTable:
+    """Union-find over atoms, plus what is known about each atom.
+
+    ``space_of[a]`` is the space an atom was created in; spaces are what groups are made of.
+    """
+
+    parent: list[int] = field(default_factory=list)
+    space_of: list[int] = field(default_factory=list)
+    spaces: list[str] = field(default_factory=list)  # a label per space, e.g. "layer1.0.conv1:out"
+    space_keys: dict[object, np.ndarray] = field(default_factory=dict)
+    # atom -> reasons (resolved to channels after tracing)
+    locks: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    inexact: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    couplings: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    # balanced partitions: each is (list of atom arrays (blocks), description)
+    partitions: list[tuple[list[np.ndarray], str]] = field(default_factory=list)
+
+    def new_space(self, key: object, size: int, label: str) -> np.ndarray:
+        """Returns the atoms of the space ``key``, creating ``size`` fresh atoms the first time."""
+        got = self.space_keys.get(key)
+        if got is not None and len(got) == size:
+            return got
+        start = len(self.parent)
+        atoms = np.arange(start, start + size, dtype=np.int64)
+        self.parent.extend(range(start, start + size))
+        self.space_of.extend([len(self.spaces)] * size)
+        self.spaces.append(label)
+        if got is None:
+            self.space_keys[key] = atoms
+        return atoms
+
+    def find(self, a: int) -> int:
+        parent = self.parent
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:  # path compression
+            parent[a], a = root, parent[a]
+        return root
+
+    def find_array(self, atoms: np.ndarray) -> np.ndarray:
+        flat = atoms.reshape(-1)
+        return np.fromiter((self.find(int(a)) for a in flat), dtype=np.int64, count=flat.size).reshape(
+            atoms.shape
+        )
+
+    def union(self, a: np.ndarray, b: np.ndarray, why: str) -> None:
+        """Couples ``a[i]`` with ``b[i]`` for every i (arrays of equal shape)."""
+        a, b = a.reshape(-1), b.reshape(-1)
+        if a.shape != b.shape:
+            raise ValueError(f"cannot couple {a.size} channels with {b.size}")
+        if np.array_equal(a, b):
+            return
+        for x, y in zip(a.tolist(), b.tolist()):
+            rx, ry = self.find(x), self.find(y)
+            if rx != ry:
+                self.parent[max(rx, ry)] = min(rx, ry)
+        self.couplings.append((a, why))
+
+    def lock(self, atoms: np.ndarray, reason: str) -> None:
+        if atoms.size:
+            self.locks.append((np.unique(atoms), reason))
+
+    def mark_inexact(self, atoms: np.ndarray, reason: str) -> None:
+        if atoms.size:
+            self.inexact.append((np.unique(atoms), reason))
+
+    def partition(self, blocks: list[np.ndarray], reason: str) -> None:
+        """Records that each block must keep the same number of positions."""
+        if len(blocks) > 1:
+            self.partitions.append((blocks, reason))
+
+    def tag(self, atoms: np.ndarray, coupling: str) -> None:
+        """Records the kind of op (cat, flatten...) a set of atoms passes through, for display."""
+        if atoms.size:
+            self.couplings.append((atoms.reshape(-1), coupling))

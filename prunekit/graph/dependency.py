@@ -1,0 +1,141 @@
+"""``DependencyGraph``: the public face of the dependency analysis."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from prunekit.errors import ConfigError, ExampleInputError
+from prunekit.graph.context import MemberKey, TraceContext
+from prunekit.graph.groups import Group, build_groups
+from prunekit.graph.interpreter import run_analysis, set_training
+from prunekit.graph.tracer import restore_buffers, snapshot_buffers, trace_modes
+
+__all__ = ["DependencyGraph", "as_input_tuple"]
+
+log = logging.getLogger(__name__)
+
+
+def as_input_tuple(example_inputs: object) -> tuple[torch.Tensor, ...]:
+    """Normalises example inputs to a tuple of tensors, or raises :class:`ExampleInputError`."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)) and example_inputs and all(
+        isinstance(t, torch.Tensor) for t in example_inputs
+    ):
+        return tuple(example_inputs)
+    kind = type(example_inputs).__name__
+    raise ExampleInputError(
+        f"example_inputs must be a Tensor or a non-empty tuple of Tensors (one per forward "
+        f"argument), but got {kind}",
+        module="example_inputs",
+    )
+
+
+def _doubled(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Batch of at least 2 for the train-mode pass (BatchNorm refuses one value per channel)."""
+    return tuple(torch.cat([t, t]) if t.ndim > 0 and t.shape[0] == 1 else t for t in inputs)
+
+
+class DependencyGraph:
+    """The coupled channel groups of a model, derived by tracing it.
+
+    The model is traced with ``torch.fx`` (in eval mode, and in train mode too when the graphs
+    differ), run once on ``example_inputs``, and every op's effect on channels is followed. The
+    model is not modified (BatchNorm statistics and the RNG are restored after the train pass).
+
+    Args:
+        model: the model to analyse.
+        example_inputs: a Tensor, or a tuple of Tensors for a multi-input forward.
+
+    Attributes:
+        groups: the list of :class:`~prunekit.graph.groups.Group`.
+        num_nodes: number of fx nodes interpreted.
+
+    Raises:
+        TraceError: the model cannot be traced.
+        ExampleInputError: the inputs are not tensors or the model fails on them.
+        UnsupportedLayerError: a leaf layer has parameters and no rule.
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a torch.nn.Module, but got {type(model).__name__}", module="model")
+        inputs = as_input_tuple(example_inputs)
+        self.model = model
+        ctx = TraceContext()
+        graphs = trace_modes(model)
+        saved = snapshot_buffers(model)
+        modes = {name: m.training for name, m in model.named_modules()}
+        try:
+            for training, gm in graphs:
+                set_training(model, training)
+                if not training:
+                    run_analysis(gm, ctx, inputs)
+                    continue
+                with torch.random.fork_rng(devices=[]):
+                    try:
+                        run_analysis(gm, ctx, _doubled(inputs))
+                    except ExampleInputError as exc:
+                        warnings.warn(
+                            f"the train-mode graph of {type(model).__name__} could not be run on the "
+                            f"example inputs ({exc}); channels used only in training mode "
+                            "(auxiliary heads) are not analysed",
+                            stacklevel=2,
+                        )
+        finally:
+            for name, m in model.named_modules():
+                m.training = modes[name]
+            restore_buffers(model, saved)
+        self.num_nodes = ctx.num_nodes
+        self.groups: list[Group]
+        self.groups, self._member_roots = build_groups(ctx, model)
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def prunable_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.prunable]
+
+    def group_of(self, module: str, role: str = "out") -> Group | None:
+        """The group holding ``module``'s ``role`` channels (the first one, after a cat)."""
+        for g in self.groups:
+            for m in g.members:
+                if m.module == module and m.role == role:
+                    return g
+        return None
+
+    def groups_of(self, module: str, role: str = "out") -> list[Group]:
+        """All groups holding some of ``module``'s ``role`` channels."""
+        return [g for g in self.groups if any(m.module == module and m.role == role for m in g.members)]
+
+    def member_roots(self) -> dict[MemberKey, np.ndarray]:
+        """Per member, the channel identity (root atom) of each position; used by surgery."""
+        return self._member_roots
+
+    # ---------------------------------------------------------------- display
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __repr__(self) -> str:
+        n_p = len(self.prunable_groups)
+        return f"DependencyGraph({type(self.model).__name__}: {len(self.groups)} groups, {n_p} prunable)"
+
+    def __str__(self) -> str:
+        rows = [("id", "size", "prunable", "exact", "couplings", "members")]
+        notes = []
+        for g in self.groups:
+            names = [str(m) for m in g.members]
+            shown = ", ".join(names[:4]) + (f", ... (+{len(names) - 4})" if len(names) > 4 else "")
+            rows.append((str(g.id), str(g.size), "yes" if g.prunable else "no", "yes" if g.exact else "no",
+                         ",".join(sorted(g.couplings)) or "-", shown))
+            if g.reason:
+                notes.append(f"  group {g.id}: {g.reason}")
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
+        head = f"{repr(self)}\n"
+        return head + "\n".join(lines) + ("\nreasons:\n" + "\n".join(notes) if notes else "")

@@ -1,0 +1,232 @@
+"""Coupling groups: what the dependency analysis hands to criteria and surgery.
+
+After tracing, every union-find class of atoms is one *channel*. Spaces (layer outputs) whose
+atoms were coupled form one *group*; a group's members are the layer roles and parameter dims
+that hold its channels, each with the positions it holds them at (offsets after a cat, H*W
+repeats after a flatten, a permutation after a shuffle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch.nn as nn
+
+from prunekit.graph.context import MemberKey, TraceContext
+from prunekit.rules.base import get_rule
+
+__all__ = ["Group", "Member", "build_groups"]
+
+
+@dataclass
+class Member:
+    """One place a group's channels live.
+
+    Attributes:
+        module: qualified name of the owning module.
+        role: "out" (a layer's output channels), "in" (its input channels) or "param" (a bare
+            parameter, e.g. ConvNeXt's layer scale).
+        tensors: the (qualified tensor name, dim) pairs this member slices.
+        positions: positions along the member's channel dim that belong to this group.
+        channels: for each position, the group channel it holds.
+    """
+
+    module: str
+    role: str
+    tensors: list[tuple[str, int]]
+    positions: np.ndarray
+    channels: np.ndarray
+    key: MemberKey
+
+    def __str__(self) -> str:
+        if self.role == "param":
+            return f"{self.key.tensor}[dim {self.key.dim}]"
+        return f"{self.module}:{self.role}"
+
+
+@dataclass
+class Group:
+    """A set of channels that must be removed together across all its members.
+
+    Attributes:
+        id: index in ``DependencyGraph.groups``.
+        size: number of channels.
+        members: where the channels live.
+        locked: per channel, True if it must be kept.
+        couplings: the kinds of ops that tie the group together (add, cat, shuffle...).
+        cells: when balanced constraints apply (grouped conv, chunk, GroupNorm), the channel
+            index arrays that must each lose the same number of channels; None otherwise.
+    """
+
+    id: int
+    size: int
+    members: list[Member] = field(default_factory=list)
+    locked: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    lock_reasons: list[str] = field(default_factory=list)
+    inexact_reasons: list[str] = field(default_factory=list)
+    couplings: set[str] = field(default_factory=set)
+    cells: list[np.ndarray] | None = None
+    roots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def prunable(self) -> bool:
+        """Some channel can be removed (not all locked, and more than one channel)."""
+        return self.size > 1 and not bool(self.locked.all())
+
+    @property
+    def exact(self) -> bool:
+        """Removing channels equals zeroing them (no normalisation across channels)."""
+        return not self.inexact_reasons
+
+    @property
+    def reason(self) -> str:
+        """Why the group is locked, partly locked, or inexact; "" when none applies."""
+        parts = []
+        if self.size <= 1:
+            parts.append("only one channel")
+        n_locked = int(self.locked.sum())
+        if n_locked:
+            head = "locked" if n_locked == self.size else f"{n_locked} of {self.size} channels locked"
+            parts.append(f"{head}: " + "; ".join(self.lock_reasons[:3]) + (" ..." if len(self.lock_reasons) > 3 else ""))
+        if self.inexact_reasons:
+            parts.append("inexact: " + "; ".join(self.inexact_reasons[:2]) + (" ..." if len(self.inexact_reasons) > 2 else ""))
+        return " | ".join(parts)
+
+    def modules(self) -> set[str]:
+        return {m.module for m in self.members}
+
+
+def _add_unique(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict[MemberKey, np.ndarray]]:
+    """Turns the traced atoms into groups. Also returns each member's channel roots per position."""
+    at = ctx.atoms
+    n = len(at.parent)
+    roots = np.fromiter((at.find(a) for a in range(n)), dtype=np.int64, count=n)
+    space_of = np.asarray(at.space_of, dtype=np.int64)
+
+    # spaces whose atoms were coupled, or that share a balanced partition, form one group
+    sp_parent = list(range(len(at.spaces)))
+
+    def sfind(s: int) -> int:
+        while sp_parent[s] != s:
+            sp_parent[s] = sp_parent[sp_parent[s]]
+            s = sp_parent[s]
+        return s
+
+    def sunion(a: int, b: int) -> None:
+        ra, rb = sfind(a), sfind(b)
+        if ra != rb:
+            sp_parent[max(ra, rb)] = min(ra, rb)
+
+    moved = np.nonzero(roots != np.arange(n))[0]
+    for a in moved.tolist():
+        sunion(int(space_of[a]), int(space_of[roots[a]]))
+    for blocks, _ in at.partitions:
+        spaces = np.unique(space_of[np.concatenate(blocks)])
+        for s in spaces[1:].tolist():
+            sunion(int(spaces[0]), s)
+    comp = np.array([sfind(s) for s in range(len(at.spaces))], dtype=np.int64)
+
+    member_roots = {key: roots[atoms] for key, atoms in ctx.members.items()}
+    used_roots = np.unique(np.concatenate(list(member_roots.values()))) if member_roots else np.zeros(0, np.int64)
+    used_comps = sorted(set(comp[space_of[used_roots]].tolist()))
+    comp_to_gid = {c: i for i, c in enumerate(used_comps)}
+
+    group_of_root = np.full(n, -1, dtype=np.int64)
+    chan_of_root = np.full(n, -1, dtype=np.int64)
+    groups: list[Group] = []
+    all_roots = np.unique(roots)
+    root_comp = comp[space_of[all_roots]]
+    for gid, c in enumerate(used_comps):
+        rs = all_roots[root_comp == c]
+        group_of_root[rs] = gid
+        chan_of_root[rs] = np.arange(len(rs))
+        groups.append(Group(id=gid, size=len(rs), locked=np.zeros(len(rs), bool), roots=rs))
+
+    for key, r in member_roots.items():
+        gids = group_of_root[r]
+        module = model.get_submodule(key.module) if key.role != "param" else None
+        if key.role == "param":
+            tensors = [(key.tensor, key.dim)]
+        else:
+            rule = get_rule(type(module))
+            prefix = f"{key.module}." if key.module else ""
+            tensors = [(prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None]
+        for gid in np.unique(gids[gids >= 0]).tolist():
+            pos = np.nonzero(gids == gid)[0]
+            groups[gid].members.append(
+                Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key)
+            )
+
+    def per_group(atoms: np.ndarray):
+        r = roots[atoms]
+        gids = group_of_root[r]
+        for gid in np.unique(gids[gids >= 0]).tolist():
+            yield groups[gid], chan_of_root[r[gids == gid]]
+
+    for atoms, reason in at.locks:
+        for g, ch in per_group(atoms):
+            g.locked[ch] = True
+            _add_unique(g.lock_reasons, reason)
+    for atoms, reason in at.inexact:
+        for g, _ in per_group(atoms):
+            _add_unique(g.inexact_reasons, reason)
+    for atoms, kind in at.couplings:
+        for g, _ in per_group(atoms):
+            g.couplings.add(kind)
+    _resolve_partitions(at.partitions, roots, group_of_root, chan_of_root, groups)
+    return groups, member_roots
+
+
+def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: list[Group]) -> None:
+    """Turns balanced partitions into cells per group, or locks the group.
+
+    A partition says its blocks must keep equally many positions. Cells are the channels with the
+    same block in every partition. Removing the same fraction of every cell meets all partitions
+    at once when, within each partition, the blocks hold equally many channels and every channel
+    appears equally often (checked here); selection removes ``k * |cell| / gcd`` per cell.
+    """
+    by_group: dict[int, list[tuple[list[np.ndarray], str]]] = {}
+    for blocks, reason in partitions:
+        gid = int(group_of_root[roots[blocks[0][0]]])
+        problem = None
+        mult = set()
+        chans = []
+        for b in blocks:
+            ch, counts = np.unique(chan_of_root[roots[b]], return_counts=True)
+            chans.append(ch)
+            mult.update(counts.tolist())
+        if len(mult) > 1:
+            problem = f"{reason}: channels repeat unevenly across its blocks"
+        elif len({len(c) for c in chans}) > 1:
+            problem = f"{reason}: its blocks hold different numbers of channels"
+        if problem:
+            g = groups[gid]
+            g.locked[:] = True
+            _add_unique(g.lock_reasons, problem)
+            continue
+        by_group.setdefault(gid, []).append((chans, reason))
+    for gid, parts in by_group.items():
+        g = groups[gid]
+        labels = np.full((len(parts), g.size), -1, dtype=np.int64)
+        problem = None
+        for p, (chans, reason) in enumerate(parts):
+            for b, ch in enumerate(chans):
+                if (labels[p, ch] >= 0).any():
+                    problem = f"{reason} puts one channel in two blocks"
+                labels[p, ch] = b
+        constrained = np.nonzero((labels >= 0).any(axis=0))[0]
+        cells_by_sig: dict[tuple, list[int]] = {}
+        for c in constrained.tolist():
+            cells_by_sig.setdefault(tuple(labels[:, c].tolist()), []).append(c)
+        if problem:
+            g.locked[:] = True
+            _add_unique(g.lock_reasons, problem)
+        else:
+            g.cells = [np.array(v, dtype=np.int64) for v in cells_by_sig.values()]
+            g.couplings.add("balanced")

@@ -1,0 +1,98 @@
+"""Runs a traced model on the example inputs and follows its channels node by node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+from torch.fx.node import map_arg
+
+from prunekit.errors import ExampleInputError, UnsupportedLayerError
+from prunekit.graph._atoms import ParamSource
+from prunekit.graph.context import TraceContext, iter_axes
+from prunekit.graph.ops import handle_call
+from prunekit.rules.base import get_rule
+
+__all__ = ["ChannelInterpreter"]
+
+
+class ChannelInterpreter(fx.Interpreter):
+    """An ``fx.Interpreter`` that computes each node's value and its channel annotation.
+
+    Args:
+        gm: the traced model.
+        ctx: the shared trace context (several graphs, e.g. eval and train, share one).
+    """
+
+    def __init__(self, gm: fx.GraphModule, ctx: TraceContext) -> None:
+        super().__init__(gm, garbage_collect_values=True)
+        self.ctx = ctx
+        self.ann: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        with self._set_current_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            try:
+                result = getattr(self, n.op)(n.target, args, kwargs)
+            except Exception as exc:
+                self.ctx.node = n
+                raise ExampleInputError(
+                    f"the model failed on the example inputs at {self.ctx.where(n)}: "
+                    f"{type(exc).__name__}: {exc}. Pass example inputs of the shape and dtype "
+                    "the model expects (a Tensor or a tuple of Tensors, batch dim first).",
+                    module=str(n.target),
+                ) from exc
+        self.ctx.node = n
+        self.ctx.num_nodes += 1
+        anns = map_arg(n.args, lambda a: self.ann.get(a))
+        kwanns = map_arg(n.kwargs, lambda a: self.ann.get(a))
+        self.ann[n] = self._annotate(n, args, kwargs, anns, kwanns, result)
+        return result
+
+    def _annotate(self, n: fx.Node, args, kwargs, anns, kwanns, result) -> Any:
+        ctx = self.ctx
+        if n.op == "placeholder":
+            return None
+        if n.op == "get_attr":
+            if isinstance(result, torch.Tensor):
+                return ParamSource(str(n.target), tuple(range(result.ndim)))
+            return None
+        if n.op == "call_module":
+            module = self.module.get_submodule(n.target)
+            rule = get_rule(type(module))
+            if rule is None:
+                if any(True for _ in module.parameters()):
+                    raise UnsupportedLayerError(
+                        f"module '{n.target}' of type {type(module).__name__} has parameters and no "
+                        f"layer rule. Register one with prunekit.register_rule({type(module).__name__}, "
+                        "rule) (subclass prunekit.rules.LayerRule), or "
+                        f"prunekit.register_rule({type(module).__name__}, prunekit.rules.OpaqueRule()) "
+                        "to keep its channels.",
+                        module=str(n.target),
+                    )
+                ctx.lock(list(anns) + list(kwanns.values()),
+                         f"leaf {type(module).__name__} '{n.target}' has no layer rule, so its channels are kept")
+                return None
+            return rule.propagate(ctx, str(n.target), module, args, tuple(anns), result)
+        if n.op in ("call_function", "call_method"):
+            return handle_call(ctx, n, args, kwargs, tuple(anns), dict(kwanns), result)
+        if n.op == "output":
+            for axis in iter_axes(anns):
+                ctx.atoms.lock(axis.flat, "reaches the model output (output dims never change)")
+            return None
+        return None
+
+
+def run_analysis(gm: fx.GraphModule, ctx: TraceContext, inputs: tuple) -> None:
+    """Interprets ``gm`` on ``inputs`` under ``no_grad``, filling ``ctx``."""
+    with torch.no_grad():
+        ChannelInterpreter(gm, ctx).run(*inputs)
+
+
+def set_training(model: nn.Module, training: bool) -> dict[str, bool]:
+    modes = {name: m.training for name, m in model.named_modules()}
+    for m in model.modules():
+        m.training = training
+    return modes

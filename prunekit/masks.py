@@ -1,0 +1,93 @@
+"""Masked mode: the same groups and choices as ``prune_``, but channels are zeroed, not removed.
+
+Use it to train with masks (call :meth:`ChannelMasks.apply_` after each optimizer step so the
+zeroed weights stay zero) and thin later with :meth:`ChannelMasks.thin_`, which removes exactly
+the masked channels. Parameters are zeroed; buffers (BatchNorm statistics) are left alone, which
+is harmless because a zeroed channel's scale and shift are zero and its consumers' weights too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.prune import _check_ignore, check_sparsity, plan_pruning
+from prunekit.surgery.apply import apply_plan, compute_changes
+from prunekit.surgery.plan import PrunePlan
+
+__all__ = ["ChannelMasks", "mask_", "masks_for_plan"]
+
+
+@dataclass
+class ChannelMasks:
+    """0/1 masks for the parameters a prune plan touches.
+
+    Attributes:
+        plan: the plan (which channels go); ``thin_`` carries it out.
+        masks: parameter qualified name -> mask of the parameter's shape.
+    """
+
+    plan: PrunePlan
+    masks: dict[str, torch.Tensor]
+
+    @torch.no_grad()
+    def apply_(self, model: nn.Module) -> None:
+        """Zeroes the masked weights in place (call after every optimizer step)."""
+        params = dict(model.named_parameters())
+        for name, mask in self.masks.items():
+            p = params[name]
+            p.mul_(mask.to(device=p.device, dtype=p.dtype))
+
+    def sparsity(self) -> float:
+        """Fraction of the masked parameters' elements that are zeroed."""
+        total = sum(m.numel() for m in self.masks.values())
+        return 1.0 - sum(float(m.sum()) for m in self.masks.values()) / max(total, 1)
+
+    def thin_(self, model: nn.Module) -> None:
+        """Physically removes the masked channels (the model must not have been reshaped since)."""
+        apply_plan(model, self.plan)
+
+
+def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]:
+    """Masks equal to 1 where ``plan`` keeps a parameter element, 0 where it removes one."""
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def ids_of(m: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: torch.arange(v.numel()).reshape(v.shape) for k, v in m._parameters.items() if v is not None}
+
+    masks: dict[str, torch.Tensor] = {}
+    for m, attr, value in compute_changes(model, plan, tensors_of=ids_of):
+        if attr not in m._parameters or not isinstance(value, torch.Tensor):
+            continue
+        p = m._parameters[attr]
+        mask = torch.zeros(p.numel(), dtype=torch.float32)
+        mask[value.reshape(-1)] = 1.0
+        prefix = names[id(m)]
+        masks[f"{prefix}.{attr}" if prefix else attr] = mask.reshape(p.shape)
+    return masks
+
+
+def mask_(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    sparsity: float,
+    criterion: str = "l1",
+    scope: str = "local",
+    ignore: Sequence[str] | None = None,
+    round_to: int = 1,
+    exact_only: bool = False,
+) -> ChannelMasks:
+    """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes."""
+    check_sparsity(sparsity)
+    ignored = _check_ignore(model, ignore)
+    graph = DependencyGraph(model, as_input_tuple(example_inputs))
+    plan = plan_pruning(model, graph, sparsity=sparsity, criterion=criterion, scope=scope,
+                        ignore=ignored, round_to=round_to, exact_only=exact_only)
+    masks = ChannelMasks(plan, masks_for_plan(model, plan))
+    masks.apply_(model)
+    return masks

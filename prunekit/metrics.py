@@ -1,0 +1,45 @@
+"""Model size and cost: parameters and MACs (counted by ``torch.utils.flop_counter``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["count_params", "count_macs", "macs_per_module"]
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameter elements (shared parameters counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
+    """Total MACs of one eval-mode forward, and MACs per module qualified name.
+
+    MACs are FLOPs / 2 as counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which
+    counts matmuls and convolutions (element-wise ops are not counted).
+    """
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(*example_inputs)
+    finally:
+        model.train(was_training)
+    per: dict[str, int] = {}
+    root = type(model).__name__
+    for name, counts in counter.get_flop_counts().items():
+        if name == "Global":
+            continue
+        qual = name[len(root) + 1 :] if name.startswith(root + ".") else ("" if name == root else name)
+        per[qual] = int(sum(counts.values())) // 2
+    return int(counter.get_total_flops()) // 2, per
+
+
+def count_macs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> int:
+    """Total MACs of one eval-mode forward on ``example_inputs``."""
+    return macs_per_module(model, example_inputs)[0]

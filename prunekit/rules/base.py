@@ -1,0 +1,169 @@
+"""Layer rules: how a layer type maps channels from input to output and how to slice it.
+
+A rule is looked up by the module's type (most derived registered class first). It has two jobs:
+
+* :meth:`LayerRule.propagate` runs during tracing: given the channel layouts (:class:`Axis`) of
+  the layer's inputs, it registers the layer's members ("in"/"out" roles) and returns the layout
+  of its output.
+* :meth:`LayerRule.slice_tensors` / :meth:`LayerRule.new_attributes` run during surgery: given
+  the positions to keep per role, they return the layer's new tensors and attributes. They never
+  mutate the module, so a failed prune can leave the model untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from prunekit.errors import ConfigError, SurgeryError
+
+__all__ = [
+    "LayerRule",
+    "register_rule",
+    "unregister_rule",
+    "get_rule",
+    "mark_leaf",
+    "unmark_leaf",
+    "is_marked_leaf",
+    "registered_rules",
+]
+
+_RULES: dict[type, LayerRule] = {}
+_USER_LEAVES: set[type] = set()
+
+
+class LayerRule:
+    """Base class of layer rules. Subclasses override what they need.
+
+    Attributes:
+        roles: the channel roles the layer has ("in", "out").
+    """
+
+    roles: tuple[str, ...] = ("in", "out")
+
+    def propagate(self, ctx: Any, name: str, module: nn.Module, args: tuple, axes: tuple, output: Any) -> Any:
+        """Registers members and returns the output's annotation (see :mod:`prunekit.graph`)."""
+        raise NotImplementedError
+
+    def role_tensors(self, module: nn.Module, role: str) -> list[tuple[str, int]]:
+        """The (attribute name, dim) pairs a role slices; tensors that are None are skipped."""
+        return []
+
+    def position_views(self, module: nn.Module, role: str) -> list[torch.Tensor]:
+        """Per-position views of the role's parameters, each of shape (positions, -1).
+
+        Criteria such as L1 read these: row i holds every weight that position i owns.
+        """
+        views = []
+        for attr, dim in self.role_tensors(module, role):
+            t = getattr(module, attr, None)
+            if isinstance(t, nn.Parameter):
+                views.append(t.detach().movedim(dim, 0).reshape(t.shape[dim], -1))
+        return views
+
+    def slice_tensors(
+        self, module: nn.Module, tensors: Mapping[str, torch.Tensor], keep: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Returns the new tensors after keeping ``keep[role]`` positions of each role."""
+        out = dict(tensors)
+        for role, idx in keep.items():
+            for attr, dim in self.role_tensors(module, role):
+                if out.get(attr) is not None:
+                    out[attr] = out[attr].index_select(dim, idx.to(out[attr].device))
+        return out
+
+    def new_attributes(self, module: nn.Module, tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """The module's new int attributes (``out_channels``...) after slicing."""
+        return {}
+
+    def input_dim(self, module: nn.Module, ndim: int) -> int:
+        """The channel dim of the layer's input (used by the equivalence oracle)."""
+        return 1
+
+    def mixes_inputs(self, module: nn.Module) -> bool:
+        """True when each output reads several input channels (so the oracle must zero them)."""
+        return True
+
+
+def _check_type(layer_type: object) -> type:
+    if not isinstance(layer_type, type) or not issubclass(layer_type, nn.Module):
+        raise ConfigError(f"layer_type must be an nn.Module subclass, but got {layer_type!r}")
+    return layer_type
+
+
+def register_rule(layer_type: type, rule: LayerRule, *, replace: bool = False) -> None:
+    """Registers ``rule`` for ``layer_type`` (and its subclasses) and makes the type a leaf.
+
+    Args:
+        layer_type: an ``nn.Module`` subclass.
+        rule: a :class:`LayerRule` instance.
+        replace: allow replacing an existing rule for exactly this type.
+    """
+    _check_type(layer_type)
+    if not isinstance(rule, LayerRule):
+        raise ConfigError(f"rule must be a prunekit LayerRule instance, but got {type(rule).__name__}")
+    if layer_type in _RULES and not replace:
+        raise ConfigError(
+            f"a rule for {layer_type.__name__} is already registered; pass replace=True to override",
+            module=layer_type.__name__,
+        )
+    _RULES[layer_type] = rule
+    if not layer_type.__module__.startswith("torch.nn"):
+        _USER_LEAVES.add(layer_type)
+
+
+def unregister_rule(layer_type: type) -> None:
+    """Removes the rule registered for exactly ``layer_type``."""
+    _RULES.pop(layer_type, None)
+    _USER_LEAVES.discard(layer_type)
+
+
+def get_rule(layer_type: type) -> LayerRule | None:
+    """The rule for ``layer_type`` or its nearest registered base class, or None."""
+    for cls in layer_type.__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None:
+            return rule
+        if cls is nn.Module:
+            break
+    return None
+
+
+def mark_leaf(layer_type: type) -> None:
+    """Tells the tracer not to trace into ``layer_type``.
+
+    A leaf with no rule keeps its channels: everything flowing into it is locked. A leaf with
+    parameters and no rule is an error at graph build (register a rule for it).
+    """
+    _USER_LEAVES.add(_check_type(layer_type))
+
+
+def unmark_leaf(layer_type: type) -> None:
+    _USER_LEAVES.discard(layer_type)
+
+
+def is_marked_leaf(layer_type: type) -> bool:
+    return layer_type in _USER_LEAVES
+
+
+def registered_rules() -> dict[type, LayerRule]:
+    return dict(_RULES)
+
+
+def require_balanced(idx: torch.Tensor, total: int, groups: int, what: str, module: str) -> torch.Tensor:
+    """Splits kept global positions into per-group local positions, shape (groups, n)."""
+    per = total // groups
+    buckets = [[] for _ in range(groups)]
+    for c in idx.tolist():
+        buckets[c // per].append(c % per)
+    sizes = {len(b) for b in buckets}
+    if len(sizes) != 1:
+        raise SurgeryError(
+            f"{module}: {what} of a grouped layer must keep the same number of channels in each of "
+            f"its {groups} groups, but got {[len(b) for b in buckets]}",
+            module=module,
+        )
+    return torch.tensor(buckets, dtype=torch.long)

@@ -1,0 +1,97 @@
+"""Physical surgery: replace every member's tensors by their kept slices, all or nothing.
+
+Everything is computed first (the rules never mutate a module); only then are the new tensors
+and attributes swapped in. If anything fails, including the check forward that follows, every
+swapped value is put back, so the user's model is exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from prunekit.errors import PrunekitError, SurgeryError
+from prunekit.rules.base import get_rule
+from prunekit.surgery.plan import PrunePlan
+
+__all__ = ["apply_plan", "compute_changes"]
+
+Change = tuple[nn.Module, str, Any]
+
+
+def _tensors(m: nn.Module) -> dict[str, torch.Tensor]:
+    out = {k: v for k, v in m._parameters.items() if v is not None}
+    out.update({k: v for k, v in m._buffers.items() if v is not None})
+    return out
+
+
+def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable = _tensors) -> list[Change]:
+    """The (module, attribute, new value) triples that carry out ``plan``; mutates nothing."""
+    changes: list[Change] = []
+    for name, keeps in plan.module_keep.items():
+        m = model.get_submodule(name)
+        rule = get_rule(type(m))
+        if rule is None:
+            raise SurgeryError(f"'{name}' ({type(m).__name__}) has no layer rule", module=name)
+        old = tensors_of(m)
+        keep_t = {role: torch.as_tensor(idx, dtype=torch.long) for role, idx in keeps.items() if role in rule.roles}
+        try:
+            new = rule.slice_tensors(m, old, keep_t)
+            attrs = rule.new_attributes(m, new)
+        except PrunekitError as exc:
+            raise SurgeryError(f"cannot prune '{name}': {exc}", module=name) from exc
+        except Exception as exc:  # a rule bug must not leave a half-pruned model
+            raise SurgeryError(f"cannot prune '{name}' ({type(m).__name__}): {type(exc).__name__}: {exc}", module=name) from exc
+        changes += [(m, k, v.contiguous()) for k, v in new.items() if v is not old.get(k)]
+        changes += [(m, k, v) for k, v in attrs.items()]
+    for tname, dims in plan.param_keep.items():
+        owner_name, _, attr = tname.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        t = tensors_of(owner)[attr]
+        for dim, idx in dims.items():
+            t = t.index_select(dim, torch.as_tensor(idx, dtype=torch.long, device=t.device))
+        changes.append((owner, attr, t.contiguous()))
+    return changes
+
+
+def _swap(m: nn.Module, attr: str, value: Any) -> Any:
+    if attr in m._parameters:
+        old = m._parameters[attr]
+        if isinstance(value, nn.Parameter) or value is None:
+            m._parameters[attr] = value
+        else:
+            m._parameters[attr] = nn.Parameter(value.detach(), requires_grad=old.requires_grad)
+        return old
+    if attr in m._buffers:
+        old = m._buffers[attr]
+        m._buffers[attr] = value
+        return old
+    old = getattr(m, attr)
+    setattr(m, attr, value)
+    return old
+
+
+def apply_plan(model: nn.Module, plan: PrunePlan, *, verify: Callable[[], Any] | None = None) -> Any:
+    """Applies ``plan`` to ``model`` in place; returns ``verify()``'s result.
+
+    Raises:
+        SurgeryError: a rule refused, or ``verify`` failed; the model is restored.
+    """
+    changes = compute_changes(model, plan)
+    undo: list[tuple[nn.Module, str, Any]] = []
+    try:
+        for m, attr, value in changes:
+            undo.append((m, attr, _swap(m, attr, value)))
+        return verify() if verify is not None else None
+    except Exception as exc:
+        for m, attr, old in reversed(undo):
+            _swap(m, attr, old)
+        if isinstance(exc, SurgeryError):
+            raise
+        raise SurgeryError(
+            f"the pruned model failed its check forward ({type(exc).__name__}: {exc}); "
+            "the model was restored unchanged",
+        ) from exc

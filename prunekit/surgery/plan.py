@@ -1,0 +1,58 @@
+"""A prune plan: which positions every member keeps, derived from the removed channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from prunekit.errors import SurgeryError
+from prunekit.graph.dependency import DependencyGraph
+
+__all__ = ["PrunePlan", "make_plan"]
+
+
+@dataclass
+class PrunePlan:
+    """What to cut.
+
+    Attributes:
+        removed: group id -> removed channel indices (within the group).
+        module_keep: module name -> role ("in"/"out") -> kept positions, only where it shrinks.
+        param_keep: tensor qualified name -> dim -> kept positions, for bare parameters.
+        sizes: module name -> role -> size before pruning.
+    """
+
+    removed: dict[int, np.ndarray]
+    module_keep: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    param_keep: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.module_keep and not self.param_keep
+
+
+def make_plan(graph: DependencyGraph, removed: dict[int, np.ndarray]) -> PrunePlan:
+    """Maps removed group channels to the kept positions of every member."""
+    plan = PrunePlan(removed={k: v for k, v in removed.items() if len(v)})
+    if not plan.removed:
+        return plan
+    removed_roots = np.concatenate([graph.groups[gid].roots[ch] for gid, ch in plan.removed.items()])
+    for key, roots in graph.member_roots().items():
+        keep = ~np.isin(roots, removed_roots)
+        if key.role != "param":
+            plan.sizes.setdefault(key.module, {})[key.role] = len(roots)
+        if keep.all():
+            continue
+        if not keep.any():
+            raise SurgeryError(
+                f"'{key.module}' would lose all its {key.role} channels; prune less or ignore it",
+                module=key.module,
+            )
+        idx = np.nonzero(keep)[0]
+        if key.role == "param":
+            plan.param_keep.setdefault(key.tensor, {})[key.dim] = idx
+        else:
+            plan.module_keep.setdefault(key.module, {})[key.role] = idx
+    return plan
