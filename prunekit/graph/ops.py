@@ -612,6 +612,8 @@ def handle_call(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         handler = OP_RULES.get(node.target)
     if handler is not None:
         return handler(ctx, node, args, kwargs, anns, kwanns, result)
+    if isinstance(node.target, type) and issubclass(node.target, tuple):  # a namedtuple of outputs
+        return tuple(anns) + tuple(kwanns.values())
     if isinstance(anns[0] if anns else None, ParamSource) and node.target in ("unsqueeze", torch.unsqueeze):
         return None
     touched = list(iter_axes(list(anns) + list(kwanns.values())))

@@ -47,13 +47,19 @@ def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable =
             raise SurgeryError(f"cannot prune '{name}' ({type(m).__name__}): {type(exc).__name__}: {exc}", module=name) from exc
         changes += [(m, k, v.contiguous()) for k, v in new.items() if v is not old.get(k)]
         changes += [(m, k, v) for k, v in attrs.items()]
+    by_owner: dict[str, dict[str, torch.Tensor]] = {}
     for tname, dims in plan.param_keep.items():
         owner_name, _, attr = tname.rpartition(".")
-        owner = model.get_submodule(owner_name)
-        t = tensors_of(owner)[attr]
+        t = tensors_of(model.get_submodule(owner_name))[attr]
         for dim, idx in dims.items():
             t = t.index_select(dim, torch.as_tensor(idx, dtype=torch.long, device=t.device))
-        changes.append((owner, attr, t.contiguous()))
+        by_owner.setdefault(owner_name, {})[attr] = t.contiguous()
+    for owner_name, new in by_owner.items():
+        owner = model.get_submodule(owner_name)
+        changes += [(owner, attr, t) for attr, t in new.items()]
+        rule = get_rule(type(owner))  # e.g. a LayerNorm subclass traced through: fix normalized_shape
+        if rule is not None:
+            changes += [(owner, k, v) for k, v in rule.new_attributes(owner, {**tensors_of(owner), **new}).items()]
     return changes
 
 
