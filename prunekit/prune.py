@@ -49,7 +49,12 @@ def _check_ignore(model: nn.Module, ignore: Iterable[str] | None) -> list[str]:
 
 
 def _touches(group: Group, ignored: list[str]) -> bool:
-    return any(m.module == n or m.module.startswith(n + ".") or n == "" for m in group.members for n in ignored)
+    """True if the group holds the output channels of an ignored module (or of its children)."""
+    return any(
+        m.role != "in" and (m.module == n or m.module.startswith(n + ".") or n == "")
+        for m in group.members
+        for n in ignored
+    )
 
 
 def plan_pruning(
@@ -128,8 +133,8 @@ def prune_(
         criterion: a registered criterion name (``"l1"``...) or a Criterion instance.
         scope: "local" or "global" (one ranking on mean-normalised scores, each group losing at
             most ``max_group_sparsity`` of its channels).
-        ignore: module names whose channels must not change (a container name covers its
-            children).
+        ignore: module names whose output channels must not change (a container name covers
+            its children); their input channels may still shrink with the layer before.
         round_to: keep channel counts multiples of this.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
 

@@ -201,6 +201,14 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
             ch, counts = np.unique(chan_of_root[roots[b]], return_counts=True)
             chans.append(ch)
             mult.update(counts.tolist())
+        # blocks holding exactly the same channels (a module reused on two chunks) balance
+        # themselves: keep one of them
+        unique: dict[bytes, np.ndarray] = {}
+        for ch in chans:
+            unique.setdefault(ch.tobytes(), ch)
+        chans = list(unique.values())
+        if len(chans) < 2:
+            continue
         if len(mult) > 1:
             problem = f"{reason}: channels repeat unevenly across its blocks"
         elif len({len(c) for c in chans}) > 1:
