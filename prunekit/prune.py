@@ -122,6 +122,7 @@ def prune_(
     round_to: int = 1,
     exact_only: bool = False,
     max_group_sparsity: float = 0.9,
+    tracer: str = "auto",
 ) -> PruneReport:
     """Removes channels from ``model`` in place and returns a :class:`PruneReport`.
 
@@ -137,6 +138,8 @@ def prune_(
             its children); their input channels may still shrink with the layer before.
         round_to: keep channel counts multiples of this.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
+        max_group_sparsity: with ``scope="global"``, the most any one group may lose.
+        tracer: "auto", "fx" or "export" (see :class:`~prunekit.DependencyGraph`).
 
     Note:
         Optimizer state is not kept: create the optimizer again after pruning. If anything
@@ -155,7 +158,7 @@ def prune_(
     ignored = _check_ignore(model, ignore)
     crit = get_criterion(criterion)
     inputs = as_input_tuple(example_inputs)
-    graph = DependencyGraph(model, inputs)
+    graph = DependencyGraph(model, inputs, tracer=tracer)
     params_before = count_params(model)
     macs_before, per_before = macs_per_module(model, inputs)
     layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}

@@ -41,6 +41,8 @@ class TraceContext:
     members: dict[MemberKey, np.ndarray] = field(default_factory=dict)
     node: fx.Node | None = None
     num_nodes: int = 0
+    model: object = None  # the user's model (ATen rules look layers up by weight name)
+    backend: str = "fx"
 
     # ---- where we are, for messages
     def where(self, node: fx.Node | None = None) -> str:
@@ -48,7 +50,8 @@ class TraceContext:
         if node is None:
             return "?"
         stack = node.meta.get("nn_module_stack") or {}
-        module = list(stack.keys())[-1] if stack else ""
+        last = list(stack.values())[-1] if stack else ""
+        module = last[0] if isinstance(last, tuple) else str(last)
         if node.op == "call_module":
             return f"'{node.target}'"
         op = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))

@@ -52,10 +52,13 @@ class DependencyGraph:
     Args:
         model: the model to analyse.
         example_inputs: a Tensor, or a tuple of Tensors for a multi-input forward.
+        tracer: "auto" (``torch.fx``, falling back to ``torch.export`` when fx cannot trace the
+            model), "fx" or "export".
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
         num_nodes: number of fx nodes interpreted.
+        backend: "fx" or "export", the tracer that produced the graph.
 
     Raises:
         TraceError: the model cannot be traced.
@@ -63,17 +66,22 @@ class DependencyGraph:
         UnsupportedLayerError: a leaf layer has parameters and no rule.
     """
 
-    def __init__(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    def __init__(
+        self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], *, tracer: str = "auto"
+    ) -> None:
+        if tracer not in ("auto", "fx", "export"):
+            raise ConfigError(f"tracer must be 'auto', 'fx' or 'export', but got {tracer!r}", module="tracer")
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, but got {type(model).__name__}", module="model")
         inputs = as_input_tuple(example_inputs)
         self.model = model
-        ctx = TraceContext()
-        graphs = trace_modes(model)
+        ctx = TraceContext(model=model)
+        graphs = trace_modes(model, inputs, _doubled(inputs), tracer=tracer)
+        self.backend = graphs[0][2]
         saved = snapshot_buffers(model)
         modes = {name: m.training for name, m in model.named_modules()}
         try:
-            for training, gm in graphs:
+            for training, gm, _ in graphs:
                 set_training(model, training)
                 if not training:
                     run_analysis(gm, ctx, inputs)

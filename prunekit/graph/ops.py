@@ -606,7 +606,14 @@ def _group_norm(ctx, node, args, kwargs, anns, kwanns, result):
 # ---------------------------------------------------------------- dispatch
 def handle_call(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple, kwanns: dict, result: Any) -> Any:
     """Annotation of a call_function / call_method node's result."""
-    if node.op == "call_method":
+    from prunekit.graph.aten_ops import handle_aten, is_aten
+
+    if is_aten(node.target):
+        ann = handle_aten(ctx, node, args, kwargs, anns, kwanns, result)
+        if ann is not NotImplemented:
+            return ann
+        handler = None
+    elif node.op == "call_method":
         handler = METHOD_RULES.get(node.target)
     else:
         handler = OP_RULES.get(node.target)

@@ -25,37 +25,68 @@ class PrunekitTracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """Traces ``model`` in its current mode; raises :class:`TraceError` with advice on failure."""
-    tracer = PrunekitTracer()
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # fx raises many types; all mean "cannot trace"
-        raise TraceError(
-            f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: {exc}. "
-            "Usually a Python construct that depends on tensor values (if/for on a tensor, "
-            ".item(), len() of a tensor) inside some module. Mark that module as a leaf with "
-            "prunekit.mark_leaf(ModuleType) (its channels are then kept) or give it a rule with "
-            "prunekit.register_rule(ModuleType, rule).",
-            module=type(model).__name__,
-        ) from exc
-    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+def trace(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...] | None = None, *, tracer: str = "auto"
+) -> tuple[fx.GraphModule, str]:
+    """Traces ``model`` in its current mode with fx, else with ``torch.export``.
+
+    Returns:
+        ``(graph_module, backend)`` with backend "fx" or "export".
+
+    Raises:
+        TraceError: neither works; the message names the construct and what to do.
+    """
+    fx_error: Exception | None = None
+    if tracer in ("auto", "fx"):
+        fx_tracer = PrunekitTracer()
+        try:
+            graph = fx_tracer.trace(model)
+            return fx.GraphModule(fx_tracer.root, graph, type(model).__name__), "fx"
+        except Exception as exc:  # fx raises many types; all mean "cannot trace"
+            fx_error = exc
+            if tracer == "fx":
+                inputs = None
+    export_error: Exception | None = None
+    if inputs is not None:
+        try:
+            program = torch.export.export(model, inputs, strict=False)
+            return program.module(), "export"
+        except Exception as exc:  # export raises many types too
+            export_error = exc
+    fx_msg = f"torch.fx cannot trace it: {type(fx_error).__name__}: {str(fx_error)[:300]}" if fx_error else ""
+    ex_msg = f"torch.export cannot either: {type(export_error).__name__}: {str(export_error)[:300]}" if export_error else ""
+    raise TraceError(
+        f"cannot trace {type(model).__name__}: " + "; ".join(m for m in (fx_msg, ex_msg) if m) + ". "
+        "Usually a Python construct that depends on tensor values (if/for on a tensor, "
+        ".item(), len() of a tensor) inside some module. Mark that module as a leaf with "
+        "prunekit.mark_leaf(ModuleType) (its channels are then kept) or give it a rule with "
+        "prunekit.register_rule(ModuleType, rule).",
+        module=type(model).__name__,
+    ) from (fx_error or export_error)
 
 
-def trace_modes(model: nn.Module) -> list[tuple[bool, fx.GraphModule]]:
+def trace_modes(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], train_inputs: tuple[torch.Tensor, ...], *, tracer: str = "auto"
+) -> list[tuple[bool, fx.GraphModule, str]]:
     """Traces in eval mode and, if its graph differs, in train mode; restores the model's mode.
 
     Returns:
-        ``[(training, graph_module), ...]`` with the eval graph first.
+        ``[(training, graph_module, backend), ...]`` with the eval graph first.
     """
     modes = {name: m.training for name, m in model.named_modules()}
     try:
         model.eval()
-        graphs = [(False, trace(model))]
+        eval_gm, backend = trace(model, inputs, tracer=tracer)
+        graphs = [(False, eval_gm, backend)]
         model.train()
-        train_gm = trace(model)
-        if train_gm.code != graphs[0][1].code:
-            graphs.append((True, train_gm))
+        try:
+            train_gm, train_backend = trace(model, train_inputs, tracer=tracer)
+        except TraceError:
+            if backend == "fx":
+                raise
+            train_gm, train_backend = eval_gm, backend  # export of the train graph failed: eval only
+        if train_gm.code != eval_gm.code:
+            graphs.append((True, train_gm, train_backend))
     finally:
         for name, m in model.named_modules():
             m.training = modes[name]
