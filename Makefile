@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv install demo test lint bench clean
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel
+
+# torch and torchvision are installed by exact version first: on this machine pip takes them
+# from local disk; pyproject declares the ranges torch>=2.4, torchvision>=0.19.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/python -m pip install -q torch torchvision
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m prunekit.demo
+
+test: install
+	$(BIN)/python -m pytest -q --timeout=900
+
+lint: install
+	$(BIN)/python -m pip install -q ruff mypy
+	$(BIN)/ruff check prunekit tests benchmarks
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/engine_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
