@@ -44,14 +44,16 @@ class EquivalenceResult:
         return self.ok
 
 
-def _zero_hook(dim: int, keep: torch.Tensor):
+def _zeroing_hook(rule, keep: torch.Tensor):
+    """A forward pre-hook that zeroes every input channel not in ``keep``."""
+
     def hook(module: nn.Module, args: tuple) -> tuple:
         x = args[0]
-        d = dim % x.ndim
-        mask = torch.zeros(x.shape[d], dtype=x.dtype, device=x.device)
+        dim = rule.input_dim(module, x.ndim) % x.ndim
+        mask = torch.zeros(x.shape[dim], dtype=x.dtype, device=x.device)
         mask[keep.to(x.device)] = 1
         shape = [1] * x.ndim
-        shape[d] = -1
+        shape[dim] = -1
         return (x * mask.view(shape),) + tuple(args[1:])
 
     return hook
@@ -68,15 +70,8 @@ def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
         if rule is None or not rule.mixes_inputs(module):
             continue
         keep = torch.as_tensor(roles["in"], dtype=torch.long)
-        module.register_forward_pre_hook(_make_dim_hook(rule, module, keep))
+        module.register_forward_pre_hook(_zeroing_hook(rule, keep))
     return oracle
-
-
-def _make_dim_hook(rule, module: nn.Module, keep: torch.Tensor):
-    def hook(mod: nn.Module, args: tuple) -> tuple:
-        return _zero_hook(rule.input_dim(module, args[0].ndim), keep)(mod, args)
-
-    return hook
 
 
 @torch.no_grad()

@@ -188,7 +188,7 @@ def _fill_report(report: PruneReport, model: nn.Module, plan: PrunePlan, layer_p
         sizes = dict(plan.sizes[name])
         module = model.get_submodule(name)
         rule = get_rule(type(module))
-        if rule is not None and tuple(rule.roles) == ("out",):  # per-channel layers: in == out
+        if rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module):  # per-channel: in == out
             keeps.setdefault("in", keeps.get("out"))
             sizes.setdefault("in", sizes.get("out"))
         report.kept[name] = {role: idx.tolist() for role, idx in keeps.items() if idx is not None}

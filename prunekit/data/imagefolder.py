@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -50,8 +51,7 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
-        import torch
-        from torchvision.datasets import ImageFolder
+        from torchvision.datasets import ImageFolder  # imported here to keep `import prunekit.data` light
 
         path = Path(root).expanduser()
         if not path.is_dir():

@@ -42,6 +42,7 @@ class TraceContext:
     node: fx.Node | None = None
     num_nodes: int = 0
     model: object = None  # the user's model (ATen rules look layers up by weight name)
+    notes: list[str] = field(default_factory=list)  # parameters used by ops without a rule
     backend: str = "fx"
 
     # ---- where we are, for messages

@@ -58,6 +58,7 @@ class DependencyGraph:
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
         num_nodes: number of fx nodes interpreted.
+        notes: parameters used by ops prunekit has no rule for (their channels are kept).
         backend: "fx" or "export", the tracer that produced the graph.
 
     Raises:
@@ -101,6 +102,7 @@ class DependencyGraph:
                 m.training = modes[name]
             restore_buffers(model, saved)
         self.num_nodes = ctx.num_nodes
+        self.notes: list[str] = list(ctx.notes)
         self.groups: list[Group]
         self.groups, self._member_roots = build_groups(ctx, model)
 
@@ -146,4 +148,7 @@ class DependencyGraph:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
         head = f"{repr(self)}\n"
-        return head + "\n".join(lines) + ("\nreasons:\n" + "\n".join(notes) if notes else "")
+        text = head + "\n".join(lines) + ("\nreasons:\n" + "\n".join(notes) if notes else "")
+        if self.notes:
+            text += "\nnot analysed:\n" + "\n".join(f"  {n}" for n in self.notes)
+        return text

@@ -295,7 +295,6 @@ def _getitem_tensor(ctx, x: torch.Tensor, ann: Any, idx: Any, node) -> Any:
     new_dims: dict[int, int] = {}
     atoms = ann.atoms
     src, dst = 0, 0
-    raw = node.args[1] if len(node.args) > 1 else None
     for i in expanded:
         if i is None:
             dst += 1
@@ -322,7 +321,6 @@ def _getitem_tensor(ctx, x: torch.Tensor, ann: Any, idx: Any, node) -> Any:
         new_dims[src] = dst
         src += 1
         dst += 1
-    del raw
     return Axis(tuple(new_dims[d] for d in ann.dims), atoms)
 
 
@@ -623,8 +621,15 @@ def handle_call(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         return tuple(anns) + tuple(kwanns.values())
     if isinstance(anns[0] if anns else None, ParamSource) and node.target in ("unsqueeze", torch.unsqueeze):
         return None
-    touched = list(iter_axes(list(anns) + list(kwanns.values())))
+    everything = list(anns) + list(kwanns.values())
+    touched = list(iter_axes(everything))
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
     if touched:
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
         ctx.lock(touched, f"'{name}' at {ctx.where()} is not understood by prunekit (no op rule)")
+    params = [a.name for a in everything if isinstance(a, ParamSource)]
+    if params:
+        note = (f"'{name}' at {ctx.where()} uses {', '.join(params)} and has no rule: those channels are "
+                "kept; register a rule for the layer that owns them to prune it")
+        if note not in ctx.notes:
+            ctx.notes.append(note)
     return None
