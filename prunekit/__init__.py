@@ -15,6 +15,7 @@ from prunekit.metrics import count_macs, count_params  # noqa: E402
 from prunekit.prune import prune, prune_  # noqa: E402
 from prunekit.report import PruneReport  # noqa: E402
 from prunekit.rules import LayerRule, mark_leaf, register_rule, unmark_leaf, unregister_rule  # noqa: E402
+from prunekit.serialization import load, save  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -39,4 +40,6 @@ __all__ = [
     "unregister_rule",
     "mark_leaf",
     "unmark_leaf",
+    "save",
+    "load",
 ]
