@@ -372,10 +372,10 @@ def _structural(ctx, node, args, kwargs, anns, kwanns, result):
         return None
     what = f"{getattr(node.target, '__name__', node.target)} at {ctx.where()}"
     dynamic = [True] * result.ndim
-    if node.target == "unflatten":
-        dim = _norm_dim(args[1], x.ndim)
-        dynamic = [not (dim <= d < dim + len(args[2])) or s == -1 for d, s in
-                   zip(range(result.ndim), [None] * dim + list(args[2]) + [None] * (result.ndim - dim - len(args[2])))]
+    if node.target == "unflatten":  # the new dims have the given sizes; -1 is computed
+        dim, sizes = _norm_dim(args[1], x.ndim), list(args[2])
+        for k, size in enumerate(sizes):
+            dynamic[dim + k] = size == -1
     if "flatten" in what or "ravel" in what:
         ctx.tag(ann.flat, "flatten")
     return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, what)
