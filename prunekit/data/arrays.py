@@ -60,7 +60,9 @@ class ImageArrayDataset(Dataset[tuple[Tensor, int]]):
         if images.ndim == 3:
             images = images[:, None]
         if images.ndim != 4:
-            raise ConfigError(f"{name}: images must be N x H x W or N x C x H x W, but got shape {images.shape}", module=name)
+            raise ConfigError(
+                f"{name}: images must be N x H x W or N x C x H x W, but got shape {images.shape}", module=name
+            )
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
             raise ConfigError(
                 f"{name}: need one label per image, but got {labels.shape} labels for {images.shape[0]} images",

@@ -67,7 +67,13 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 # variant -> (folder, train files, test files, label key, classes)
 _LAYOUT: dict[int, tuple[str, tuple[str, ...], tuple[str, ...], bytes, tuple[str, ...]]] = {
-    10: ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), b"labels", CIFAR10_CLASSES),
+    10: (
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        b"labels",
+        CIFAR10_CLASSES,
+    ),
     100: ("cifar-100-python", ("train",), ("test",), b"fine_labels", CIFAR100_CLASSES),
 }
 
@@ -121,7 +127,9 @@ def _load_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as f:
             batch: Any = pickle.load(f, encoding="bytes")  # trusted files only, see the module docstring
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ImportError) as exc:
-        raise ConfigError(f"cannot unpickle CIFAR batch {name!r}: {exc!r}; is it truncated or corrupt?", module=name) from exc
+        raise ConfigError(
+            f"cannot unpickle CIFAR batch {name!r}: {exc!r}; is it truncated or corrupt?", module=name
+        ) from exc
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise ConfigError(

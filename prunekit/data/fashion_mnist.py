@@ -104,7 +104,7 @@ def find_fashion_mnist(root: str | os.PathLike[str] | None = None, *, download: 
 
 
 def _download(cache: Path) -> Path:
-    # Only for machines with internet access; the tests never come here.
+    # Only for machines with internet access; the tests swap in a fake FashionMNIST class.
     from torchvision.datasets import FashionMNIST
 
     log.info("downloading Fashion-MNIST into %s", cache)

@@ -61,7 +61,9 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
         except (FileNotFoundError, RuntimeError) as exc:
             raise ConfigError(f"image folder {str(path)!r}: {exc}", module=str(path)) from exc
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ConfigError(f"mean and std need 3 values (std > 0), but got {tuple(mean)}, {tuple(std)}", module="mean")
+            raise ConfigError(
+                f"mean and std need 3 values (std > 0), but got {tuple(mean)}, {tuple(std)}", module="mean"
+            )
         self.root = path
         self.classes = list(self.folder.classes)
         self.targets = list(self.folder.targets)

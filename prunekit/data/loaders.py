@@ -92,6 +92,11 @@ def make_loaders(
         train_set, batch_size=batch_size, shuffle=True, workers=workers, seed=seed, pin_memory=pin_memory
     )
     test_loader = make_loader(
-        test_set, batch_size=eval_batch_size or batch_size, shuffle=False, workers=workers, seed=seed, pin_memory=pin_memory
+        test_set,
+        batch_size=eval_batch_size or batch_size,
+        shuffle=False,
+        workers=workers,
+        seed=seed,
+        pin_memory=pin_memory,
     )
     return train_loader, test_loader

@@ -67,7 +67,9 @@ def _fixed_size(name: str, native: int, image_size: int | None) -> None:
 @register_dataset(DEFAULT_DATASET, description="10k/2k class-balanced Fashion-MNIST subset shipped with prunekit")
 def _embedded(root, *, train, augment, seed, download, image_size):  # type: ignore[no-untyped-def]
     if root is not None:
-        raise ConfigError(f"root: {DEFAULT_DATASET} ships with prunekit and takes no root, but got {root!r}", module="root")
+        raise ConfigError(
+            f"root: {DEFAULT_DATASET} ships with prunekit and takes no root, but got {root!r}", module="root"
+        )
     _fixed_size(DEFAULT_DATASET, 28, image_size)
     return load_fashion_mnist_embedded(train=train, transform=_augmentation(28, augment, seed))
 

@@ -77,7 +77,9 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int, *, num_classes: int = 10, in_channels: int = 3, width: int = 16) -> None:
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-            raise ConfigError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110...), but got {depth!r}", module="depth")
+            raise ConfigError(
+                f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110...), but got {depth!r}", module="depth"
+            )
         for arg, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{arg} must be a positive int, but got {value!r}", module=arg)
