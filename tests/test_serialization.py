@@ -54,3 +54,16 @@ def test_shape_mismatch_is_a_clear_error(tmp_path):
 def test_not_a_prunekit_folder(tmp_path):
     with pytest.raises(ConfigError, match="prunekit.save"):
         prunekit.load(tmp_path, _builder)
+
+
+def test_load_with_the_saved_builder_name(tmp_path):
+    from prunekit.models import get_model
+
+    kwargs = {"num_classes": 10, "in_channels": 1}
+    torch.manual_seed(0)
+    model, x = get_model("resnet20", **kwargs).eval(), torch.randn(2, 1, 28, 28)
+    report = prunekit.prune_(model, x, sparsity=0.5)
+    prunekit.save(model, tmp_path / "r20", reports=report, builder="resnet20", builder_kwargs=kwargs)
+    loaded = prunekit.load(tmp_path / "r20")
+    assert loaded.layer1[0].conv1.out_channels == 8
+    torch.testing.assert_close(loaded.eval()(x), model(x))
