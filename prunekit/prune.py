@@ -57,6 +57,11 @@ def _touches(group: Group, ignored: list[str]) -> bool:
     )
 
 
+def _candidates(graph: DependencyGraph, ignored: list[str], exact_only: bool) -> list[Group]:
+    """The groups a prune may cut: prunable, not holding an ignored module's outputs, exact if asked."""
+    return [g for g in graph.groups if g.prunable and not _touches(g, ignored) and (g.exact or not exact_only)]
+
+
 def plan_pruning(
     model: nn.Module,
     graph: DependencyGraph,
@@ -71,7 +76,7 @@ def plan_pruning(
 ) -> PrunePlan:
     """Scores the prunable groups and returns the plan of what to remove (nothing is cut)."""
     crit = get_criterion(criterion)
-    candidates = [g for g in graph.groups if g.prunable and not _touches(g, list(ignore)) and (g.exact or not exact_only)]
+    candidates = _candidates(graph, list(ignore), exact_only)
     if not candidates:
         reasons = "; ".join(f"group {g.id}: {g.reason or 'ignored'}" for g in graph.groups[:5])
         raise NoPrunableGroupError(
@@ -172,7 +177,7 @@ def prune_(
         macs_after=macs_after,
         groups_pruned=len(plan.removed),
         channels_removed=int(sum(len(v) for v in plan.removed.values())),
-        channels_total=sum(g.size for g in graph.groups if g.prunable),
+        channels_total=sum(g.size for g in _candidates(graph, ignored, exact_only)),
         config={"sparsity": sparsity, "criterion": getattr(crit, "name", type(crit).__name__), "scope": scope,
                 "ignore": ignored, "round_to": round_to, "exact_only": exact_only,
                 "max_group_sparsity": max_group_sparsity},

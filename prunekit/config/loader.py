@@ -1,0 +1,196 @@
+"""Loading and writing :class:`~prunekit.config.PruneConfig` as YAML.
+
+YAML is only a loader: the file is parsed with ``yaml.safe_load`` rules (plus a check that no
+mapping repeats a key), then every key is checked against the dataclass fields and the values are
+validated by the dataclasses. Every problem is a :class:`~prunekit.errors.ConfigError` whose
+message starts with the dotted path of the bad key.
+
+Example::
+
+    version: 1
+    criterion: l1
+    criterion_options: {}
+    scope: local
+    round_to: 8
+    ignore: [fc]
+    exact_only: false
+    schedule:
+      kind: agp            # one_shot | iterative | agp
+      initial: 0.0
+      final: 0.5
+      start: 0
+      end: 10000
+      frequency: 1000
+    overrides:
+      - {pattern: conv1, sparsity: null}            # exact name: never prune
+      - {pattern: "re:layer4\\..*", sparsity: 0.7}   # regex (full match)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prunekit.config.schema import KIND_FIELDS, Override, PruneConfig, ScheduleConfig
+from prunekit.errors import ConfigError
+
+__all__ = ["load_config", "config_to_dict", "dump_config"]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader whose mappings may not repeat a key (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _check_duplicates(node, "")
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_duplicates(node: yaml.Node, path: str) -> None:
+    """Raises on the first repeated key, naming its dotted path and line."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            where = f"{path}.{key}" if path else str(key)
+            if key in seen:
+                raise ConfigError(f"{where}: duplicate key (line {key_node.start_mark.line + 1})", module=where)
+            seen.add(key)
+            _check_duplicates(value_node, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, f"{path}[{i}]")
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicates(node, "")  # full dotted paths before anything is built
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {e}", module=source) from None
+    finally:
+        loader.dispose()
+
+
+def _check_keys(data: object, cls: type, path: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+    where = path or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, but got {data!r} ({type(data).__name__})", module=where)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        dotted = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(fields)}"
+            raise ConfigError(f"{dotted}: unknown key{hint}", module=dotted)
+        if allowed is not None and key not in allowed:
+            raise ConfigError(
+                f"{dotted}: not used by schedule kind {data.get('kind')!r} (it reads {', '.join(allowed)})",
+                module=dotted,
+            )
+    return dict(data)
+
+
+def _build(cls: type, kwargs: dict[str, Any], path: str) -> Any:
+    """Constructs ``cls``, prefixing the path to the field name its validation reports."""
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        field_path = f"{path}.{e.module}" if path and e.module else (e.module or path)
+        message = str(e)
+        raise ConfigError(f"{path}.{message}" if path else message, module=field_path) from None
+
+
+def _schedule_from(data: object, path: str) -> ScheduleConfig:
+    raw = _check_keys(data, ScheduleConfig, path)
+    kind = raw.get("kind", ScheduleConfig.kind)
+    if kind in KIND_FIELDS:
+        _check_keys(raw, ScheduleConfig, path, allowed=KIND_FIELDS[kind])
+    return _build(ScheduleConfig, raw, path)
+
+
+def _config_from(data: object) -> PruneConfig:
+    raw = _check_keys(data, PruneConfig, "")
+    if "schedule" in raw:
+        raw["schedule"] = _schedule_from(raw["schedule"], "schedule")
+    if "ignore" in raw:
+        ignore = raw["ignore"]
+        if isinstance(ignore, str) or not isinstance(ignore, (list, tuple)):
+            raise ConfigError(f"ignore: must be a list of module names, but got {ignore!r}", module="ignore")
+        raw["ignore"] = tuple(ignore)
+    if "criterion_options" in raw and raw["criterion_options"] is None:
+        raw["criterion_options"] = {}
+    if "overrides" in raw:
+        items = raw["overrides"] or []
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(
+                f"overrides: must be a list of {{pattern, sparsity}}, but got {items!r}", module="overrides"
+            )
+        raw["overrides"] = tuple(
+            _build(Override, _check_keys(o, Override, f"overrides[{i}]"), f"overrides[{i}]")
+            for i, o in enumerate(items)
+        )
+    return _build(PruneConfig, raw, "")
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig) -> PruneConfig:
+    """Builds a validated :class:`PruneConfig` from a YAML file path or a plain mapping.
+
+    Raises:
+        ConfigError: with the dotted path of the bad key for an unknown key (with a suggestion),
+            a duplicate key, a wrong type, a value out of range, a bad regex, an unknown
+            criterion or schedule kind; or if the file cannot be read.
+    """
+    if isinstance(source, PruneConfig):
+        return source
+    if isinstance(source, Mapping):
+        return _config_from(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(f"source must be a path or a mapping, but got {type(source).__name__}", module="source")
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config: {e.strerror}", module=str(path)) from None
+    data = _parse_yaml(text, str(path))
+    return _config_from({} if data is None else data)
+
+
+def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
+    """The config as plain YAML-ready data; ``load_config(config_to_dict(cfg)) == cfg``.
+
+    The schedule keeps only the keys its kind reads, so the dict loads back without error.
+    """
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    out["criterion_options"] = dict(cfg.criterion_options)
+    out["ignore"] = list(cfg.ignore)
+    out["schedule"] = {k: getattr(cfg.schedule, k) for k in KIND_FIELDS[cfg.schedule.kind]}
+    out["overrides"] = [{"pattern": o.pattern, "sparsity": o.sparsity} for o in cfg.overrides]
+    return out
+
+
+def dump_config(cfg: PruneConfig, path: str | os.PathLike[str]) -> Path:
+    """Writes the resolved config as YAML, atomically (a temp file, then ``os.replace``)."""
+    target = Path(path)
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
