@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -57,6 +58,56 @@ def _touches(group: Group, ignored: list[str]) -> bool:
     )
 
 
+def resolve_sparsity(module: str, default: float, overrides: dict[str, float | None] | None) -> float | None:
+    """Sparsity for ``module``: an exact name wins, then the first matching ``re:`` pattern
+    (``re.fullmatch``), then ``default``. ``None`` means "do not prune"."""
+    if not overrides:
+        return default
+    if module in overrides:
+        return overrides[module]
+    for pattern, value in overrides.items():
+        if pattern.startswith("re:") and re.fullmatch(pattern[3:], module):
+            return value
+    return default
+
+
+def _check_overrides(model: nn.Module, overrides: dict[str, float | None] | None) -> dict[str, float | None]:
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must be a dict of module name or 're:' pattern -> sparsity, but got {type(overrides).__name__}", module="overrides")
+    names = [n for n, _ in model.named_modules()]
+    for key, value in overrides.items():
+        where = f"overrides[{key!r}]"
+        if value is not None:
+            check_sparsity(value, where)
+        if isinstance(key, str) and key.startswith("re:"):
+            try:
+                rx = re.compile(key[3:])
+            except re.error as exc:
+                raise ConfigError(f"{where}: invalid regex: {exc}", module=where) from None
+            if not any(rx.fullmatch(n) for n in names):
+                raise UnknownNameError(f"{where}: the pattern matches no module of {type(model).__name__}", module=where)
+        elif key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(f"{where}: {key!r} is not a module of {type(model).__name__}{hint}", module=where)
+    return dict(overrides)
+
+
+def _group_sparsity(group: Group, default: float, overrides: dict[str, float | None]) -> float | None:
+    """A group's sparsity: the overrides of the layers whose outputs it holds; the smallest wins,
+    and ``None`` on any of them keeps the group."""
+    if not overrides:
+        return default
+    values = {resolve_sparsity(m.module, default, overrides) for m in group.members if m.role == "out"}
+    if not values:
+        return default
+    if None in values:
+        return None
+    return min(values)
+
+
 def _candidates(graph: DependencyGraph, ignored: list[str], exact_only: bool) -> list[Group]:
     """The groups a prune may cut: prunable, not holding an ignored module's outputs, exact if asked."""
     return [g for g in graph.groups if g.prunable and not _touches(g, ignored) and (g.exact or not exact_only)]
@@ -73,10 +124,14 @@ def plan_pruning(
     round_to: int = 1,
     exact_only: bool = False,
     max_group_sparsity: float = 0.9,
+    overrides: dict[str, float | None] | None = None,
 ) -> PrunePlan:
     """Scores the prunable groups and returns the plan of what to remove (nothing is cut)."""
     crit = get_criterion(criterion)
+    overrides = overrides or {}
     candidates = _candidates(graph, list(ignore), exact_only)
+    per_group = {g.id: _group_sparsity(g, sparsity, overrides) for g in candidates}
+    candidates = [g for g in candidates if per_group[g.id] is not None]
     if not candidates:
         reasons = "; ".join(f"group {g.id}: {g.reason or 'ignored'}" for g in graph.groups[:5])
         raise NoPrunableGroupError(
@@ -85,8 +140,10 @@ def plan_pruning(
             module=type(model).__name__,
         )
     scores = {g.id: np.asarray(crit.scores(model, g), dtype=np.float64) for g in candidates}
+    if not candidates:
+        return make_plan(graph, {})
     if scope == "local":
-        counts = {g.id: removal_count(g.size, sparsity, round_to=round_to) for g in candidates}
+        counts = {g.id: removal_count(g.size, per_group[g.id], round_to=round_to) for g in candidates}
     else:
         counts = _global_counts(candidates, scores, sparsity, max_group_sparsity, round_to)
     removed = {g.id: select_channels(g, scores[g.id], counts[g.id]) for g in candidates}
@@ -120,13 +177,16 @@ def prune_(
     model: nn.Module,
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
     *,
-    sparsity: float,
+    sparsity: float | None = None,
     criterion: str | Criterion = "l1",
     scope: str = "local",
     ignore: Sequence[str] | None = None,
     round_to: int = 1,
     exact_only: bool = False,
     max_group_sparsity: float = 0.9,
+    overrides: dict[str, float | None] | None = None,
+    target_macs: float | None = None,
+    target_params: float | None = None,
     tracer: str = "auto",
 ) -> PruneReport:
     """Removes channels from ``model`` in place and returns a :class:`PruneReport`.
@@ -135,7 +195,7 @@ def prune_(
         model: the model; a plain ``nn.Module`` of the same classes afterwards.
         example_inputs: a Tensor or a tuple of Tensors for the forward.
         sparsity: fraction in [0, 1) of channels to remove from each prunable group
-            (``scope="local"``) or overall (``scope="global"``).
+            (``scope="local"``) or overall (``scope="global"``). Give it, or one target.
         criterion: a registered criterion name (``"l1"``...) or a Criterion instance.
         scope: "local" or "global" (one ranking on mean-normalised scores, each group losing at
             most ``max_group_sparsity`` of its channels).
@@ -144,6 +204,13 @@ def prune_(
         round_to: keep channel counts multiples of this.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
         max_group_sparsity: with ``scope="global"``, the most any one group may lose.
+        overrides: per-layer sparsity by module name: an exact name wins, then the first
+            ``"re:<regex>"`` that fully matches, then ``sparsity``; ``None`` keeps the layer. A
+            group takes the smallest override of the layers whose outputs it holds.
+        target_macs: instead of ``sparsity``, the fraction of the original MACs to keep (e.g.
+            0.5); the sparsity is found by bisection on copies of the model, the graph traced
+            once. ``report.config`` holds the requested target and the realised ratio.
+        target_params: the same for the parameter count.
         tracer: "auto", "fx" or "export" (see :class:`~prunekit.DependencyGraph`).
 
     Note:
@@ -154,7 +221,13 @@ def prune_(
         ConfigError, UnknownNameError, ExampleInputError, TraceError, UnsupportedLayerError,
         NoPrunableGroupError, SurgeryError.
     """
-    sparsity = check_sparsity(sparsity)
+    targets = {k: v for k, v in (("target_macs", target_macs), ("target_params", target_params)) if v is not None}
+    if (sparsity is None) == (not targets) or len(targets) > 1:
+        raise ConfigError("give exactly one of sparsity, target_macs or target_params", module="sparsity")
+    for key, value in targets.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+            raise ConfigError(f"{key} must be a fraction in (0, 1] of the original to keep, but got {value!r}", module=key)
+    sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
     if scope not in ("local", "global"):
         raise ConfigError(f"scope must be 'local' or 'global', but got {scope!r}", module="scope")
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
@@ -167,8 +240,14 @@ def prune_(
     params_before = count_params(model)
     macs_before, per_before = macs_per_module(model, inputs)
     layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
-    plan = plan_pruning(model, graph, sparsity=sparsity, criterion=crit, scope=scope, ignore=ignored,
-                        round_to=round_to, exact_only=exact_only, max_group_sparsity=max_group_sparsity)
+    overrides = _check_overrides(model, overrides)
+    options = dict(criterion=crit, scope=scope, ignore=ignored, round_to=round_to, exact_only=exact_only,
+                   max_group_sparsity=max_group_sparsity, overrides=overrides)
+    if targets:
+        (key, target), = targets.items()
+        before = macs_before if key == "target_macs" else params_before
+        sparsity = _search_sparsity(model, graph, inputs, key, target * before, options)
+    plan = plan_pruning(model, graph, sparsity=sparsity, **options)
     macs_after, per_after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
     report = PruneReport(
         params_before=params_before,
@@ -180,10 +259,34 @@ def prune_(
         channels_total=sum(g.size for g in _candidates(graph, ignored, exact_only)),
         config={"sparsity": sparsity, "criterion": getattr(crit, "name", type(crit).__name__), "scope": scope,
                 "ignore": ignored, "round_to": round_to, "exact_only": exact_only,
-                "max_group_sparsity": max_group_sparsity},
+                "max_group_sparsity": max_group_sparsity, "overrides": overrides, **targets},
     )
+    if targets:
+        report.config["realised"] = report.macs_ratio if "target_macs" in targets else report.params_ratio
     _fill_report(report, model, plan, layer_params, per_before, per_after)
     return report
+
+
+def _search_sparsity(model: nn.Module, graph: DependencyGraph, inputs: tuple, key: str, budget: float,
+                     options: dict) -> float:
+    """The smallest sparsity whose pruned copy fits ``budget`` MACs or params (bisection)."""
+
+    def cost(s: float) -> int:
+        trial = copy.deepcopy(model)
+        plan = plan_pruning(trial, graph, sparsity=s, **options)
+        apply_plan(trial, plan)
+        return count_params(trial) if key == "target_params" else macs_per_module(trial, inputs)[0]
+
+    lo, hi = 0.0, 0.95
+    if cost(hi) > budget:
+        return hi  # the most prunekit may remove; the report shows what was reached
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        if cost(mid) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _fill_report(report: PruneReport, model: nn.Module, plan: PrunePlan, layer_params: dict[str, int],
