@@ -102,8 +102,8 @@ _BINARY = {
     "sub": (operator.sub, operator.isub, torch.sub, torch.subtract, "sub", "sub_", "__sub__", "__rsub__"),
     "mul": (operator.mul, operator.imul, torch.mul, torch.multiply, "mul", "mul_", "__mul__", "__rmul__"),
     "div": (operator.truediv, operator.itruediv, torch.div, torch.true_divide, "div", "div_", "__truediv__"),
-    "max": (torch.maximum, torch.minimum, torch.where, torch.lerp, torch.addcmul, "maximum", "minimum",
-            "where", "masked_fill", "masked_fill_", "lerp", "type_as", "expand_as"),
+    "elementwise": (torch.maximum, torch.minimum, torch.where, torch.lerp, torch.addcmul, "maximum", "minimum",
+                    "where", "masked_fill", "masked_fill_", "lerp", "type_as", "expand_as"),
 }
 
 
@@ -111,7 +111,7 @@ def _make_elementwise(kind: str) -> Handler:
     def handler(ctx, node, args, kwargs, anns, kwanns, result):
         values = list(args) + list(kwargs.values())
         annots = list(anns) + list(kwanns.values())
-        if kind == "max" and node.target in ("type_as", "expand_as"):
+        if node.target in ("type_as", "expand_as"):  # only the first argument's channels flow on
             values, annots = values[:1], annots[:1]
             if node.target == "expand_as" and isinstance(annots[0], Axis):
                 return _expand(ctx, args[0], annots[0], result)
@@ -121,7 +121,7 @@ def _make_elementwise(kind: str) -> Handler:
 
 
 for _kind, _targets in _BINARY.items():
-    _h = _make_elementwise(_kind if _kind != "max" else "elementwise")
+    _h = _make_elementwise(_kind)
     _register(tuple(t for t in _targets if not isinstance(t, str)), tuple(t for t in _targets if isinstance(t, str)))(_h)
 
 _UNARY_FUNCS = (
