@@ -53,10 +53,10 @@ def randomize_bn(model: nn.Module, *, steps: int = 3, seed: int = 0) -> nn.Modul
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
-                if module.weight is not None:
-                    module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
-                    module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.5)
+            norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+            if norm and module.weight is not None:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.5)
         model.train()
         for _ in range(steps):
             model(*(torch.randn(shape, generator=gen) * 2 + 0.3 for shape in model.INPUT_SHAPES))
@@ -118,6 +118,7 @@ class ResidualNet(ZooNet):
 
     COUPLINGS = {"layer1.0.conv2": {"add"}, "layer1.0.downsample.0": {"add"}}
     # 0.5: 8 -> 4, 16 -> 8.  0.3: 8 - floor(2.4) = 6, 16 - floor(4.8) = 12.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem.0": (3, 4), "stem.1": (4, 4),
@@ -134,6 +135,7 @@ class ResidualNet(ZooNet):
             "head": (12, 4),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -154,6 +156,7 @@ class DenseNet(ZooNet):
     """
 
     # 0.5: every group 4 -> 2.  0.3: 4 - floor(1.2) = 3.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem": (3, 2), "dense1.0": (2, 2), "dense1.1": (2, 2),
@@ -166,6 +169,7 @@ class DenseNet(ZooNet):
             "dense3_bn": (9, 9), "dense3": (9, 3), "head": (12, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -193,6 +197,7 @@ class ConcatChunkNet(ZooNet):
 
     COUPLINGS = {"conv_c": {"add"}}
     # 0.5: 4 -> 2, 6 -> 3.  0.3: 4 -> 3, 6 - floor(1.8) = 5.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv_a": (3, 2), "bn_a": (2, 2), "conv_b": (3, 2), "bn_b": (2, 2),
@@ -203,6 +208,7 @@ class ConcatChunkNet(ZooNet):
             "conv_c": (3, 5), "conv_d": (3, 5), "head": (5, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -226,10 +232,12 @@ class ConcatSplitNet(ZooNet):
     outputs. Only the c+d group (6, add) is pruned.
     """
 
+    # fmt: off
     EXPECTED = {
         0.5: {"conv_c": (4, 3), "conv_d": (4, 3), "head": (3, 2)},
         0.3: {"conv_c": (4, 5), "conv_d": (4, 5), "head": (5, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -255,6 +263,7 @@ class SpatialConcatNet(ZooNet):
 
     COUPLINGS = {"conv_b": {"cat"}, "conv_w": {"cat"}, "conv_h": {"add"}}
     # 0.5: 6 -> 3, 8 -> 4.  0.3: 6 - floor(1.8) = 5, 8 - floor(2.4) = 6.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv_a": (3, 3), "conv_b": (3, 3), "conv_w": (3, 3),
@@ -265,6 +274,7 @@ class SpatialConcatNet(ZooNet):
             "conv_h": (5, 6), "bn_h": (6, 6), "conv_v": (5, 6), "bn_v": (6, 6), "fc": (6, 3),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -296,12 +306,14 @@ class ChunkReuseNet(ZooNet):
     """
 
     COUPLINGS = {"stem": {"chunk"}}
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem": (3, 6), "stem_bn": (6, 6),
             "shared": (2, 2), "conv_r": (2, 2), "head": (6, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -325,6 +337,7 @@ class DepthwiseNet(ZooNet):
     """
 
     # 0.5: 8 -> 4, 6 -> 3.  0.3: 8 -> 6, 6 -> 5.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem": (3, 4), "stem_bn": (4, 4), "dw1": (4, 4), "dw1_bn": (4, 4),
@@ -335,6 +348,7 @@ class DepthwiseNet(ZooNet):
             "pw1": (6, 5), "pw1_bn": (5, 5), "dw2": (5, 10), "dw2_bn": (10, 10), "pw2": (10, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -360,12 +374,14 @@ class GroupedNet(ZooNet):
     (= 2 per g1 group), c 2 per g2 group.
     """
 
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem.0": (3, 4), "stem.1": (4, 4), "g1.0": (4, 4), "g1.1": (4, 4),
             "g2.0": (4, 8), "g2.1": (8, 8), "head": (8, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -405,6 +421,7 @@ class ShuffleNet(ZooNet):
     """
 
     COUPLINGS = {"unit.conv3": {"shuffle"}, "stem": {"chunk", "shuffle"}}
+    # fmt: off
     EXPECTED = {
         0.5: {
             "stem": (3, 4), "stem_bn": (4, 4),
@@ -417,6 +434,7 @@ class ShuffleNet(ZooNet):
             "unit.conv3": (3, 3), "unit.bn3": (3, 3), "head": (6, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -448,10 +466,12 @@ class SENet(ZooNet):
 
     COUPLINGS = {"se.fc2": {"mul"}}
     # 0.5: 8 -> 4, 4 -> 2.  0.3: 8 -> 6, 4 -> 3.
+    # fmt: off
     EXPECTED = {
         0.5: {"stem": (3, 4), "stem_bn": (4, 4), "se.fc1": (4, 2), "se.fc2": (2, 4), "head": (4, 2)},
         0.3: {"stem": (3, 6), "stem_bn": (6, 6), "se.fc1": (6, 3), "se.fc2": (3, 6), "head": (6, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -474,6 +494,7 @@ class FlattenLinearNet(ZooNet):
     COUPLINGS = {"conv2": {"flatten"}}
     # 0.5: 6 -> 3, 8 -> 4 (fc1 in 4 * 35), 16 -> 8.
     # 0.3: 6 -> 5, 8 -> 6 (fc1 in 6 * 35), 16 - floor(4.8) = 12.
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv1": (3, 3), "bn1": (3, 3), "conv2": (3, 4), "bn2": (4, 4),
@@ -484,6 +505,7 @@ class FlattenLinearNet(ZooNet):
             "fc1": (210, 12), "fc2": (12, 4),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -508,6 +530,7 @@ class ConvTransposeNet(ZooNet):
     """
 
     # 0.5: each 8 -> 4 (2 per conv group).  0.3: 8 -> 6 (1 per conv group for b, c).
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv1": (3, 4), "bn1": (4, 4), "up1": (4, 4), "bn2": (4, 4),
@@ -518,6 +541,7 @@ class ConvTransposeNet(ZooNet):
             "up2": (6, 6), "bn3": (6, 6), "head": (6, 2),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -543,10 +567,12 @@ class MultiIONet(ZooNet):
 
     INPUT_SHAPES = ((2, 3, 8, 8), (2, 1, 8, 8))
     COUPLINGS = {"conv_a": {"add"}}
+    # fmt: off
     EXPECTED = {
         0.5: {"conv_t": (6, 4), "bn_t": (4, 4), "head": (4, 2)},
         0.3: {"conv_t": (6, 6), "bn_t": (6, 6), "head": (6, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -570,10 +596,12 @@ class SingleChannelNet(ZooNet):
     """
 
     # 0.5: 8 -> 4, 6 -> 3.  0.3: 8 -> 6, 6 -> 5.
+    # fmt: off
     EXPECTED = {
         0.5: {"conv1": (3, 4), "bn1": (4, 4), "squeeze": (4, 1), "expand": (1, 3), "bn2": (3, 3), "head": (3, 2)},
         0.3: {"conv1": (3, 6), "bn1": (6, 6), "squeeze": (6, 1), "expand": (1, 5), "bn2": (5, 5), "head": (5, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -597,6 +625,7 @@ class Conv1dNet(ZooNet):
 
     INPUT_SHAPES = ((2, 2, 16),)
     COUPLINGS = {"conv2b": {"add"}}
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv1": (2, 4), "bn1": (4, 4), "conv2a": (4, 3), "bn2a": (3, 3),
@@ -607,6 +636,7 @@ class Conv1dNet(ZooNet):
             "conv2b": (5, 6), "bn2b": (6, 6), "head": (6, 3),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -628,6 +658,7 @@ class Conv3dNet(ZooNet):
     """
 
     INPUT_SHAPES = ((2, 1, 4, 8, 8),)
+    # fmt: off
     EXPECTED = {
         0.5: {
             "conv1": (1, 4), "bn1": (4, 4), "dw": (4, 4), "bn2": (4, 4),
@@ -638,6 +669,7 @@ class Conv3dNet(ZooNet):
             "conv3": (6, 5), "bn3": (5, 5), "fc": (5, 4),
         },
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -661,10 +693,12 @@ class PReLUNet(ZooNet):
     """
 
     # 0.5: 8 -> 4, 6 -> 3.  0.3: 8 -> 6, 6 -> 5.
+    # fmt: off
     EXPECTED = {
         0.5: {"conv1": (3, 4), "bn1": (4, 4), "act1": (4, 4), "conv2": (4, 3), "act2": (3, 3), "head": (3, 2)},
         0.3: {"conv1": (3, 6), "bn1": (6, 6), "act1": (6, 6), "conv2": (6, 5), "act2": (5, 5), "head": (5, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -701,10 +735,12 @@ class LayerNormNet(ZooNet):
     """
 
     INEXACT = {"block.conv": ("LayerNorm", "block.ln")}
+    # fmt: off
     EXPECTED = {
         0.5: {"block.conv": (3, 4), "block.ln": (4, 4), "conv2": (4, 3), "head": (3, 2)},
         0.3: {"block.conv": (3, 6), "block.ln": (6, 6), "conv2": (6, 5), "head": (5, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -724,10 +760,12 @@ class GroupNormNet(ZooNet):
 
     INEXACT = {"conv1": ("GroupNorm", "gn")}
     # 0.5: 8 -> 4 (2 per norm group), 6 -> 3.  0.3: 8 -> 6 (1 per norm group), 6 -> 5.
+    # fmt: off
     EXPECTED = {
         0.5: {"conv1": (3, 4), "gn": (4, 4), "conv2": (4, 3), "bn": (3, 3), "head": (3, 2)},
         0.3: {"conv1": (3, 6), "gn": (6, 6), "conv2": (6, 5), "bn": (5, 5), "head": (5, 2)},
     }
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()

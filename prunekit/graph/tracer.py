@@ -19,6 +19,14 @@ __all__ = ["trace", "PrunekitTracer"]
 class PrunekitTracer(fx.Tracer):
     """fx tracer that also stops at layer types the user registered or marked as leaves."""
 
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as exc:  # remember the innermost module, for the error message
+            if not hasattr(exc, "_prunekit_module"):
+                exc._prunekit_module = (self.path_of_module(m), type(m).__name__)  # type: ignore[attr-defined]
+            raise
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if is_marked_leaf(type(m)):
             return True
@@ -53,7 +61,9 @@ def trace(
             return program.module(), "export"
         except Exception as exc:  # export raises many types too
             export_error = exc
-    fx_msg = f"torch.fx cannot trace it: {type(fx_error).__name__}: {str(fx_error)[:300]}" if fx_error else ""
+    culprit, culprit_type = getattr(fx_error, "_prunekit_module", (None, None))
+    inside = f" inside module '{culprit}' ({culprit_type})" if culprit else ""
+    fx_msg = f"torch.fx cannot trace it{inside}: {type(fx_error).__name__}: {str(fx_error)[:300]}" if fx_error else ""
     ex_msg = f"torch.export cannot either: {type(export_error).__name__}: {str(export_error)[:300]}" if export_error else ""
     raise TraceError(
         f"cannot trace {type(model).__name__}: " + "; ".join(m for m in (fx_msg, ex_msg) if m) + ". "
@@ -61,7 +71,7 @@ def trace(
         ".item(), len() of a tensor) inside some module. Mark that module as a leaf with "
         "prunekit.mark_leaf(ModuleType) (its channels are then kept) or give it a rule with "
         "prunekit.register_rule(ModuleType, rule).",
-        module=type(model).__name__,
+        module=culprit or type(model).__name__,
     ) from (fx_error or export_error)
 
 

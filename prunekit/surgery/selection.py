@@ -55,8 +55,30 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
         budget = n_remove - k * constrained // unit
     cand = np.nonzero(free & unlocked)[0]
     if budget > 0 and cand.size:
-        keep_one = 1 if not group.cells and cand.size == group.size else 0
-        take = min(budget, cand.size - keep_one)
-        removed.append(cand[np.argsort(scores[cand], kind="stable")[:take]])
+        removed.append(_greedy_keeping_members(group, cand[np.argsort(scores[cand], kind="stable")], budget))
     out = np.concatenate(removed) if removed else np.zeros(0, dtype=np.int64)
     return np.sort(out.astype(np.int64))
+
+
+def _greedy_keeping_members(group: Group, order: np.ndarray, budget: int) -> np.ndarray:
+    """Takes channels in ``order`` up to ``budget``, skipping any whose removal would leave a
+    member (a layer's outputs after a cat, say) with no channel at all."""
+    left: list[int] = []
+    holders: dict[int, list[int]] = {}
+    for i, m in enumerate(group.members):
+        chans = np.unique(m.channels)
+        left.append(len(chans))
+        for c in chans.tolist():
+            holders.setdefault(c, []).append(i)
+    if not group.members:
+        left, holders = [group.size], {c: [0] for c in range(group.size)}
+    taken: list[int] = []
+    for c in order.tolist():
+        if len(taken) >= budget:
+            break
+        if any(left[i] <= 1 for i in holders.get(c, ())):
+            continue
+        taken.append(c)
+        for i in holders.get(c, ()):
+            left[i] -= 1
+    return np.asarray(taken, dtype=np.int64)

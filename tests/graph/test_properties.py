@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
+from zoo import channel_shuffle, randomize_bn
 
 import prunekit
-from zoo import channel_shuffle, randomize_bn
 
 WIDTHS = st.sampled_from([2, 4, 6, 8])
 BLOCKS = ("conv", "residual", "concat", "chunk", "depthwise", "grouped", "shuffle", "se")
@@ -76,6 +76,9 @@ class SqueezeExcite(nn.Module):
         return x * torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
 
 
+CLASSES = {"residual": Residual, "concat": Concat, "chunk": Chunk, "shuffle": Shuffle, "se": SqueezeExcite}
+
+
 def make_block(kind: str, c: int, w: int) -> tuple[nn.Module, int]:
     """Returns (block, output width) for block ``kind`` on ``c`` input channels, width ``w``."""
     if kind == "conv":
@@ -84,7 +87,7 @@ def make_block(kind: str, c: int, w: int) -> tuple[nn.Module, int]:
         return conv_bn_relu(c, c, groups=c), c
     if kind == "grouped":
         return conv_bn_relu(c, w, groups=2), w
-    block = {"residual": Residual, "concat": Concat, "chunk": Chunk, "shuffle": Shuffle, "se": SqueezeExcite}[kind](c, w)
+    block = CLASSES[kind](c, w)
     return block, block.out
 
 

@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
+from zoo import ZOO, SliceNet, build, channel_counts
 
 import prunekit
 from prunekit.errors import EquivalenceError
-from zoo import ZOO, SliceNet, build, channel_counts
 
 ZOO_IDS = [name for name, _ in ZOO]
 MAKERS = dict(ZOO)
 #: (name, sparsity) for every hand-derived expectation in the zoo.
 COUNT_CASES = [
-    pytest.param(name, sparsity, id=f"{name}-{sparsity}")
-    for name, make in ZOO
-    for sparsity in make().EXPECTED
+    pytest.param(name, sparsity, id=f"{name}-{sparsity}") for name, make in ZOO for sparsity in make().EXPECTED
 ]
 ONNX_NETS = ["ResidualNet", "DenseNet", "ConcatChunkNet", "ShuffleNet", "SENet", "FlattenLinearNet"]
 
@@ -103,7 +101,10 @@ def num_params(model: nn.Module) -> int:
 # -------------------------------------------------------------------------------------- graph
 def test_graph_is_consistent(name: str) -> None:
     model = MAKERS[name]()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     graph = prunekit.DependencyGraph(model, model.example_inputs())
+    assert_state_equal(before, model.state_dict())  # building a graph changes nothing
+    assert not model.training
     modules = dict(model.named_modules())
     state = model.state_dict()
     assert graph.groups, "no groups at all"
@@ -119,8 +120,9 @@ def test_graph_is_consistent(name: str) -> None:
                 assert 0 <= dim < state[tensor_name].dim(), (g.id, tensor_name, dim)
             positions, channels = np.asarray(m.positions), np.asarray(m.channels)
             assert positions.shape == channels.shape and positions.ndim == 1, (g.id, m.module)
+            assert len(positions) > 0, (g.id, m.module, "member without positions")
             assert len(np.unique(positions)) == len(positions), (g.id, m.module, "repeated positions")
-            assert positions.min() >= 0 and 0 <= channels.min() and channels.max() < g.size, (g.id, m.module)
+            assert positions.min() >= 0 and channels.min() >= 0 and channels.max() < g.size, (g.id, m.module)
             covered.update(channels.tolist())
         assert covered == set(range(g.size)), f"group {g.id}: channels no member holds"
         if g.size == 1:
@@ -135,8 +137,9 @@ def test_group_of_finds_the_groups_that_shrink(name: str) -> None:
     model = MAKERS[name]()
     graph = prunekit.DependencyGraph(model, model.example_inputs())
     before = layers(model)
+    weighted = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
     for module_name, (_, out) in model.EXPECTED[0.5].items():
-        if out < before[module_name][1] and isinstance(model.get_submodule(module_name), (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+        if out < before[module_name][1] and isinstance(model.get_submodule(module_name), weighted):
             group = graph.group_of(module_name, role="out")
             assert group is not None and group.prunable, module_name
             assert any(m.module == module_name and m.role == "out" for m in group.members), module_name
@@ -269,6 +272,7 @@ def test_prune_copy_leaves_the_input_untouched(name: str) -> None:
     pruned, report = prunekit.prune(model, inputs, sparsity=0.5)
     assert pruned is not model
     assert_state_equal(before, model.state_dict())
+    assert not model.training and not pruned.training
     assert layers(pruned) == {**layers(model), **model.EXPECTED[0.5]}
     if not model.INEXACT:
         assert prunekit.check_equivalence(model, pruned, inputs, report).ok
