@@ -135,7 +135,6 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
     member_roots = {key: roots[atoms] for key, atoms in ctx.members.items()}
     used_roots = np.unique(np.concatenate(list(member_roots.values()))) if member_roots else np.zeros(0, np.int64)
     used_comps = sorted(set(comp[space_of[used_roots]].tolist()))
-    comp_to_gid = {c: i for i, c in enumerate(used_comps)}
 
     group_of_root = np.full(n, -1, dtype=np.int64)
     chan_of_root = np.full(n, -1, dtype=np.int64)

@@ -383,7 +383,7 @@ def _structural(ctx, node, args, kwargs, anns, kwanns, result):
 
 @_register((torch.permute,), ("permute",))
 def _permute(ctx, node, args, kwargs, anns, kwanns, result):
-    x, ann = args[0], anns[0]
+    ann = anns[0]
     if not isinstance(ann, Axis):
         return None
     perm = args[1:] if len(args) > 2 or isinstance(args[1], int) else args[1]
@@ -572,7 +572,7 @@ def _layer_norm(ctx, node, args, kwargs, anns, kwanns, result):
 
 @_register((F.batch_norm, F.instance_norm))
 def _batch_norm(ctx, node, args, kwargs, anns, kwanns, result):
-    x, ann = args[0], anns[0]
+    ann = anns[0]
     if not isinstance(ann, Axis):
         return None
     what = f"{node.target.__name__} at {ctx.where()}"
@@ -586,7 +586,7 @@ def _batch_norm(ctx, node, args, kwargs, anns, kwanns, result):
 
 @_register((F.group_norm,))
 def _group_norm(ctx, node, args, kwargs, anns, kwanns, result):
-    x, ann = args[0], anns[0]
+    ann = anns[0]
     if not isinstance(ann, Axis):
         return None
     what = f"group_norm at {ctx.where()}"
