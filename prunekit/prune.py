@@ -170,7 +170,9 @@ def _global_counts(groups: list[Group], scores: dict[int, np.ndarray], sparsity:
         if counts[gid] < caps[gid]:
             counts[gid] += 1
             budget -= 1
-    return counts
+    # keep counts multiples of round_to: remove the fraction each group got, rounded the same way
+    sizes = {g.id: g.size for g in groups}
+    return {gid: removal_count(sizes[gid], n / sizes[gid], round_to=round_to) for gid, n in counts.items()}
 
 
 def prune_(

@@ -76,3 +76,15 @@ def test_global_scope_caps_each_group():
         if isinstance(m, torch.nn.Conv2d):
             assert m.out_channels >= before[name] * 0.2, name  # no group loses more than 80%
     assert prunekit.check_equivalence(original, model, x, report).ok
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_round_to_holds_in_both_scopes(scope):
+    model, x = resnet()
+    original = copy.deepcopy(model)
+    report = prunekit.prune_(model, x, sparsity=0.45, scope=scope, round_to=8)
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert m.out_channels % 8 == 0, (name, m.out_channels)
+    assert report.channels_removed > 0
+    assert prunekit.check_equivalence(original, model, x, report).ok
