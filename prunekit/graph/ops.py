@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from prunekit.graph._atoms import Axis, ParamSource
 from prunekit.graph._reshape import permute_axis, reshape_axis
+from prunekit.graph.aten_ops import handle_aten, is_aten
 from prunekit.graph.context import TraceContext, iter_axes
 
 __all__ = ["OP_RULES", "METHOD_RULES", "handle_call"]
@@ -604,8 +605,6 @@ def _group_norm(ctx, node, args, kwargs, anns, kwanns, result):
 # ---------------------------------------------------------------- dispatch
 def handle_call(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple, kwanns: dict, result: Any) -> Any:
     """Annotation of a call_function / call_method node's result."""
-    from prunekit.graph.aten_ops import handle_aten, is_aten
-
     if is_aten(node.target):
         ann = handle_aten(ctx, node, args, kwargs, anns, kwanns, result)
         if ann is not NotImplemented:
