@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: venv install demo test lint bench clean
 
@@ -28,10 +29,17 @@ test: install
 	# one intra-op thread: the tests use tiny inputs, where thread hand-offs cost more than they save
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout=900
 
-lint: install
-	$(BIN)/python -m pip install -q ruff mypy
-	$(BIN)/ruff check prunekit tests benchmarks
-	$(BIN)/mypy
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+# all three run even when one fails, so one pass shows every problem; make still exits non-zero
+lint: $(DEV_STAMP)
+	status=0; \
+	$(BIN)/ruff check prunekit tests benchmarks || status=1; \
+	$(BIN)/ruff format --check prunekit tests benchmarks || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 bench: install
 	$(BIN)/python benchmarks/engine_speed.py
