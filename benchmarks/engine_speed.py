@@ -116,7 +116,9 @@ def main() -> int:
         "input": f"1x3x{args.size}x{args.size}",
         "repeats": args.repeats,
         # 1-minute load average before and after: other work on a small shared machine can slow
-        # the runs many times over (thread pools wait on threads that are not scheduled).
+        # the runs many times over (thread pools wait on threads that are not scheduled). The
+        # "after" figure includes this script's own threads (about 2), so only "before" speaks
+        # for the neighbours.
         "loadavg_1min_before": load_before,
         "loadavg_1min_after": os.getloadavg()[0],
     }

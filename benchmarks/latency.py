@@ -90,39 +90,64 @@ def main() -> int:
             m = copy.deepcopy(base)
             report = prunekit.prune_(m, x1, target_macs=1 / factor, scope="global", round_to=args.round_to)
             variants.append((f"{factor}x fewer MACs", m, report))
-        for label, m, report in variants:
-            row = {"model": name, "variant": label, "input": size,
-                   "macs": prunekit.count_macs(m, (x1,)), "params": prunekit.count_params(m)}
+        for label, m, _ in variants:
+            row = {
+                "model": name,
+                "variant": label,
+                "input": size,
+                "macs": prunekit.count_macs(m, (x1,)),
+                "params": prunekit.count_params(m),
+            }
             for b in args.batches:
                 xb = torch.randn(b, 3, size, size)
-                row[f"torch_b{b}_ms"] = 1e3 * measure_latency(m, (xb,), threads=args.threads, min_run_time=args.min_run_time)
+                row[f"torch_b{b}_ms"] = 1e3 * measure_latency(
+                    m, (xb,), threads=args.threads, min_run_time=args.min_run_time
+                )
             ort_s = ort_latency(m, x1, args.threads, 20)
             row["ort_b1_ms"] = None if ort_s is None else 1e3 * ort_s
             rows.append(row)
-            print(f"{name:13s} {label:16s} MACs {row['macs'] / 1e6:9.1f}M  " +
-                  "  ".join(f"b{b} {row[f'torch_b{b}_ms']:.1f} ms" for b in args.batches) +
-                  (f"  ort b1 {row['ort_b1_ms']:.1f} ms" if row["ort_b1_ms"] else ""), flush=True)
-    meta = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv), "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "threads": args.threads, "weights": "random (latency does not depend on them)"}
+            print(
+                f"{name:13s} {label:16s} MACs {row['macs'] / 1e6:9.1f}M  "
+                + "  ".join(f"b{b} {row[f'torch_b{b}_ms']:.1f} ms" for b in args.batches)
+                + (f"  ort b1 {row['ort_b1_ms']:.1f} ms" if row["ort_b1_ms"] else ""),
+                flush=True,
+            )
+    meta = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "weights": "random (latency does not depend on them)",
+    }
     stem = "latency" if args.round_to == 1 else f"latency_round{args.round_to}"
     write_atomic(os.path.join(args.out, f"{stem}.json"), json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     bcols = [f"torch_b{b}_ms" for b in args.batches]
-    lines = ["# CPU latency before and after pruning", "",
-             f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {args.threads} threads), torch "
-             f"{meta['torch']}. Pruned with `target_macs` (L1, global scope, round_to={args.round_to}). Latency: median of "
-             "`torch.utils.benchmark` blocked_autorange; ONNX Runtime: median of 20 runs at batch 1. "
-             "Speed-up / MAC reduction is the batch-1 torch speed-up divided by the MAC reduction.", "",
-             "| model | variant | MACs (M) | params (M) | " + " | ".join(f"torch b{b} (ms)" for b in args.batches)
-             + " | ORT b1 (ms) | speed-up b1 | speed-up / MAC reduction |",
-             "|---" * (7 + len(args.batches)) + "|"]
+    lines = [
+        "# CPU latency before and after pruning",
+        "",
+        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {args.threads} threads), torch "
+        f"{meta['torch']}. Pruned with `target_macs` (L1, global scope, round_to={args.round_to}). Latency: median of "
+        "`torch.utils.benchmark` blocked_autorange; ONNX Runtime: median of 20 runs at batch 1. "
+        "Speed-up / MAC reduction is the batch-1 torch speed-up divided by the MAC reduction.",
+        "",
+        "| model | variant | MACs (M) | params (M) | "
+        + " | ".join(f"torch b{b} (ms)" for b in args.batches)
+        + " | ORT b1 (ms) | speed-up b1 | speed-up / MAC reduction |",
+        "|---" * (7 + len(args.batches)) + "|",
+    ]
     for r in rows:
         base = next(o for o in rows if o["model"] == r["model"] and o["variant"] == "original")
         speed = base[bcols[0]] / r[bcols[0]]
         ratio = speed / (base["macs"] / r["macs"])
         ort = f"{r['ort_b1_ms']:.1f}" if r["ort_b1_ms"] else "-"
-        lines.append(f"| {r['model']} | {r['variant']} | {r['macs'] / 1e6:.1f} | {r['params'] / 1e6:.2f} | "
-                     + " | ".join(f"{r[c]:.1f}" for c in bcols) + f" | {ort} | {speed:.2f}x | {ratio:.2f} |")
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {r['macs'] / 1e6:.1f} | {r['params'] / 1e6:.2f} | "
+            + " | ".join(f"{r[c]:.1f}" for c in bcols)
+            + f" | {ort} | {speed:.2f}x | {ratio:.2f} |"
+        )
     write_atomic(os.path.join(args.out, f"{stem}.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1,7 +1,7 @@
 """prunekit: structured pruning that removes channels for real.
 
-    >>> graph = prunekit.DependencyGraph(model, x)
-    >>> report = prunekit.prune_(model, x, sparsity=0.5, criterion="l1")
+>>> graph = prunekit.DependencyGraph(model, x)
+>>> report = prunekit.prune_(model, x, sparsity=0.5, criterion="l1")
 """
 
 __version__ = "0.1.0"

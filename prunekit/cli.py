@@ -32,7 +32,10 @@ def _torchvision_model(name: str):
         import difflib
 
         close = difflib.get_close_matches(name, names, n=1)
-        raise UnknownNameError(f"--model: unknown torchvision model {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""), module=name)
+        raise UnknownNameError(
+            f"--model: unknown torchvision model {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            module=name,
+        )
     return torchvision.models.get_model(name, weights=None)
 
 

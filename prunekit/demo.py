@@ -44,13 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ngraph + prune {args.sparsity:.0%} with l1 took {t_prune:.2f} s")
 
     res = prunekit.check_equivalence(original, model, x, report)
-    print(f"equivalent to the zeroed-channel original: {res.ok} "
-          f"(max error {res.max_error:.2e}, output scale {res.scale:.2e})")
+    print(
+        f"equivalent to the zeroed-channel original: {res.ok} "
+        f"(max error {res.max_error:.2e}, output scale {res.scale:.2e})"
+    )
     if not args.no_latency:
         before = measure_latency(original, (x,))
         after = measure_latency(model, (x,))
-        print(f"CPU latency, batch 1, 1 thread: {before * 1e3:.1f} ms -> {after * 1e3:.1f} ms "
-              f"({before / after:.2f}x faster; MACs {report.macs_before / report.macs_after:.2f}x fewer)")
+        print(
+            f"CPU latency, batch 1, 1 thread: {before * 1e3:.1f} ms -> {after * 1e3:.1f} ms "
+            f"({before / after:.2f}x faster; MACs {report.macs_before / report.macs_after:.2f}x fewer)"
+        )
     return 0 if res.ok else 1
 
 

@@ -86,8 +86,16 @@ def mask_(
     check_sparsity(sparsity)
     ignored = _check_ignore(model, ignore)
     graph = DependencyGraph(model, as_input_tuple(example_inputs))
-    plan = plan_pruning(model, graph, sparsity=sparsity, criterion=criterion, scope=scope,
-                        ignore=ignored, round_to=round_to, exact_only=exact_only)
+    plan = plan_pruning(
+        model,
+        graph,
+        sparsity=sparsity,
+        criterion=criterion,
+        scope=scope,
+        ignore=ignored,
+        round_to=round_to,
+        exact_only=exact_only,
+    )
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)
     return masks

@@ -44,7 +44,9 @@ def _check_ignore(model: nn.Module, ignore: Iterable[str] | None) -> list[str]:
         if name not in known:
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UnknownNameError(f"ignore: {name!r} is not a module of {type(model).__name__}{hint}", module=str(name))
+            raise UnknownNameError(
+                f"ignore: {name!r} is not a module of {type(model).__name__}{hint}", module=str(name)
+            )
         out.append(name)
     return out
 
@@ -75,7 +77,10 @@ def _check_overrides(model: nn.Module, overrides: dict[str, float | None] | None
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise ConfigError(f"overrides must be a dict of module name or 're:' pattern -> sparsity, but got {type(overrides).__name__}", module="overrides")
+        raise ConfigError(
+            f"overrides must be a dict of module name or 're:' pattern -> sparsity, but got {type(overrides).__name__}",
+            module="overrides",
+        )
     names = [n for n, _ in model.named_modules()]
     for key, value in overrides.items():
         where = f"overrides[{key!r}]"
@@ -87,7 +92,9 @@ def _check_overrides(model: nn.Module, overrides: dict[str, float | None] | None
             except re.error as exc:
                 raise ConfigError(f"{where}: invalid regex: {exc}", module=where) from None
             if not any(rx.fullmatch(n) for n in names):
-                raise UnknownNameError(f"{where}: the pattern matches no module of {type(model).__name__}", module=where)
+                raise UnknownNameError(
+                    f"{where}: the pattern matches no module of {type(model).__name__}", module=where
+                )
         elif key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -150,8 +157,9 @@ def plan_pruning(
     return make_plan(graph, removed)
 
 
-def _global_counts(groups: list[Group], scores: dict[int, np.ndarray], sparsity: float,
-                   max_group_sparsity: float, round_to: int) -> dict[int, int]:
+def _global_counts(
+    groups: list[Group], scores: dict[int, np.ndarray], sparsity: float, max_group_sparsity: float, round_to: int
+) -> dict[int, int]:
     """One ranking across groups on mean-normalised scores, capped per group."""
     entries = []
     for g in groups:
@@ -228,7 +236,9 @@ def prune_(
         raise ConfigError("give exactly one of sparsity, target_macs or target_params", module="sparsity")
     for key, value in targets.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-            raise ConfigError(f"{key} must be a fraction in (0, 1] of the original to keep, but got {value!r}", module=key)
+            raise ConfigError(
+                f"{key} must be a fraction in (0, 1] of the original to keep, but got {value!r}", module=key
+            )
     sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
     if scope not in ("local", "global"):
         raise ConfigError(f"scope must be 'local' or 'global', but got {scope!r}", module="scope")
@@ -243,10 +253,17 @@ def prune_(
     macs_before, per_before = macs_per_module(model, inputs)
     layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
     overrides = _check_overrides(model, overrides)
-    options = dict(criterion=crit, scope=scope, ignore=ignored, round_to=round_to, exact_only=exact_only,
-                   max_group_sparsity=max_group_sparsity, overrides=overrides)
+    options = dict(
+        criterion=crit,
+        scope=scope,
+        ignore=ignored,
+        round_to=round_to,
+        exact_only=exact_only,
+        max_group_sparsity=max_group_sparsity,
+        overrides=overrides,
+    )
     if targets:
-        (key, target), = targets.items()
+        ((key, target),) = targets.items()
         before = macs_before if key == "target_macs" else params_before
         sparsity = _search_sparsity(model, graph, inputs, key, target * before, options)
     plan = plan_pruning(model, graph, sparsity=sparsity, **options)
@@ -259,9 +276,17 @@ def prune_(
         groups_pruned=len(plan.removed),
         channels_removed=int(sum(len(v) for v in plan.removed.values())),
         channels_total=sum(g.size for g in _candidates(graph, ignored, exact_only)),
-        config={"sparsity": sparsity, "criterion": getattr(crit, "name", type(crit).__name__), "scope": scope,
-                "ignore": ignored, "round_to": round_to, "exact_only": exact_only,
-                "max_group_sparsity": max_group_sparsity, "overrides": overrides, **targets},
+        config={
+            "sparsity": sparsity,
+            "criterion": getattr(crit, "name", type(crit).__name__),
+            "scope": scope,
+            "ignore": ignored,
+            "round_to": round_to,
+            "exact_only": exact_only,
+            "max_group_sparsity": max_group_sparsity,
+            "overrides": overrides,
+            **targets,
+        },
     )
     if targets:
         report.config["realised"] = report.macs_ratio if "target_macs" in targets else report.params_ratio
@@ -269,8 +294,9 @@ def prune_(
     return report
 
 
-def _search_sparsity(model: nn.Module, graph: DependencyGraph, inputs: tuple, key: str, budget: float,
-                     options: dict) -> float:
+def _search_sparsity(
+    model: nn.Module, graph: DependencyGraph, inputs: tuple, key: str, budget: float, options: dict
+) -> float:
     """The smallest sparsity whose pruned copy fits ``budget`` MACs or params (bisection)."""
 
     def cost(s: float) -> int:
@@ -291,25 +317,39 @@ def _search_sparsity(model: nn.Module, graph: DependencyGraph, inputs: tuple, ke
     return hi
 
 
-def _fill_report(report: PruneReport, model: nn.Module, plan: PrunePlan, layer_params: dict[str, int],
-                 per_before: dict[str, int], per_after: dict[str, int]) -> None:
+def _fill_report(
+    report: PruneReport,
+    model: nn.Module,
+    plan: PrunePlan,
+    layer_params: dict[str, int],
+    per_before: dict[str, int],
+    per_after: dict[str, int],
+) -> None:
     for name in sorted(plan.module_keep, key=list(layer_params).index):
         keeps = dict(plan.module_keep[name])
         sizes = dict(plan.sizes[name])
         module = model.get_submodule(name)
         rule = get_rule(type(module))
-        if rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module):  # per-channel: in == out
+        if (
+            rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module)
+        ):  # per-channel: in == out
             keeps.setdefault("in", keeps.get("out"))
             sizes.setdefault("in", sizes.get("out"))
         report.kept[name] = {role: idx.tolist() for role, idx in keeps.items() if idx is not None}
-        report.layers.append(LayerChange(
-            name=name, kind=type(module).__name__,
-            in_before=sizes.get("in"), in_after=len(keeps["in"]) if "in" in keeps else sizes.get("in"),
-            out_before=sizes.get("out"), out_after=len(keeps["out"]) if "out" in keeps else sizes.get("out"),
-            params_before=layer_params.get(name, 0),
-            params_after=sum(p.numel() for p in module.parameters(recurse=False)),
-            macs_before=per_before.get(name, 0), macs_after=per_after.get(name, 0),
-        ))
+        report.layers.append(
+            LayerChange(
+                name=name,
+                kind=type(module).__name__,
+                in_before=sizes.get("in"),
+                in_after=len(keeps["in"]) if "in" in keeps else sizes.get("in"),
+                out_before=sizes.get("out"),
+                out_after=len(keeps["out"]) if "out" in keeps else sizes.get("out"),
+                params_before=layer_params.get(name, 0),
+                params_after=sum(p.numel() for p in module.parameters(recurse=False)),
+                macs_before=per_before.get(name, 0),
+                macs_after=per_after.get(name, 0),
+            )
+        )
     report.kept_params = {t: {d: idx.tolist() for d, idx in dims.items()} for t, dims in plan.param_keep.items()}
 
 

@@ -79,8 +79,16 @@ class PruneReport:
 
         rows = [("layer", "type", "in", "out", "params", "MACs")]
         for r in self.layers:
-            rows.append((r.name, r.kind, arrow(r.in_before, r.in_after), arrow(r.out_before, r.out_after),
-                         arrow(r.params_before, r.params_after), arrow(r.macs_before, r.macs_after)))
+            rows.append(
+                (
+                    r.name,
+                    r.kind,
+                    arrow(r.in_before, r.in_after),
+                    arrow(r.out_before, r.out_after),
+                    arrow(r.params_before, r.params_after),
+                    arrow(r.macs_before, r.macs_after),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
         return (

@@ -142,18 +142,28 @@ def load(path: str | os.PathLike, builder: Callable[..., nn.Module] | str | None
     elif callable(builder):
         model = builder(**kwargs)
     else:
-        raise ConfigError(f"builder must be a callable or a model name, but got {type(builder).__name__}", module="builder")
+        raise ConfigError(
+            f"builder must be a callable or a model name, but got {type(builder).__name__}", module="builder"
+        )
     names = {n for n, _ in model.named_modules()}
     for name in spec["layers"]:
         if name not in names:
-            raise ConfigError(f"{path}: the saved cut names layer {name!r}, which the rebuilt model does not have", module=name)
+            raise ConfigError(
+                f"{path}: the saved cut names layer {name!r}, which the rebuilt model does not have", module=name
+            )
     plan = PrunePlan(removed={})
-    plan.module_keep = {n: {r: np.asarray(i, dtype=np.int64) for r, i in roles.items()} for n, roles in spec["layers"].items()}
-    plan.param_keep = {t: {int(d): np.asarray(i, dtype=np.int64) for d, i in dims.items()} for t, dims in spec["params"].items()}
+    plan.module_keep = {
+        n: {r: np.asarray(i, dtype=np.int64) for r, i in roles.items()} for n, roles in spec["layers"].items()
+    }
+    plan.param_keep = {
+        t: {int(d): np.asarray(i, dtype=np.int64) for d, i in dims.items()} for t, dims in spec["params"].items()
+    }
     try:
         apply_plan(model, plan)
     except PrunekitError as exc:
-        raise ConfigError(f"{path}: cannot replay the saved cut on the rebuilt model: {exc}", module=exc.module) from exc
+        raise ConfigError(
+            f"{path}: cannot replay the saved cut on the rebuilt model: {exc}", module=exc.module
+        ) from exc
     state = torch.load(os.path.join(path, WEIGHTS_FILE), weights_only=True, map_location="cpu")
     own = model.state_dict()
     for key, shape in spec["shapes"].items():

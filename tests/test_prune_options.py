@@ -29,19 +29,24 @@ def test_override_precedence():
 def test_overrides_apply_per_group():
     model, x = resnet()
     original = copy.deepcopy(model)
-    report = prunekit.prune_(model, x, sparsity=0.5, overrides={"layer1.0.conv1": 0.25, "re:layer2\\.\\d\\.conv1": None})
+    report = prunekit.prune_(
+        model, x, sparsity=0.5, overrides={"layer1.0.conv1": 0.25, "re:layer2\\.\\d\\.conv1": None}
+    )
     assert model.layer1[0].conv1.out_channels == 48  # 64 * (1 - 0.25)
     assert model.layer1[1].conv1.out_channels == 32  # the default
     assert model.layer2[0].conv1.out_channels == 128 and model.layer2[1].conv1.out_channels == 128
     assert prunekit.check_equivalence(original, model, x, report).ok
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    ({"layer9": 0.5}, UnknownNameError, "layer9"),
-    ({"re:(": 0.5}, ConfigError, "invalid regex"),
-    ({"re:nothing.*": 0.5}, UnknownNameError, "matches no module"),
-    ({"layer1": 1.5}, ConfigError, r"overrides\['layer1'\] must be a number in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        ({"layer9": 0.5}, UnknownNameError, "layer9"),
+        ({"re:(": 0.5}, ConfigError, "invalid regex"),
+        ({"re:nothing.*": 0.5}, UnknownNameError, "matches no module"),
+        ({"layer1": 1.5}, ConfigError, r"overrides\['layer1'\] must be a number in \[0, 1\)"),
+    ],
+)
 def test_bad_overrides(bad, error, match):
     model, x = resnet()
     with pytest.raises(error, match=match):

@@ -95,9 +95,7 @@ class AtomTable:
 
     def find_array(self, atoms: np.ndarray) -> np.ndarray:
         flat = atoms.reshape(-1)
-        return np.fromiter((self.find(int(a)) for a in flat), dtype=np.int64, count=flat.size).reshape(
-            atoms.shape
-        )
+        return np.fromiter((self.find(int(a)) for a in flat), dtype=np.int64, count=flat.size).reshape(atoms.shape)
 
     def union(self, a: np.ndarray, b: np.ndarray, why: str) -> None:
         """Couples ``a[i]`` with ``b[i]`` for every i (arrays of equal shape)."""

@@ -21,20 +21,70 @@ from prunekit.rules.base import get_rule
 __all__ = ["handle_aten", "is_aten"]
 
 _LAYER_OPS = {
-    "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "linear", "batch_norm", "_native_batch_norm_legit_no_training",
-    "instance_norm", "prelu", "_prelu_kernel", "embedding",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolution",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "linear",
+    "batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "instance_norm",
+    "prelu",
+    "_prelu_kernel",
+    "embedding",
 }
 _UNARY = {
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "hardswish", "hardswish_", "hardsigmoid",
-    "hardsigmoid_", "silu", "silu_", "gelu", "sigmoid", "tanh", "leaky_relu", "elu", "mish",
-    "dropout", "dropout_", "feature_dropout", "feature_dropout_", "clone", "contiguous", "_to_copy", "alias", "detach", "exp",
-    "neg", "abs", "sqrt", "rsqrt", "clamp", "clamp_min", "clamp_max", "softplus", "alpha_dropout",
+    "relu",
+    "relu_",
+    "relu6",
+    "hardtanh",
+    "hardtanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "silu",
+    "silu_",
+    "gelu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "elu",
+    "mish",
+    "dropout",
+    "dropout_",
+    "feature_dropout",
+    "feature_dropout_",
+    "clone",
+    "contiguous",
+    "_to_copy",
+    "alias",
+    "detach",
+    "exp",
+    "neg",
+    "abs",
+    "sqrt",
+    "rsqrt",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "softplus",
+    "alpha_dropout",
 }
 _RENAMED = {
-    "_softmax": "softmax", "_log_softmax": "log_softmax", "split_with_sizes": "split",
-    "sum": "sum", "mean": "mean", "amax": "amax", "unsqueeze": "unsqueeze", "squeeze": "squeeze",
-    "add_": "add", "mul_": "mul",
+    "_softmax": "softmax",
+    "_log_softmax": "log_softmax",
+    "split_with_sizes": "split",
+    "sum": "sum",
+    "mean": "mean",
+    "amax": "amax",
+    "unsqueeze": "unsqueeze",
+    "squeeze": "squeeze",
+    "add_": "add",
+    "mul_": "mul",
 }
 
 
@@ -78,9 +128,20 @@ def handle_aten(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         k = int(name[8])
         out = ops._spatial(k)(ctx, node, args, kwargs, anns, kwanns, result[0])
         return (out, out)
-    if name in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_pool1d", "avg_pool1d",
-                "adaptive_avg_pool1d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d",
-                "adaptive_max_pool2d", "upsample_nearest2d", "upsample_bilinear2d"):
+    if name in (
+        "max_pool2d",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "max_pool1d",
+        "avg_pool1d",
+        "adaptive_avg_pool1d",
+        "max_pool3d",
+        "avg_pool3d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool2d",
+        "upsample_nearest2d",
+        "upsample_bilinear2d",
+    ):
         return ops._spatial(int(name.rstrip("d")[-1]))(ctx, node, args, kwargs, anns, kwanns, result)
     if name == "slice":  # slice(x, dim, start, end, step)
         dim = args[1] if len(args) > 1 else 0
@@ -93,7 +154,9 @@ def handle_aten(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         index = (slice(None),) * dim + (slice(start or None, stop, step if step != 1 else None),)
         return ops._getitem_tensor(ctx, x, anns[0], index, node)
     if name in ("layer_norm", "group_norm"):
-        handler = ops.OP_RULES[torch.nn.functional.layer_norm if name == "layer_norm" else torch.nn.functional.group_norm]
+        handler = ops.OP_RULES[
+            torch.nn.functional.layer_norm if name == "layer_norm" else torch.nn.functional.group_norm
+        ]
         return handler(ctx, node, args, kwargs, anns, kwanns, result)
     if name in ("sym_size", "sym_numel", "sym_stride", "_assert_tensor_metadata", "_assert_scalar"):
         return None

@@ -25,14 +25,15 @@ def as_input_tuple(example_inputs: object) -> tuple[torch.Tensor, ...]:
     """Normalises example inputs to a tuple of tensors, or raises :class:`ExampleInputError`."""
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
-    if isinstance(example_inputs, (tuple, list)) and example_inputs and all(
-        isinstance(t, torch.Tensor) for t in example_inputs
+    if (
+        isinstance(example_inputs, (tuple, list))
+        and example_inputs
+        and all(isinstance(t, torch.Tensor) for t in example_inputs)
     ):
         return tuple(example_inputs)
     kind = type(example_inputs).__name__
     raise ExampleInputError(
-        f"example_inputs must be a Tensor or a non-empty tuple of Tensors (one per forward "
-        f"argument), but got {kind}",
+        f"example_inputs must be a Tensor or a non-empty tuple of Tensors (one per forward argument), but got {kind}",
         module="example_inputs",
     )
 
@@ -141,8 +142,16 @@ class DependencyGraph:
         for g in self.groups:
             names = [str(m) for m in g.members]
             shown = ", ".join(names[:4]) + (f", ... (+{len(names) - 4})" if len(names) > 4 else "")
-            rows.append((str(g.id), str(g.size), "yes" if g.prunable else "no", "yes" if g.exact else "no",
-                         ",".join(sorted(g.couplings)) or "-", shown))
+            rows.append(
+                (
+                    str(g.id),
+                    str(g.size),
+                    "yes" if g.prunable else "no",
+                    "yes" if g.exact else "no",
+                    ",".join(sorted(g.couplings)) or "-",
+                    shown,
+                )
+            )
             if g.reason:
                 notes.append(f"  group {g.id}: {g.reason}")
         widths = [max(len(r[i]) for r in rows) for i in range(5)]

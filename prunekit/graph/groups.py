@@ -88,9 +88,13 @@ class Group:
         n_locked = int(self.locked.sum())
         if n_locked:
             head = "locked" if n_locked == self.size else f"{n_locked} of {self.size} channels locked"
-            parts.append(f"{head}: " + "; ".join(self.lock_reasons[:3]) + (" ..." if len(self.lock_reasons) > 3 else ""))
+            parts.append(
+                f"{head}: " + "; ".join(self.lock_reasons[:3]) + (" ..." if len(self.lock_reasons) > 3 else "")
+            )
         if self.inexact_reasons:
-            parts.append("inexact: " + "; ".join(self.inexact_reasons[:2]) + (" ..." if len(self.inexact_reasons) > 2 else ""))
+            parts.append(
+                "inexact: " + "; ".join(self.inexact_reasons[:2]) + (" ..." if len(self.inexact_reasons) > 2 else "")
+            )
         return " | ".join(parts)
 
     def modules(self) -> set[str]:
@@ -155,12 +159,12 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
         else:
             rule = get_rule(type(module))
             prefix = f"{key.module}." if key.module else ""
-            tensors = [(prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None]
+            tensors = [
+                (prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None
+            ]
         for gid in np.unique(gids[gids >= 0]).tolist():
             pos = np.nonzero(gids == gid)[0]
-            groups[gid].members.append(
-                Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key)
-            )
+            groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key))
 
     def per_group(atoms: np.ndarray):
         r = roots[atoms]

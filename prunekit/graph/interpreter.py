@@ -72,8 +72,10 @@ class ChannelInterpreter(fx.Interpreter):
                         "to keep its channels.",
                         module=str(n.target),
                     )
-                ctx.lock(list(anns) + list(kwanns.values()),
-                         f"leaf {type(module).__name__} '{n.target}' has no layer rule, so its channels are kept")
+                ctx.lock(
+                    list(anns) + list(kwanns.values()),
+                    f"leaf {type(module).__name__} '{n.target}' has no layer rule, so its channels are kept",
+                )
                 return None
             return rule.propagate(ctx, str(n.target), module, args, tuple(anns), result)
         if n.op in ("call_function", "call_method"):

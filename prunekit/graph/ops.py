@@ -88,12 +88,17 @@ def align(ctx: TraceContext, values: list, anns: list, result: Any, kind: str) -
             if pd < 0 or v.shape[pd] == 1:
                 continue
             if len(ref.dims) != 1 or not ctx.param_member(src, pd, ref.atoms):
-                ctx.lock(ref, f"{kind} at {ctx.where()} combines channels with a view of '{src.name}' prunekit cannot slice")
+                ctx.lock(
+                    ref, f"{kind} at {ctx.where()} combines channels with a view of '{src.name}' prunekit cannot slice"
+                )
                 return None
     for v, off in opaque:
         if any(d - off >= 0 and v.shape[d - off] != 1 for d in ref.dims):
-            ctx.lock(ref, f"{kind} at {ctx.where()} combines channels with a tensor prunekit cannot slice "
-                          "(a constant or the output of an op without a rule)")
+            ctx.lock(
+                ref,
+                f"{kind} at {ctx.where()} combines channels with a tensor prunekit cannot slice "
+                "(a constant or the output of an op without a rule)",
+            )
             return None
     return ref
 
@@ -103,8 +108,21 @@ _BINARY = {
     "sub": (operator.sub, operator.isub, torch.sub, torch.subtract, "sub", "sub_", "__sub__", "__rsub__"),
     "mul": (operator.mul, operator.imul, torch.mul, torch.multiply, "mul", "mul_", "__mul__", "__rmul__"),
     "div": (operator.truediv, operator.itruediv, torch.div, torch.true_divide, "div", "div_", "__truediv__"),
-    "elementwise": (torch.maximum, torch.minimum, torch.where, torch.lerp, torch.addcmul, "maximum", "minimum",
-                    "where", "masked_fill", "masked_fill_", "lerp", "type_as", "expand_as"),
+    "elementwise": (
+        torch.maximum,
+        torch.minimum,
+        torch.where,
+        torch.lerp,
+        torch.addcmul,
+        "maximum",
+        "minimum",
+        "where",
+        "masked_fill",
+        "masked_fill_",
+        "lerp",
+        "type_as",
+        "expand_as",
+    ),
 }
 
 
@@ -123,21 +141,94 @@ def _make_elementwise(kind: str) -> Handler:
 
 for _kind, _targets in _BINARY.items():
     _h = _make_elementwise(_kind)
-    _register(tuple(t for t in _targets if not isinstance(t, str)), tuple(t for t in _targets if isinstance(t, str)))(_h)
+    _register(tuple(t for t in _targets if not isinstance(t, str)), tuple(t for t in _targets if isinstance(t, str)))(
+        _h
+    )
 
 _UNARY_FUNCS = (
-    torch.relu, torch.relu_, F.relu, F.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu,
-    F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.softplus, torch.sigmoid, F.sigmoid,
-    torch.tanh, F.tanh, torch.exp, torch.log, torch.sqrt, torch.rsqrt, torch.abs, torch.neg, torch.clamp,
-    torch.clip, torch.square, torch.erf, torch.sign, torch.reciprocal, F.dropout, F.dropout1d,
-    F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, operator.neg, operator.pos,
-    torch.clone, torch.nan_to_num, torch.pow, operator.pow, F.logsigmoid,
+    torch.relu,
+    torch.relu_,
+    F.relu,
+    F.relu_,
+    F.relu6,
+    F.leaky_relu,
+    F.elu,
+    F.selu,
+    F.celu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.hardswish,
+    F.hardsigmoid,
+    F.hardtanh,
+    F.softplus,
+    torch.sigmoid,
+    F.sigmoid,
+    torch.tanh,
+    F.tanh,
+    torch.exp,
+    torch.log,
+    torch.sqrt,
+    torch.rsqrt,
+    torch.abs,
+    torch.neg,
+    torch.clamp,
+    torch.clip,
+    torch.square,
+    torch.erf,
+    torch.sign,
+    torch.reciprocal,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    F.feature_alpha_dropout,
+    operator.neg,
+    operator.pos,
+    torch.clone,
+    torch.nan_to_num,
+    torch.pow,
+    operator.pow,
+    F.logsigmoid,
 )
 _UNARY_METHODS = (
-    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "log", "sqrt", "rsqrt", "abs",
-    "neg", "clamp", "clamp_", "clip", "square", "sign", "reciprocal", "contiguous", "clone", "detach",
-    "float", "half", "double", "bfloat16", "to", "cpu", "cuda", "pow", "__pow__", "erf",
-    "requires_grad_", "nan_to_num", "sigmoid", "gelu", "silu",
+    "relu",
+    "relu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "neg",
+    "clamp",
+    "clamp_",
+    "clip",
+    "square",
+    "sign",
+    "reciprocal",
+    "contiguous",
+    "clone",
+    "detach",
+    "float",
+    "half",
+    "double",
+    "bfloat16",
+    "to",
+    "cpu",
+    "cuda",
+    "pow",
+    "__pow__",
+    "erf",
+    "requires_grad_",
+    "nan_to_num",
+    "sigmoid",
+    "gelu",
+    "silu",
 )
 
 
@@ -155,9 +246,23 @@ except ImportError:  # pragma: no cover - torchvision is a dependency
 
 
 # ---------------------------------------------------------------- shape-only calls: no channels
-@_register((builtins.getattr, torch._assert, operator.eq, operator.ne, operator.lt, operator.le,
-            operator.gt, operator.ge, operator.floordiv, operator.mod, builtins.len, torch.numel),
-           ("size", "dim", "numel", "type", "is_contiguous", "get_device", "element_size", "nelement"))
+@_register(
+    (
+        builtins.getattr,
+        torch._assert,
+        operator.eq,
+        operator.ne,
+        operator.lt,
+        operator.le,
+        operator.gt,
+        operator.ge,
+        operator.floordiv,
+        operator.mod,
+        builtins.len,
+        torch.numel,
+    ),
+    ("size", "dim", "numel", "type", "is_contiguous", "get_device", "element_size", "nelement"),
+)
 def _no_channels(ctx, node, args, kwargs, anns, kwanns, result):
     return None
 
@@ -180,7 +285,9 @@ def _cat(ctx, node, args, kwargs, anns, kwanns, result):
             if isinstance(a, Axis):
                 pieces.append(a.atoms)
             else:
-                pieces.append(ctx.opaque(v.shape[dim], f"cat at {ctx.where()} joins channels with a tensor prunekit cannot slice"))
+                pieces.append(
+                    ctx.opaque(v.shape[dim], f"cat at {ctx.where()} joins channels with a tensor prunekit cannot slice")
+                )
         atoms = np.concatenate(pieces)
         ctx.tag(atoms, "cat")
         return Axis((dim,), atoms)
@@ -274,7 +381,9 @@ def _narrow(ctx, node, args, kwargs, anns, kwanns, result):
     if ann.dims != (dim,):
         ctx.lock(ann, f"narrow at {ctx.where()} slices channels laid out on several dims")
         return None
-    ctx.atoms.lock(ann.atoms[: start + length], f"narrow at {ctx.where()} takes fixed channel positions [{start}:{start + length}]")
+    ctx.atoms.lock(
+        ann.atoms[: start + length], f"narrow at {ctx.where()} takes fixed channel positions [{start}:{start + length}]"
+    )
     return Axis((dim,), ann.atoms[start : start + length])
 
 
@@ -317,7 +426,9 @@ def _getitem_tensor(ctx, x: torch.Tensor, ann: Any, idx: Any, node) -> Any:
                 return None
             if i.start is not None or i.stop is not None:
                 fixed_to = stop if i.stop is not None else start
-                ctx.atoms.lock(atoms[:fixed_to], f"slicing at {ctx.where()} takes fixed channel positions [{i.start}:{i.stop}]")
+                ctx.atoms.lock(
+                    atoms[:fixed_to], f"slicing at {ctx.where()} takes fixed channel positions [{i.start}:{i.stop}]"
+                )
             atoms = atoms[start:stop]
         new_dims[src] = dst
         src += 1
@@ -365,8 +476,10 @@ def _view(ctx, node, args, kwargs, anns, kwanns, result):
     return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, f"{node.target} at {ctx.where()}")
 
 
-@_register((torch.flatten, torch.squeeze, torch.unsqueeze, torch.ravel),
-           ("flatten", "squeeze", "unsqueeze", "squeeze_", "unsqueeze_", "ravel", "unflatten"))
+@_register(
+    (torch.flatten, torch.squeeze, torch.unsqueeze, torch.ravel),
+    ("flatten", "squeeze", "unsqueeze", "squeeze_", "unsqueeze_", "ravel", "unflatten"),
+)
 def _structural(ctx, node, args, kwargs, anns, kwanns, result):
     x, ann = args[0], anns[0]
     if not isinstance(ann, Axis):
@@ -454,10 +567,24 @@ def _reduced_dims(x: torch.Tensor, dim: Any) -> list[int]:
     return [_norm_dim(d, x.ndim) for d in dims]
 
 
-@_register((torch.mean, torch.sum, torch.amax, torch.amin, torch.max, torch.min, torch.std, torch.var,
-            torch.logsumexp, torch.prod, torch.norm, torch.argmax, torch.argmin),
-           ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod", "norm",
-            "argmax", "argmin"))
+@_register(
+    (
+        torch.mean,
+        torch.sum,
+        torch.amax,
+        torch.amin,
+        torch.max,
+        torch.min,
+        torch.std,
+        torch.var,
+        torch.logsumexp,
+        torch.prod,
+        torch.norm,
+        torch.argmax,
+        torch.argmin,
+    ),
+    ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod", "norm", "argmax", "argmin"),
+)
 def _reduce(ctx, node, args, kwargs, anns, kwanns, result):
     x, ann = args[0], anns[0]
     if not isinstance(ann, Axis):
@@ -480,8 +607,9 @@ def _reduce(ctx, node, args, kwargs, anns, kwanns, result):
     return out
 
 
-@_register((F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, torch.cumsum),
-           ("softmax", "log_softmax", "cumsum"))
+@_register(
+    (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, torch.cumsum), ("softmax", "log_softmax", "cumsum")
+)
 def _softmax(ctx, node, args, kwargs, anns, kwanns, result):
     x, ann = args[0], anns[0]
     if not isinstance(ann, Axis):
@@ -501,18 +629,32 @@ def _spatial(ndims: int) -> Handler:
         k = ndims or (x.ndim - 2)
         mixed = set(range(x.ndim - k, x.ndim))
         if mixed & set(ann.dims) or result.ndim != x.ndim:
-            ctx.lock(ann, f"{getattr(node.target, '__name__', node.target)} at {ctx.where()} mixes dims holding channels")
+            ctx.lock(
+                ann, f"{getattr(node.target, '__name__', node.target)} at {ctx.where()} mixes dims holding channels"
+            )
             return None
         return ann
 
     return handler
 
 
-for _f, _k in ((F.adaptive_avg_pool1d, 1), (F.adaptive_avg_pool2d, 2), (F.adaptive_avg_pool3d, 3),
-               (F.adaptive_max_pool1d, 1), (F.adaptive_max_pool2d, 2), (F.adaptive_max_pool3d, 3),
-               (F.avg_pool1d, 1), (F.avg_pool2d, 2), (F.avg_pool3d, 3), (F.max_pool1d, 1),
-               (F.max_pool2d, 2), (F.max_pool3d, 3), (F.interpolate, 0), (F.upsample, 0),
-               (torch.nn.functional.lp_pool2d, 2)):
+for _f, _k in (
+    (F.adaptive_avg_pool1d, 1),
+    (F.adaptive_avg_pool2d, 2),
+    (F.adaptive_avg_pool3d, 3),
+    (F.adaptive_max_pool1d, 1),
+    (F.adaptive_max_pool2d, 2),
+    (F.adaptive_max_pool3d, 3),
+    (F.avg_pool1d, 1),
+    (F.avg_pool2d, 2),
+    (F.avg_pool3d, 3),
+    (F.max_pool1d, 1),
+    (F.max_pool2d, 2),
+    (F.max_pool3d, 3),
+    (F.interpolate, 0),
+    (F.upsample, 0),
+    (torch.nn.functional.lp_pool2d, 2),
+):
     OP_RULES[_f] = _spatial(_k)
 
 
@@ -627,8 +769,10 @@ def handle_call(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         ctx.lock(touched, f"'{name}' at {ctx.where()} is not understood by prunekit (no op rule)")
     params = [a.name for a in everything if isinstance(a, ParamSource)]
     if params:
-        note = (f"'{name}' at {ctx.where()} uses {', '.join(params)} and has no rule: those channels are "
-                "kept; register a rule for the layer that owns them to prune it")
+        note = (
+            f"'{name}' at {ctx.where()} uses {', '.join(params)} and has no rule: those channels are "
+            "kept; register a rule for the layer that owns them to prune it"
+        )
         if note not in ctx.notes:
             ctx.notes.append(note)
     return None

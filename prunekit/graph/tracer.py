@@ -64,7 +64,9 @@ def trace(
     culprit, culprit_type = getattr(fx_error, "_prunekit_module", (None, None))
     inside = f" inside module '{culprit}' ({culprit_type})" if culprit else ""
     fx_msg = f"torch.fx cannot trace it{inside}: {type(fx_error).__name__}: {str(fx_error)[:300]}" if fx_error else ""
-    ex_msg = f"torch.export cannot either: {type(export_error).__name__}: {str(export_error)[:300]}" if export_error else ""
+    ex_msg = (
+        f"torch.export cannot either: {type(export_error).__name__}: {str(export_error)[:300]}" if export_error else ""
+    )
     raise TraceError(
         f"cannot trace {type(model).__name__}: " + "; ".join(m for m in (fx_msg, ex_msg) if m) + ". "
         "Usually a Python construct that depends on tensor values (if/for on a tensor, "

@@ -78,7 +78,9 @@ class LayerNormRule(LayerRule):
         if ax.dims == (x.ndim - 1,) and k == 1:
             if module.weight is not None or module.bias is not None:
                 ctx.member(name, "out", ax.atoms)
-            ctx.inexact(ax.atoms, f"LayerNorm {what} normalises across channels: removing one changes the mean and variance")
+            ctx.inexact(
+                ax.atoms, f"LayerNorm {what} normalises across channels: removing one changes the mean and variance"
+            )
             return ax
         ctx.lock(ax, f"{what} normalises over several dims that hold channels")
         return None

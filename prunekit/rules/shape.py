@@ -9,7 +9,15 @@ from prunekit.graph._reshape import reshape_axis
 from prunekit.rules._helpers import channel_atoms, layer_label
 from prunekit.rules.base import LayerRule
 
-__all__ = ["ElementwiseRule", "SpatialRule", "FlattenRule", "UnflattenRule", "SoftmaxRule", "ChannelShuffleRule", "OpaqueRule"]
+__all__ = [
+    "ElementwiseRule",
+    "SpatialRule",
+    "FlattenRule",
+    "UnflattenRule",
+    "SoftmaxRule",
+    "ChannelShuffleRule",
+    "OpaqueRule",
+]
 
 
 class ElementwiseRule(LayerRule):

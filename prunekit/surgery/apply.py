@@ -44,7 +44,9 @@ def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable =
         except PrunekitError as exc:
             raise SurgeryError(f"cannot prune '{name}': {exc}", module=name) from exc
         except Exception as exc:  # a rule bug must not leave a half-pruned model
-            raise SurgeryError(f"cannot prune '{name}' ({type(m).__name__}): {type(exc).__name__}: {exc}", module=name) from exc
+            raise SurgeryError(
+                f"cannot prune '{name}' ({type(m).__name__}): {type(exc).__name__}: {exc}", module=name
+            ) from exc
         changes += [(m, k, v.contiguous()) for k, v in new.items() if v is not old.get(k)]
         changes += [(m, k, v) for k, v in attrs.items()]
     by_owner: dict[str, dict[str, torch.Tensor]] = {}
