@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.prune import _check_ignore, check_sparsity, plan_pruning
+from prunekit.prune import _check_ignore, check_options, check_sparsity, plan_pruning
 from prunekit.surgery.apply import apply_plan, compute_changes
 from prunekit.surgery.plan import PrunePlan
 
@@ -84,6 +84,7 @@ def mask_(
 ) -> ChannelMasks:
     """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes."""
     check_sparsity(sparsity)
+    check_options(scope=scope, round_to=round_to)
     ignored = _check_ignore(model, ignore)
     graph = DependencyGraph(model, as_input_tuple(example_inputs))
     plan = plan_pruning(

@@ -22,7 +22,7 @@ from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import PrunePlan, make_plan
 from prunekit.surgery.selection import removal_count, select_channels
 
-__all__ = ["prune_", "prune", "plan_pruning", "check_sparsity"]
+__all__ = ["prune_", "prune", "plan_pruning", "check_sparsity", "check_options"]
 
 
 def check_sparsity(value: object, name: str = "sparsity") -> float:
@@ -30,6 +30,15 @@ def check_sparsity(value: object, name: str = "sparsity") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
         raise ConfigError(f"{name} must be a number in [0, 1), but got {value!r}", module=name)
     return float(value)
+
+
+def check_options(*, scope: str, round_to: int, max_group_sparsity: float = 0.9) -> None:
+    """Validates the options shared by :func:`prune_` and :func:`prunekit.mask_`."""
+    if scope not in ("local", "global"):
+        raise ConfigError(f"scope must be 'local' or 'global', but got {scope!r}", module="scope")
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise ConfigError(f"round_to must be an int >= 1, but got {round_to!r}", module="round_to")
+    check_sparsity(max_group_sparsity, "max_group_sparsity")
 
 
 def _check_ignore(model: nn.Module, ignore: Iterable[str] | None) -> list[str]:
@@ -240,11 +249,7 @@ def prune_(
                 f"{key} must be a fraction in (0, 1] of the original to keep, but got {value!r}", module=key
             )
     sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
-    if scope not in ("local", "global"):
-        raise ConfigError(f"scope must be 'local' or 'global', but got {scope!r}", module="scope")
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ConfigError(f"round_to must be an int >= 1, but got {round_to!r}", module="round_to")
-    check_sparsity(max_group_sparsity, "max_group_sparsity")
+    check_options(scope=scope, round_to=round_to, max_group_sparsity=max_group_sparsity)
     ignored = _check_ignore(model, ignore)
     crit = get_criterion(criterion)
     inputs = as_input_tuple(example_inputs)

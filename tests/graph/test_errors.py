@@ -170,3 +170,13 @@ def test_a_failed_cut_restores_the_model(monkeypatch):
     assert_unchanged(model, before)
     assert {n: (m.in_channels, m.out_channels) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)} == shapes
     assert model.bn1.num_features == 8
+
+
+def test_masked_mode_checks_its_options_like_prune():
+    model = Small()
+    before = snapshot(model)
+    with pytest.raises(ConfigError, match="scope must be 'local' or 'global', but got 'globl'"):
+        prunekit.mask_(model, X, sparsity=0.5, scope="globl")
+    with pytest.raises(ConfigError, match="round_to must be an int >= 1, but got 0"):
+        prunekit.mask_(model, X, sparsity=0.5, round_to=0)
+    assert_unchanged(model, before)
