@@ -12,10 +12,8 @@ import copy
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import warnings
@@ -24,6 +22,9 @@ import torch
 import torchvision
 
 import prunekit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_meta, write_atomic  # noqa: E402
 
 TARGETS = {"resnet50": 1.0, "googlenet": 1.0, "mobilenet_v2": 1.0, "densenet201": 2.0, "swin_t": 2.0}
 DEFAULT = ["resnet50", "googlenet", "mobilenet_v2", "densenet121", "densenet169", "densenet201", "swin_t"]
@@ -34,13 +35,6 @@ def build(name: str) -> torch.nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
-
-
-def write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def measure(name: str, repeats: int, size: int) -> dict:
@@ -104,15 +98,7 @@ def main() -> int:
             flush=True,
         )
     meta = {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "prunekit": prunekit.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        **machine_meta(),
         "input": f"1x3x{args.size}x{args.size}",
         "repeats": args.repeats,
         # 1-minute load average before and after: other work on a small shared machine can slow

@@ -14,9 +14,7 @@ import copy
 import io
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
 import warnings
 
@@ -24,6 +22,10 @@ import torch
 import torchvision
 
 import prunekit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine_meta, write_atomic  # noqa: E402
+
 from prunekit.latency import measure_latency
 from prunekit.models import get_model
 
@@ -60,13 +62,6 @@ def ort_latency(model: torch.nn.Module, x: torch.Tensor, threads: int, repeats: 
         sess.run(None, feed)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
-
-
-def write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -113,12 +108,7 @@ def main() -> int:
                 flush=True,
             )
     meta = {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        **machine_meta(),
         "threads": args.threads,
         "weights": "random (latency does not depend on them)",
     }
