@@ -16,14 +16,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from prunekit.errors import ConfigError, PrunekitError
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
-from prunekit.surgery.plan import PrunePlan
+from prunekit.surgery.plan import plan_from_kept
 
 __all__ = ["save", "load", "compose_kept", "FORMAT_VERSION"]
 
@@ -151,13 +150,7 @@ def load(path: str | os.PathLike, builder: Callable[..., nn.Module] | str | None
             raise ConfigError(
                 f"{path}: the saved cut names layer {name!r}, which the rebuilt model does not have", module=name
             )
-    plan = PrunePlan(removed={})
-    plan.module_keep = {
-        n: {r: np.asarray(i, dtype=np.int64) for r, i in roles.items()} for n, roles in spec["layers"].items()
-    }
-    plan.param_keep = {
-        t: {int(d): np.asarray(i, dtype=np.int64) for d, i in dims.items()} for t, dims in spec["params"].items()
-    }
+    plan = plan_from_kept(spec["layers"], spec["params"])
     try:
         apply_plan(model, plan)
     except PrunekitError as exc:

@@ -9,7 +9,7 @@ import numpy as np
 from prunekit.errors import SurgeryError
 from prunekit.graph.dependency import DependencyGraph
 
-__all__ = ["PrunePlan", "make_plan"]
+__all__ = ["PrunePlan", "make_plan", "plan_from_kept"]
 
 
 @dataclass
@@ -55,4 +55,18 @@ def make_plan(graph: DependencyGraph, removed: dict[int, np.ndarray]) -> PrunePl
             plan.param_keep.setdefault(key.tensor, {})[key.dim] = idx
         else:
             plan.module_keep.setdefault(key.module, {})[key.role] = idx
+    return plan
+
+
+def plan_from_kept(
+    module_keep: dict[str, dict[str, list[int]]], param_keep: dict[str, dict[int, list[int]]] | None = None
+) -> PrunePlan:
+    """A plan from kept positions given as data (a saved cut, a broadcast or replayed decision)."""
+    plan = PrunePlan(removed={})
+    plan.module_keep = {
+        n: {r: np.asarray(i, dtype=np.int64) for r, i in roles.items()} for n, roles in module_keep.items()
+    }
+    plan.param_keep = {
+        t: {int(d): np.asarray(i, dtype=np.int64) for d, i in dims.items()} for t, dims in (param_keep or {}).items()
+    }
     return plan

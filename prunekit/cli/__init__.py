@@ -1,0 +1,46 @@
+"""The ``prunekit`` command line: a thin layer over the Python API.
+
+Each subcommand lives in its own module of this package and exposes ``register(subparsers)``,
+which adds its parser and sets ``func``. Registering must stay cheap (argparse only): heavy
+imports happen inside the command functions, so ``prunekit --help`` is instant.
+
+Exit codes: 0 success, 1 a failed check (e.g. an equivalence or accuracy check), 2 bad input
+(argparse errors and every :class:`~prunekit.errors.PrunekitError`, whose message names the
+option, YAML path or layer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+# Module names (in this package) in the order ``prunekit --help`` lists them.
+COMMANDS: tuple[str, ...] = ("cmd_list", "cmd_graph", "cmd_demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand in :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="prunekit", description="Structured pruning that removes channels for real.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    from prunekit.errors import PrunekitError
+
+    try:
+        return int(args.func(args))
+    except PrunekitError as exc:
+        print(f"prunekit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m prunekit.cli``."""
+
+from prunekit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""``prunekit graph MODEL``: print the coupled channel groups the tracer found."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    import prunekit
+    from prunekit.models import get_model
+
+    spec = args.model if ":" in args.model else f"torchvision:{args.model}"
+    try:
+        model = get_model(args.model, num_classes=args.num_classes, in_channels=args.in_channels)
+    except prunekit.errors.UnknownNameError:
+        if ":" in args.model:
+            raise
+        model = get_model(spec, num_classes=args.num_classes, in_channels=args.in_channels)
+    model.eval()
+    print(prunekit.DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("graph", help="print the coupled channel groups of a model")
+    p.add_argument(
+        "model",
+        help="a prunekit model (resnet56), or torchvision:NAME / timm:NAME / module:function; "
+        "a bare torchvision name (resnet50) also works",
+    )
+    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p.add_argument("--in-channels", type=int, default=3, help="input channels (default 3)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes (default 1000)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,38 @@
+"""``prunekit list criteria|rules|models|schedules``: what is registered."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.what == "criteria":
+        import prunekit
+
+        for name in prunekit.CRITERIA.names():
+            print(f"{name:18s} {prunekit.CRITERIA.describe(name)}")
+    elif args.what == "models":
+        from prunekit.models import list_models
+
+        for name, description in list_models().items():
+            print(f"{name:18s} {description}")
+        print("Also: torchvision:NAME, timm:NAME (with timm installed), package.module:function")
+    elif args.what == "schedules":
+        from prunekit.schedules import SCHEDULES
+
+        for name in SCHEDULES.names():
+            print(f"{name:18s} {SCHEDULES.describe(name)}")
+    else:
+        from prunekit.rules import registered_rules
+
+        for cls, rule in sorted(registered_rules().items(), key=lambda kv: kv[0].__name__):
+            print(f"{cls.__module__}.{cls.__name__:24s} {type(rule).__name__}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered criteria, models, schedules or layer rules")
+    p.add_argument("what", choices=["criteria", "models", "schedules", "rules"])
+    p.set_defaults(func=_run)
