@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 
 import torch
 import torchvision
 
 import prunekit
+from prunekit._io import write_text
 
 
 def write_atomic(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` through a temp file and a rename, so a kill never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def machine_meta() -> dict:

@@ -31,13 +31,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from prunekit._io import write_text
 from prunekit.config.schema import KIND_FIELDS, Override, PruneConfig, ScheduleConfig
 from prunekit.errors import ConfigError
 
@@ -181,16 +181,5 @@ def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
 
 def dump_config(cfg: PruneConfig, path: str | os.PathLike[str]) -> Path:
     """Writes the resolved config as YAML, atomically (a temp file, then ``os.replace``)."""
-    target = Path(path)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text(path, text)
