@@ -160,7 +160,7 @@ def handle_aten(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple,
         return handler(ctx, node, args, kwargs, anns, kwanns, result)
     if name in ("sym_size", "sym_numel", "sym_stride", "_assert_tensor_metadata", "_assert_scalar"):
         return None
-    handler = ops.METHOD_RULES.get(_RENAMED.get(name, name))
-    if handler is not None:
-        return handler(ctx, node, args, kwargs, anns, kwanns, result)
+    method = ops.METHOD_RULES.get(_RENAMED.get(name, name))
+    if method is not None:
+        return method(ctx, node, args, kwargs, anns, kwanns, result)
     return NotImplemented

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch.fx as fx
+import torch.nn as nn
 
 from prunekit.graph._atoms import AtomTable, Axis, ParamSource
 
@@ -41,7 +42,7 @@ class TraceContext:
     members: dict[MemberKey, np.ndarray] = field(default_factory=dict)
     node: fx.Node | None = None
     num_nodes: int = 0
-    model: object = None  # the user's model (ATen rules look layers up by weight name)
+    model: nn.Module | None = None  # the user's model (ATen rules look layers up by weight name)
     notes: list[str] = field(default_factory=list)  # parameters used by ops without a rule
     backend: str = "fx"
 

@@ -158,6 +158,8 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
             tensors = [(key.tensor, key.dim)]
         else:
             rule = get_rule(type(module))
+            if rule is None or module is None:  # members only come from modules that have rules
+                raise TypeError(f"internal: member {key.module!r} has no layer rule")
             prefix = f"{key.module}." if key.module else ""
             tensors = [
                 (prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None

@@ -60,7 +60,7 @@ class ChannelInterpreter(fx.Interpreter):
                 return ParamSource(str(n.target), tuple(range(result.ndim)))
             return None
         if n.op == "call_module":
-            module = self.module.get_submodule(n.target)
+            module = self.module.get_submodule(str(n.target))
             rule = get_rule(type(module))
             if rule is None:
                 if any(True for _ in module.parameters()):

@@ -455,7 +455,7 @@ def _shape_args(args: tuple, node_args: tuple) -> tuple[list[int], list[bool]]:
     """Sizes given to view/reshape and whether each is computed at run time."""
     sizes, raw = args[1:], node_args[1:]
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
-        sizes, raw = sizes[0], raw[0]
+        sizes, raw = tuple(sizes[0]), raw[0]
         if not isinstance(raw, (tuple, list)):  # the whole shape is a node: dynamic
             return list(sizes), [True] * len(sizes)
     dynamic = [not isinstance(r, int) or r == -1 for r in raw]

@@ -156,7 +156,7 @@ def registered_rules() -> dict[type, LayerRule]:
 def require_balanced(idx: torch.Tensor, total: int, groups: int, what: str, module: str) -> torch.Tensor:
     """Splits kept global positions into per-group local positions, shape (groups, n)."""
     per = total // groups
-    buckets = [[] for _ in range(groups)]
+    buckets: list[list[int]] = [[] for _ in range(groups)]
     for c in idx.tolist():
         buckets[c // per].append(c % per)
     sizes = {len(b) for b in buckets}

@@ -20,6 +20,8 @@ from prunekit.rules.shape import (
 
 __all__: list[str] = []
 
+_t: type[nn.Module]  # the loop variable of every registration below
+
 _conv = ConvRule()
 for _t in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
     register_rule(_t, _conv)

@@ -23,7 +23,7 @@ Change = tuple[nn.Module, str, Any]
 
 
 def _tensors(m: nn.Module) -> dict[str, torch.Tensor]:
-    out = {k: v for k, v in m._parameters.items() if v is not None}
+    out: dict[str, torch.Tensor] = {k: v for k, v in m._parameters.items() if v is not None}
     out.update({k: v for k, v in m._buffers.items() if v is not None})
     return out
 
@@ -71,12 +71,13 @@ def _swap(m: nn.Module, attr: str, value: Any) -> Any:
         if isinstance(value, nn.Parameter) or value is None:
             m._parameters[attr] = value
         else:
-            m._parameters[attr] = nn.Parameter(value.detach(), requires_grad=old.requires_grad)
+            grad = True if old is None else old.requires_grad
+            m._parameters[attr] = nn.Parameter(value.detach(), requires_grad=grad)
         return old
     if attr in m._buffers:
-        old = m._buffers[attr]
+        old_buffer = m._buffers[attr]
         m._buffers[attr] = value
-        return old
+        return old_buffer
     old = getattr(m, attr)
     setattr(m, attr, value)
     return old
