@@ -1,0 +1,120 @@
+"""PNG plots of a report, drawn with matplotlib's Agg backend (no display needed).
+
+matplotlib is imported inside each function, so ``import prunekit.reporting`` stays light and
+prunekit works without it (``pip install 'prunekit[report]'`` for the plots). Each function
+returns the path written (atomically), or ``None`` when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prunekit._io import write_bytes
+from prunekit.errors import ConfigError
+from prunekit.reporting.tables import LayerRow
+
+__all__ = ["plot_channels", "plot_history", "plot_accuracy_vs_macs", "have_matplotlib"]
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ConfigError("plots need matplotlib: pip install 'prunekit[report]'", module="matplotlib") from exc
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return write_bytes(path, buf.getvalue())
+
+
+def plot_channels(rows: Sequence[LayerRow], path: str | os.PathLike) -> Path | None:
+    """Output channels per layer before and after (normalisation layers left out: they follow)."""
+    rows = [r for r in rows if r.out_before is not None and "Norm" not in r.kind]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(rows) + 2), 4))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r.out_before for r in rows], width=0.4, label="before", color="#9aa9c2")
+    ax.bar([x + 0.2 for x in xs], [r.out_after for r in rows], width=0.4, label="after", color="#2b5fad")
+    ax.set_xticks(list(xs), [r.name for r in rows], rotation=90, fontsize=7)
+    ax.set_ylabel("output channels")
+    ax.set_title("Channels per layer")
+    ax.legend()
+    return _save(fig, path)
+
+
+_PANELS = (
+    ("loss", ("train_loss", "val_loss")),
+    ("accuracy", ("train_acc", "val_top1", "val_top5")),
+    ("learning rate", ("lr",)),
+)
+
+
+def plot_history(history: Mapping[str, list[Any]], path: str | os.PathLike) -> Path | None:
+    """Training curves from the CSV log: loss, accuracy and LR against the epoch.
+
+    Phases (train / prune / finetune) are separated by dashed vertical lines. Columns that are
+    missing or empty are skipped; with none of them, nothing is drawn.
+    """
+    panels = [(t, [c for c in cols if any(v is not None for v in history.get(c) or [])]) for t, cols in _PANELS]
+    panels = [(t, cols) for t, cols in panels if cols]
+    if not panels:
+        return None
+    n = max(len(history.get(c) or []) for _, cols in panels for c in cols)
+    epochs = history.get("epoch") or []
+    # the row index when epochs are missing or restart per phase: x must keep increasing
+    xs = list(range(1, n + 1))
+    label = "row of the log"
+    if len(epochs) == n and all(e is not None for e in epochs) and all(a < b for a, b in zip(epochs, epochs[1:])):
+        xs, label = list(epochs), "epoch"
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    phases = history.get("phase") or []
+    for ax, (title, cols) in zip(axes[0], panels):
+        for c in cols:
+            pts = [(x, v) for x, v in zip(xs, history[c]) if v is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=c)
+        for i in range(1, min(len(phases), n)):
+            if phases[i] != phases[i - 1]:
+                ax.axvline((xs[i - 1] + xs[i]) / 2, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(title)
+        ax.set_xlabel(label)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_macs(points: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
+    """Accuracy against MACs per sample, one colour per label (see ``accuracy_points``)."""
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label in dict.fromkeys(p["label"] for p in points):
+        pts = [p for p in points if p["label"] == label]
+        ax.scatter([p["macs"] / 1e6 for p in pts], [p["accuracy"] for p in pts], label=label, s=30)
+    ax.set_xlabel("MACs per sample (millions)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Accuracy vs MACs")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
