@@ -7,6 +7,7 @@
 __version__ = "0.1.0"
 
 from prunekit import rules as _rules  # noqa: E402,F401  (registers the built-in layer rules)
+from prunekit.config import load_recipe, recipe_from_options  # noqa: E402
 from prunekit.criteria import CRITERIA, Criterion, get_criterion  # noqa: E402
 from prunekit.equivalence import EquivalenceResult, assert_equivalent, check_equivalence  # noqa: E402
 from prunekit.graph import DependencyGraph, Group, Member  # noqa: E402
@@ -42,4 +43,6 @@ __all__ = [
     "unmark_leaf",
     "save",
     "load",
+    "load_recipe",
+    "recipe_from_options",
 ]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from prunekit.criteria import Criterion
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.prune import _check_ignore, check_options, check_sparsity, plan_pruning
+from prunekit.prune import _check_ignore, _check_overrides, check_options, check_sparsity, plan_pruning
 from prunekit.surgery.apply import apply_plan, compute_changes
 from prunekit.surgery.plan import PrunePlan
 
@@ -76,15 +77,20 @@ def mask_(
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
     *,
     sparsity: float,
-    criterion: str = "l1",
+    criterion: str | Criterion = "l1",
     scope: str = "local",
     ignore: Sequence[str] | None = None,
     round_to: int = 1,
     exact_only: bool = False,
+    max_group_sparsity: float = 0.9,
+    overrides: dict[str, float | None] | None = None,
 ) -> ChannelMasks:
-    """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes."""
+    """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes.
+
+    ``max_group_sparsity`` and ``overrides`` mean what they mean for :func:`prunekit.prune_`.
+    """
     check_sparsity(sparsity)
-    check_options(scope=scope, round_to=round_to)
+    check_options(scope=scope, round_to=round_to, max_group_sparsity=max_group_sparsity)
     ignored = _check_ignore(model, ignore)
     graph = DependencyGraph(model, as_input_tuple(example_inputs))
     plan = plan_pruning(
@@ -96,6 +102,8 @@ def mask_(
         ignore=ignored,
         round_to=round_to,
         exact_only=exact_only,
+        max_group_sparsity=max_group_sparsity,
+        overrides=_check_overrides(model, overrides),
     )
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -141,12 +141,20 @@ def plan_pruning(
     exact_only: bool = False,
     max_group_sparsity: float = 0.9,
     overrides: dict[str, float | None] | None = None,
+    group_sparsity: Callable[[Group], float | None] | None = None,
 ) -> PrunePlan:
-    """Scores the prunable groups and returns the plan of what to remove (nothing is cut)."""
+    """Scores the prunable groups and returns the plan of what to remove (nothing is cut).
+
+    ``group_sparsity``, if given, replaces ``sparsity`` and ``overrides`` with
+    ``scope="local"``: it returns each candidate group's sparsity (``None`` keeps the group).
+    """
     crit = get_criterion(criterion)
     overrides = overrides or {}
     candidates = _candidates(graph, list(ignore), exact_only)
-    per_group = {g.id: _group_sparsity(g, sparsity, overrides) for g in candidates}
+    if group_sparsity is not None:
+        per_group = {g.id: group_sparsity(g) for g in candidates}
+    else:
+        per_group = {g.id: _group_sparsity(g, sparsity, overrides) for g in candidates}
     candidates = [g for g in candidates if per_group[g.id] is not None]
     if not candidates:
         reasons = "; ".join(f"group {g.id}: {g.reason or 'ignored'}" for g in graph.groups[:5])
@@ -207,6 +215,7 @@ def prune_(
     target_macs: float | None = None,
     target_params: float | None = None,
     tracer: str = "auto",
+    group_sparsity: Callable[[Group], float | None] | None = None,
 ) -> PruneReport:
     """Removes channels from ``model`` in place and returns a :class:`PruneReport`.
 
@@ -231,6 +240,10 @@ def prune_(
             once. ``report.config`` holds the requested target and the realised ratio.
         target_params: the same for the parameter count.
         tracer: "auto", "fx" or "export" (see :class:`~prunekit.DependencyGraph`).
+        group_sparsity: with ``scope="local"``, a function giving each candidate group's
+            sparsity (``None`` keeps it), used instead of ``sparsity`` and ``overrides`` (the
+            schedules use it to keep exact per-group channel counts across cuts); ``sparsity``
+            must still be given, and is recorded in the report.
 
     Note:
         Optimizer state is not kept: create the optimizer again after pruning. If anything
@@ -267,6 +280,10 @@ def prune_(
         max_group_sparsity=max_group_sparsity,
         overrides=overrides,
     )
+    if group_sparsity is not None:
+        if targets or scope != "local":
+            raise ConfigError("group_sparsity needs scope='local' and no target", module="group_sparsity")
+        options["group_sparsity"] = group_sparsity
     if targets:
         ((key, target),) = targets.items()
         before = macs_before if key == "target_macs" else params_before

@@ -1,6 +1,8 @@
-"""prunekit's own versioned pruning config: validated frozen dataclasses and a YAML loader."""
+"""Pruning configs: prunekit's own versioned schema (validated frozen dataclasses, a YAML loader)
+and ``load_recipe``, which also reads Distiller's schedule files."""
 
 from prunekit.config.loader import config_to_dict, dump_config, load_config
+from prunekit.config.recipes import load_recipe, recipe_from_options
 from prunekit.config.schema import CONFIG_VERSION, SCHEDULE_KINDS, Override, PruneConfig, ScheduleConfig
 
 __all__ = [
@@ -12,4 +14,6 @@ __all__ = [
     "load_config",
     "config_to_dict",
     "dump_config",
+    "load_recipe",
+    "recipe_from_options",
 ]

@@ -121,6 +121,12 @@ def _schedule_from(data: object, path: str) -> ScheduleConfig:
 
 def _config_from(data: object) -> PruneConfig:
     raw = _check_keys(data, PruneConfig, "")
+    target = next((k for k in ("target_macs", "target_params") if raw.get(k) is not None), None)
+    if target and isinstance(raw.get("schedule"), Mapping) and "final" in raw["schedule"]:
+        raise ConfigError(
+            f"schedule.final: give exactly one of schedule.final and {target} (it sets how much to prune)",
+            module="schedule.final",
+        )
     if "schedule" in raw:
         raw["schedule"] = _schedule_from(raw["schedule"], "schedule")
     if "ignore" in raw:
@@ -175,6 +181,10 @@ def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
     out["criterion_options"] = dict(cfg.criterion_options)
     out["ignore"] = list(cfg.ignore)
     out["schedule"] = {k: getattr(cfg.schedule, k) for k in KIND_FIELDS[cfg.schedule.kind]}
+    if cfg.target is not None:
+        del out["schedule"]["final"]  # the target says how much to prune
+    else:
+        del out["target_macs"], out["target_params"]
     out["overrides"] = [{"pattern": o.pattern, "sparsity": o.sparsity} for o in cfg.overrides]
     return out
 

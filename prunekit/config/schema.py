@@ -18,6 +18,7 @@ __all__ = ["CONFIG_VERSION", "SCHEDULE_KINDS", "ScheduleConfig", "Override", "Pr
 CONFIG_VERSION = 1
 SCHEDULE_KINDS = ("one_shot", "iterative", "agp")
 SCOPES = ("local", "global")
+MODES = ("masked", "physical")
 # Which ScheduleConfig fields each kind reads; the loader rejects the others.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "one_shot": ("kind", "final", "start"),
@@ -137,6 +138,13 @@ class PruneConfig:
         scope, round_to, ignore, exact_only: as in :func:`prunekit.prune_`.
         schedule: the :class:`ScheduleConfig`.
         overrides: per-module sparsities; see :meth:`resolve_override` for the precedence.
+        mode: how a schedule prunes during training: "masked" (default: zero the channels,
+            keep shapes, thin once at the end) or "physical" (cut at every step); see
+            :class:`~prunekit.schedules.PruningScheduler`.
+        target_macs: instead of the schedule's ``final``, the fraction in (0, 1] of the original
+            MACs to keep (one-shot schedules only; see :func:`prunekit.prune_`).
+        target_params: the same for the parameter count. Give at most one target; with a
+            target, ``schedule.final`` is not used (the YAML loader rejects a written one).
     """
 
     version: int = CONFIG_VERSION
@@ -148,6 +156,9 @@ class PruneConfig:
     exact_only: bool = False
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     overrides: tuple[Override, ...] = ()
+    mode: str = "masked"
+    target_macs: float | None = None
+    target_params: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.version, bool) or self.version != CONFIG_VERSION:
@@ -178,6 +189,26 @@ class PruneConfig:
             if o.pattern in seen:
                 raise _fail(f"overrides[{i}].pattern", f"duplicate pattern {o.pattern!r}")
             seen.add(o.pattern)
+        if self.mode not in MODES:
+            raise _fail("mode", f"must be 'masked' or 'physical', but got {self.mode!r}")
+        targets = [n for n in ("target_macs", "target_params") if getattr(self, n) is not None]
+        for name in targets:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+                raise _fail(name, f"must be a fraction in (0, 1] of the original to keep, but got {value!r}")
+        if len(targets) > 1:
+            raise _fail("target_params", "give at most one of target_macs and target_params")
+        if targets and self.schedule.kind != "one_shot":
+            raise _fail(targets[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
+
+    @property
+    def target(self) -> tuple[str, float] | None:
+        """``("target_macs", value)`` or ``("target_params", value)``, or None for a sparsity."""
+        for name in ("target_macs", "target_params"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        return None
 
     def resolve_override(self, module_name: str) -> float | None:
         """The final sparsity for ``module_name``.

@@ -1,6 +1,7 @@
 """Sparsity schedules: pure functions of the step, a registry, and a thin scheduler."""
 
 from prunekit.schedules.functions import agp_sparsity, iterative_sparsity, one_shot_sparsity
+from prunekit.schedules.recipe import Decision, LRSchedulerSpec, Recipe, RecipeEvent
 from prunekit.schedules.registry import SCHEDULES
 from prunekit.schedules.scheduler import MODES, PruningScheduler, StepResult
 
@@ -12,4 +13,17 @@ __all__ = [
     "PruningScheduler",
     "StepResult",
     "MODES",
+    "Recipe",
+    "RecipeEvent",
+    "Decision",
+    "LRSchedulerSpec",
+    "ScheduleRecipe",
 ]
+
+
+def __getattr__(name: str):  # lazy: the recipes import the pruning engine
+    if name == "ScheduleRecipe":
+        from prunekit.schedules.schedule_recipe import ScheduleRecipe
+
+        return ScheduleRecipe
+    raise AttributeError(f"module 'prunekit.schedules' has no attribute {name!r}")

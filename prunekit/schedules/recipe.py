@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["Decision", "RecipeEvent", "LRSchedulerSpec", "Recipe"]
+__all__ = ["Decision", "RecipeEvent", "LRSchedulerSpec", "Recipe", "decision_to_dict", "decision_from_dict"]
 
 
 @dataclass
@@ -139,3 +139,29 @@ class Recipe:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores :meth:`state_dict`."""
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    """A :class:`Decision` as plain data (lists, dicts; masks stay tensors) for a checkpoint."""
+    return {
+        "kind": decision.kind,
+        "module_keep": {
+            n: {r: list(map(int, i)) for r, i in roles.items()} for n, roles in decision.module_keep.items()
+        },
+        "param_keep": {
+            t: {int(d): list(map(int, i)) for d, i in dims.items()} for t, dims in decision.param_keep.items()
+        },
+        "weight_masks": {k: v.detach().cpu() for k, v in decision.weight_masks.items()},
+        "info": dict(decision.info),
+    }
+
+
+def decision_from_dict(data: dict[str, Any]) -> Decision:
+    """The inverse of :func:`decision_to_dict`."""
+    return Decision(
+        kind=str(data.get("kind", "none")),
+        module_keep={n: {r: list(i) for r, i in roles.items()} for n, roles in data.get("module_keep", {}).items()},
+        param_keep={t: {int(d): list(i) for d, i in dims.items()} for t, dims in data.get("param_keep", {}).items()},
+        weight_masks=dict(data.get("weight_masks", {})),
+        info=dict(data.get("info", {})),
+    )

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -45,6 +45,9 @@ import torch.nn as nn
 from prunekit.errors import ConfigError
 from prunekit.schedules.functions import check_fraction, check_step
 from prunekit.schedules.registry import SCHEDULES
+
+if TYPE_CHECKING:
+    from prunekit.criteria.base import Criterion
 
 __all__ = ["PruningScheduler", "StepResult", "MODES"]
 
@@ -83,8 +86,12 @@ class PruningScheduler:
             ``step -> sparsity``.
         options: the keyword arguments of the named schedule function (e.g. ``final``, ``start``).
         mode: "masked" (default) or "physical"; see the module docstring.
-        criterion, scope, ignore, round_to, exact_only: passed to :func:`prunekit.mask_` /
-            :func:`prunekit.prune_`.
+        criterion, scope, ignore, round_to, exact_only, max_group_sparsity: passed to
+            :func:`prunekit.mask_` / :func:`prunekit.prune_` (``criterion`` may be an instance,
+            e.g. a data-driven criterion built with its calibration data).
+        overrides: per-module FINAL sparsities (see :func:`prunekit.prune_` for the
+            precedence); at each step an override ``o`` follows the schedule scaled by
+            ``o / final``, i.e. ``o * s_t / s_f`` (named schedules with a ``final`` only).
     """
 
     def __init__(
@@ -93,11 +100,13 @@ class PruningScheduler:
         *,
         options: Mapping[str, Any] | None = None,
         mode: str = "masked",
-        criterion: str = "l1",
+        criterion: str | Criterion = "l1",
         scope: str = "local",
         ignore: Sequence[str] | None = None,
         round_to: int = 1,
         exact_only: bool = False,
+        max_group_sparsity: float = 0.9,
+        overrides: dict[str, float | None] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, but got {mode!r}", module="mode")
@@ -115,13 +124,51 @@ class PruningScheduler:
                 f"schedule must be a schedule name or a callable, but got {schedule!r}", module="schedule"
             )
         self.target(0)  # validate the options now, not at the first step
+        self.final = float(dict(options or {}).get("final", 0.0))
+        if overrides and (not isinstance(schedule, str) or self.final <= 0.0):
+            raise ConfigError("overrides need a named schedule with final > 0 (they scale with it)", module="overrides")
         self.mode = mode
         self.prune_kwargs: dict[str, Any] = dict(
-            criterion=criterion, scope=scope, ignore=ignore, round_to=round_to, exact_only=exact_only
+            criterion=criterion,
+            scope=scope,
+            ignore=ignore,
+            round_to=round_to,
+            exact_only=exact_only,
+            max_group_sparsity=max_group_sparsity,
         )
+        self.overrides = dict(overrides or {})
+        self.sizes: dict[str, int] = {}  # physical, local scope: each group's original size
         self.applied = 0.0  # the last target acted on
         self.achieved = 0.0  # physical mode: fraction of the original channels actually removed
         self.masks: Any = None  # latest ChannelMasks (masked mode); rebuilt after a resume
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, mode: str = "masked") -> PruningScheduler:
+        """A scheduler for a :class:`~prunekit.config.PruneConfig` (its schedule, criterion and
+        options; its overrides are final per-module sparsities, scaled along the schedule)."""
+        from prunekit.config import PruneConfig
+
+        if not isinstance(cfg, PruneConfig):
+            raise ConfigError(f"cfg must be a PruneConfig, but got {type(cfg).__name__}", module="cfg")
+        if cfg.target_macs is not None or cfg.target_params is not None:
+            raise ConfigError(
+                "a config with target_macs/target_params is one-shot: use prunekit.prune_ or "
+                "prunekit.load_recipe, not PruningScheduler",
+                module="target_macs" if cfg.target_macs is not None else "target_params",
+            )
+        from prunekit.criteria import get_criterion
+
+        return cls(
+            cfg.schedule.kind,
+            options=cfg.schedule.options(),
+            mode=mode,
+            criterion=get_criterion(cfg.criterion, **cfg.criterion_options) if cfg.criterion_options else cfg.criterion,
+            scope=cfg.scope,
+            ignore=cfg.ignore,
+            round_to=cfg.round_to,
+            exact_only=cfg.exact_only,
+            overrides={o.pattern: o.sparsity for o in cfg.overrides} or None,
+        )
 
     def target(self, step: int) -> float:
         """The schedule's sparsity at ``step`` (pure: no state is read or changed)."""
@@ -137,7 +184,9 @@ class PruningScheduler:
             if target > self.applied + _EPS or (self.masks is None and self.applied > 0.0):
                 # Also after load_state_dict: recompute the masks at the sparsity reached so far.
                 level = max(target, self.applied)
-                self.masks = prunekit.mask_(model, example_inputs, sparsity=level, **self.prune_kwargs)
+                self.masks = prunekit.mask_(
+                    model, example_inputs, sparsity=level, overrides=self._scaled(level, 0.0), **self.prune_kwargs
+                )
                 pruned = level > self.applied + _EPS
                 self.applied = level
                 return StepResult(step, target, pruned=pruned, masks=self.masks)
@@ -146,11 +195,45 @@ class PruningScheduler:
             return StepResult(step, target)
         # (s_t - s_prev) / (1 - s_prev) of what remains brings the ORIGINAL count to s_t.
         fraction = max(0.0, (target - self.achieved) / (1.0 - self.achieved))
-        report = prunekit.prune_(model, example_inputs, sparsity=fraction, **self.prune_kwargs)
+        kwargs = dict(self.prune_kwargs)
+        if kwargs["scope"] == "local":  # exact per-group counts, from each group's original size
+            kwargs["group_sparsity"] = functools.partial(self._group_level, target=target)
+        else:
+            kwargs["overrides"] = self._scaled(target, self.applied)
+        report = prunekit.prune_(model, example_inputs, sparsity=fraction, **kwargs)
         removed_now = report.channels_removed / max(report.channels_total, 1)
         self.achieved = 1.0 - (1.0 - self.achieved) * (1.0 - removed_now)
         self.applied = target
         return StepResult(step, target, pruned=True, rebuild_optimizer=True, fraction=fraction, report=report)
+
+    def _group_level(self, group: Any, *, target: float) -> float | None:
+        """Physical, local scope: the fraction of ``group``'s current channels to remove so that
+        it keeps ``orig - removal_count(orig, level)`` of its original ``orig`` channels, with
+        ``level`` the target (or the group's scaled override). No rounding error accumulates."""
+        from prunekit.prune import _group_sparsity
+        from prunekit.surgery.selection import removal_count
+
+        key = ",".join(sorted({f"{m.module}:{m.role}" for m in group.members if m.role != "in"}))
+        orig = self.sizes.setdefault(key, group.size)
+        level = _group_sparsity(group, target, self._scaled(target, 0.0) or {})
+        if level is None:
+            return None
+        keep = orig - removal_count(orig, level, round_to=self.prune_kwargs["round_to"])
+        return max(0, group.size - keep) / group.size
+
+    def _scaled(self, target: float, previous: float) -> dict[str, float | None] | None:
+        """The overrides at ``target``: ``o * target / final`` (masked), or the fraction of what
+        remains that takes ``o * previous / final`` there (physical, ``previous`` > 0)."""
+        if not self.overrides:
+            return None
+        out: dict[str, float | None] = {}
+        for key, o in self.overrides.items():
+            if o is None:
+                out[key] = None
+                continue
+            now, before = o * target / self.final, o * previous / self.final
+            out[key] = min(max(0.0, (now - before) / (1.0 - before)), 0.999)
+        return out
 
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Masked mode: zeroes the masked weights again (call after every ``optimizer.step()``)."""
@@ -168,11 +251,11 @@ class PruningScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """The scheduler's state: the last applied target, the sparsity reached, and the mode."""
-        return {"applied": self.applied, "achieved": self.achieved, "mode": self.mode}
+        return {"applied": self.applied, "achieved": self.achieved, "mode": self.mode, "sizes": dict(self.sizes)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores :meth:`state_dict`. In masked mode the next :meth:`step` rebuilds the masks."""
-        unknown = set(state) - {"applied", "achieved", "mode"}
+        unknown = set(state) - {"applied", "achieved", "mode", "sizes"}
         if unknown:
             raise ConfigError(f"state: unknown keys {sorted(unknown)}", module="state")
         self.applied = check_fraction(state.get("applied", 0.0), "applied")
@@ -181,4 +264,5 @@ class PruningScheduler:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, but got {mode!r}", module="mode")
         self.mode = mode
+        self.sizes = {str(k): int(v) for k, v in dict(state.get("sizes", {})).items()}
         self.masks = None

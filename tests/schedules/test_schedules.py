@@ -207,7 +207,10 @@ def test_target_is_pure_and_state_dict_round_trip():
     model, x = TinyCNN(), torch.randn(2, 3, 8, 8)
     sched.step(model, x, 2)
     state = sched.state_dict()
+    sizes = state.pop("sizes")  # each group's original size: exact counts after a resume
     assert state == {"applied": 0.25, "achieved": 0.25, "mode": "physical"}
+    assert sorted(sizes.values()) == [16, 16] and "conv1:out" in ",".join(sizes)
+    state["sizes"] = sizes
     resumed = PruningScheduler("iterative", options=dict(final=0.5, start=0, end=4, steps=2), mode="physical")
     resumed.load_state_dict(state)
     assert resumed.state_dict() == state
@@ -240,3 +243,19 @@ def test_scheduler_bad_arguments():
     assert sched.target(3) == pytest.approx(0.3)
     with pytest.raises(ConfigError, match="schedule value must be in"):
         sched.target(20)
+
+
+def test_from_config_scales_overrides_along_the_schedule():
+    from prunekit.config import Override, PruneConfig, ScheduleConfig
+
+    cfg = PruneConfig(
+        schedule=ScheduleConfig(kind="agp", final=0.5, start=0, end=4), overrides=(Override("conv2", None),)
+    )
+    torch.manual_seed(0)
+    model, x = TinyCNN(), torch.randn(2, 3, 8, 8)
+    sched = PruningScheduler.from_config(cfg, mode="physical")
+    for step in range(5):
+        sched.step(model, x, step)
+    assert model.conv1.out_channels == 8 and model.conv2.out_channels == 16
+    with pytest.raises(ConfigError, match="overrides need a named schedule"):
+        PruningScheduler(lambda t: 0.1, overrides={"conv1": 0.2})
