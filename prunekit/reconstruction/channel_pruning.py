@@ -1,0 +1,293 @@
+"""``channel_prune_``: choose channels by reconstruction, group by group, then cut for real.
+
+The driver of He, Zhang & Sun 2017 ("Channel Pruning for Accelerating Very Deep Neural
+Networks", ICCV 2017, sec. 3.3) over prunekit's coupled groups. For each prunable group, in the
+forward order of its consumers (the layers whose input channels it is):
+
+1. sample the consumers' input rows from the model pruned SO FAR and read the ORIGINAL model's
+   outputs at the same points (so upstream errors are compensated, not accumulated);
+2. choose the channels to remove: LASSO (:mod:`.lasso`), ThiNet's greedy order (:mod:`.thinet`),
+   or any registered criterion scored on the original model (``"l1"`` + refit is Distiller's
+   ``FMReconstructionChannelPruner``). Locks and balanced cells are honoured by
+   :func:`~prunekit.surgery.selection.select_channels`;
+3. mask the group (its producers, BatchNorms, residual partners and every consumer lose the
+   channels, exactly as the final cut will do), then refit each consumer by least squares
+   (:mod:`.refit`) to the original outputs.
+
+When every group is done, one plan removes all chosen channels physically (transactional).
+
+A group read by several consumers (a residual stream) is selected jointly: the consumers'
+regression problems are stacked, each weighed by its relative error
+(:mod:`.contributions`), and each consumer is then refit on its own. A group with a consumer that
+cannot be linearised (grouped or 3-d conv, ConvTranspose...) is chosen by ``fallback`` (weight
+criterion) and its linearisable consumers are still refit; the log says which and why. Groups
+whose removal is not exactly zeroing (GroupNorm or LayerNorm across channels) are left whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from prunekit.criteria import Criterion, get_criterion
+from prunekit.criteria.data_driven import evaluating
+from prunekit.errors import ConfigError
+from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.graph.groups import Group
+from prunekit.masks import ChannelMasks, masks_for_plan
+from prunekit.metrics import count_params, macs_per_module
+from prunekit.prune import _candidates, _check_ignore, _fill_report, _search_sparsity, check_options, check_sparsity
+from prunekit.reconstruction import sampling
+from prunekit.reconstruction.contributions import Problem, contribution_gram
+from prunekit.reconstruction.lasso import lasso_scores
+from prunekit.reconstruction.refit import refit_, relative_error
+from prunekit.reconstruction.report import LayerReconstruction, ReconstructionReport
+from prunekit.reconstruction.thinet import thinet_scores
+from prunekit.surgery.apply import apply_plan
+from prunekit.surgery.plan import make_plan
+from prunekit.surgery.selection import removal_count, select_channels
+
+__all__ = ["channel_prune_", "METHODS"]
+
+log = logging.getLogger(__name__)
+METHODS = ("lasso", "thinet")
+
+
+def execution_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """Module name -> index of its first call in one forward."""
+    order: dict[str, int] = {}
+
+    def hook_for(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple) -> None:
+            order.setdefault(name, len(order))
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in model.named_modules() if n]
+    try:
+        with evaluating(model), torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def _consumers(model: nn.Module, group: Group) -> dict[str, np.ndarray]:
+    """Consumer name -> per input position, the group channel it holds (-1 for other groups)."""
+    out: dict[str, np.ndarray] = {}
+    for m in group.members:
+        if m.role != "in":
+            continue
+        module = model.get_submodule(m.module)
+        size = module.weight.shape[1] * getattr(module, "groups", 1) if hasattr(module, "weight") else 0
+        chan = out.setdefault(m.module, np.full(max(size, int(m.positions.max()) + 1), -1, dtype=np.int64))
+        chan[m.positions] = m.channels
+    return out
+
+
+def _live(masks: dict[str, torch.Tensor], name: str, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the features and output rows of ``module`` not masked so far."""
+    w = sampling.weight_matrix(module)
+    mask = masks.get(f"{name}.weight")
+    if mask is None:
+        return torch.arange(w.shape[1]), torch.arange(w.shape[0])
+    m = mask.reshape(w.shape[0], -1)
+    return torch.nonzero(m.amax(0) > 0).flatten(), torch.nonzero(m.amax(1) > 0).flatten()
+
+
+def _problem(
+    name: str, module: nn.Module, chan_of_pos: np.ndarray, inputs: torch.Tensor, y: torch.Tensor, masks: dict
+) -> Problem:
+    feats, outs = _live(masks, name, module)
+    w = sampling.weight_matrix(module).detach().float()[outs]
+    fc = chan_of_pos[sampling.feature_positions(module)]
+    target = y[:, outs].clone()
+    if module.bias is not None:
+        target -= module.bias.detach().float()[outs]
+    other = torch.as_tensor(np.nonzero(fc < 0)[0])
+    if other.numel():
+        target -= inputs[:, other] @ w[:, other].T
+    return Problem(name, inputs, w, target, fc)
+
+
+def _check_method(method: object) -> Criterion | None:
+    if isinstance(method, str) and method in METHODS:
+        return None
+    if isinstance(method, (str, Criterion)):
+        return get_criterion(method)
+    raise ConfigError(f"method must be 'lasso', 'thinet' or a criterion, but got {method!r}", module="method")
+
+
+def channel_prune_(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    calibration: Iterable[Any],
+    sparsity: float | None = None,
+    target_macs: float | None = None,
+    method: str | Criterion = "lasso",
+    refit: bool = True,
+    num_samples: int = 4096,
+    num_batches: int = 8,
+    ignore: Sequence[str] | None = None,
+    round_to: int = 1,
+    fallback: str | Criterion = "l1",
+    seed: int = 0,
+) -> ReconstructionReport:
+    """Removes channels from ``model`` in place, chosen and compensated by feature-map reconstruction.
+
+    Per group (see the module docstring), with ``Z_c`` channel ``c``'s contribution to the
+    consumers' sampled outputs and ``Y`` the ORIGINAL outputs: LASSO keeps the non-zeros of
+    ``argmin ||Y - sum_c beta_c Z_c||^2 + lambda ||beta||_1`` (``lambda`` raised until the count
+    fits; He et al. 2017), ThiNet removes greedily ``argmin_c ||sum_{T+c} Z||^2`` (Luo et al.
+    2017); then each consumer is refit, ``W' = argmin ||Y - A_kept W'^T||^2`` (``torch.linalg.lstsq``).
+
+    Args:
+        model: the model, pruned in place (a plain ``nn.Module`` of the same classes afterwards).
+        example_inputs: a Tensor or tuple of Tensors for tracing.
+        calibration: a DataLoader or iterable of batches (a Tensor or ``(input, target, ...)``).
+        sparsity: fraction in [0, 1) of each prunable group's channels to remove; or
+        target_macs: the fraction of the original MACs to keep (bisection, as in ``prune_``).
+        method: "lasso", "thinet", or a criterion name / instance (scored on the original model).
+        refit: refit the consumers by least squares (off: selection only).
+        num_samples: sampled output points per layer (bounds memory: ``num_samples x features``).
+        num_batches: calibration batches used (kept in memory).
+        ignore: module names whose output channels must not change.
+        round_to: keep channel counts multiples of this.
+        fallback: criterion for groups whose consumers cannot be linearised.
+        seed: seeds the point sampling.
+
+    Returns:
+        A :class:`ReconstructionReport`: the :class:`~prunekit.PruneReport` plus the relative
+        reconstruction error of every refit layer before and after its refit.
+
+    Raises:
+        ConfigError, UnknownNameError, NoPrunableGroupError, SurgeryError (the model is restored).
+    """
+    if (sparsity is None) == (target_macs is None):
+        raise ConfigError("give exactly one of sparsity or target_macs", module="sparsity")
+    if target_macs is not None and (
+        isinstance(target_macs, bool) or not isinstance(target_macs, (int, float)) or not 0 < target_macs <= 1
+    ):
+        raise ConfigError(f"target_macs must be a fraction in (0, 1], but got {target_macs!r}", module="target_macs")
+    sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
+    check_options(scope="local", round_to=round_to)
+    crit = _check_method(method)
+    fallback_crit = get_criterion(fallback)
+    ignored = _check_ignore(model, ignore)
+    batches = sampling.cache_batches(calibration, num_batches)
+    sampler = sampling.RowSampler(num_samples=num_samples, num_batches=len(batches), seed=seed)
+    inputs = as_input_tuple(example_inputs)
+    graph = DependencyGraph(model, inputs)
+    original = copy.deepcopy(model)
+    params_before = count_params(model)
+    macs_before, per_before = macs_per_module(model, inputs)
+    layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
+    groups = _candidates(graph, ignored, exact_only=True)
+    for g in graph.groups:
+        if g.prunable and not g.exact:
+            log.info("group %d (%s) left whole: %s", g.id, ", ".join(sorted(g.modules())), g.reason)
+    if target_macs is not None:
+        options = dict(criterion="l1", scope="local", ignore=ignored, round_to=round_to, exact_only=True, overrides={})
+        sparsity = _search_sparsity(model, graph, inputs, "target_macs", target_macs * macs_before, options)
+    order = execution_order(model, inputs)
+    consumers = {g.id: _consumers(model, g) for g in groups}
+    groups.sort(key=lambda g: min((order.get(n, 1 << 30) for n in consumers[g.id]), default=1 << 30))
+    names = sorted(
+        {n for c in consumers.values() for n in c if not sampling.unsupported_reason(model.get_submodule(n))}
+    )
+    targets = sampling.sample_outputs(original, names, batches, sampler) if refit or crit is None else {}
+    masks: dict[str, torch.Tensor] = {}
+    removed_all: dict[int, np.ndarray] = {}
+    rows: list[LayerReconstruction] = []
+    label = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
+    try:
+        for g in groups:
+            n_remove = removal_count(g.size, sparsity, round_to=round_to)
+            if n_remove == 0:
+                continue
+            bad = {n: r for n in consumers[g.id] if (r := sampling.unsupported_reason(model.get_submodule(n)))}
+            ok = [n for n in consumers[g.id] if n not in bad and n in targets]
+            samples = sampling.sample_inputs(model, ok, batches, sampler) if ok else {}
+            probs = [
+                _problem(n, model.get_submodule(n), consumers[g.id][n], samples[n], targets[n], masks)
+                for n in ok
+                if n in samples
+            ]
+            how = label
+            free = ~g.locked
+            if crit is None and probs and not bad:
+                gram, lin = contribution_gram(probs, g.size)
+                if method == "lasso":
+                    scores = lasso_scores(gram, lin, int(free.sum()) - n_remove, free=free)
+                else:
+                    scores = thinet_scores(gram, free=free)
+            else:
+                use = crit or fallback_crit
+                if crit is None:
+                    why = "; ".join(f"{n}: {r}" for n, r in bad.items()) or "no consumer layer reads it"
+                    how = getattr(use, "name", "fallback")
+                    log.info("group %d: channels chosen by %s, not %s (%s)", g.id, how, method, why)
+                scores = np.asarray(use.scores(original, g), dtype=np.float64)
+            removed = select_channels(g, scores, n_remove)
+            removed_all[g.id] = removed
+            for k, v in masks_for_plan(model, make_plan(graph, {g.id: removed})).items():
+                masks[k] = masks[k] * v if k in masks else v
+            ChannelMasks(make_plan(graph, {}), masks).apply_(model)
+            for p in probs:
+                feats, outs = _live(masks, p.name, model.get_submodule(p.name))
+                module = model.get_submodule(p.name)
+                if refit:
+                    before, after = refit_(module, p.inputs, targets[p.name], features=feats, outputs=outs)
+                else:
+                    before, after = _masked_error(module, p.inputs, targets[p.name], feats, outs)
+                rows.append(LayerReconstruction(p.name, g.id, how, len(feats), p.inputs.shape[1], before, after))
+                log.info("%s: reconstruction error %.4f -> %.4f", p.name, before, after)
+            ChannelMasks(make_plan(graph, {}), masks).apply_(model)
+        plan = make_plan(graph, removed_all)
+        macs_after, per_after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
+    except BaseException:
+        model.load_state_dict(original.state_dict())
+        raise
+    report = ReconstructionReport(
+        params_before=params_before,
+        params_after=count_params(model),
+        macs_before=macs_before,
+        macs_after=macs_after,
+        groups_pruned=len(plan.removed),
+        channels_removed=int(sum(len(v) for v in plan.removed.values())),
+        channels_total=sum(g.size for g in groups),
+        config={
+            "method": label,
+            "sparsity": sparsity,
+            "refit": refit,
+            "num_samples": num_samples,
+            "num_batches": len(batches),
+            "ignore": ignored,
+            "round_to": round_to,
+            "fallback": getattr(fallback_crit, "name", str(fallback)),
+            "seed": seed,
+            **({"target_macs": target_macs} if target_macs is not None else {}),
+        },
+        reconstruction=rows,
+    )
+    if target_macs is not None:
+        report.config["realised"] = report.macs_ratio
+    _fill_report(report, model, plan, layer_params, per_before, per_after)
+    return report
+
+
+def _masked_error(
+    module: nn.Module, inputs: torch.Tensor, target: torch.Tensor, feats: torch.Tensor, outs: torch.Tensor
+) -> tuple[float, float]:
+    w = sampling.weight_matrix(module).detach()[outs][:, feats]
+    b = module.bias.detach()[outs] if module.bias is not None else None
+    err = relative_error(inputs[:, feats], w, b, target[:, outs])
+    return err, err
