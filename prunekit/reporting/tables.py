@@ -128,44 +128,42 @@ def compare_layers(
     Raises:
         ConfigError: a layer of one model is missing from the other (not the same architecture).
     """
+    before = dict(model_before.named_modules())
+    after = {name: m for name, m in model_after.named_modules() if _own_params(m)}
+    extra = [n for n in after if n not in before]
+    missing = [n for n, m in before.items() if _own_params(m) and n not in after]
+    if extra or missing:
+        name = (extra or missing)[0]
+        where = (
+            "of the pruned model is not in the model before pruning" if extra else "is missing from the pruned model"
+        )
+        raise ConfigError(
+            f"layer {name!r} {where}: compare a pruned model with the model it was pruned from", module=name
+        )
     one = with_batch(example_inputs, 1)
     _, macs_before = macs_per_module(model_before, one)
     _, macs_after = macs_per_module(model_after, one)
-    before = dict(model_before.named_modules())
     requested = requested_sparsity(prune_reports)
     rows = []
-    for name, after in model_after.named_modules():
-        if not _own_params(after):
-            continue
-        if name not in before:
-            raise ConfigError(
-                f"layer {name!r} of the pruned model is not in the model before pruning: "
-                "compare a pruned model with the model it was pruned from",
-                module=name,
-            )
+    for name, module in after.items():
         in_b, out_b = _channels(before[name])
-        in_a, out_a = _channels(after)
+        in_a, out_a = _channels(module)
         realised = 1.0 - out_a / out_b if out_a is not None and out_b else None
         rows.append(
             LayerRow(
                 name=name,
-                kind=type(after).__name__,
+                kind=type(module).__name__,
                 in_before=in_b,
                 in_after=in_a,
                 out_before=out_b,
                 out_after=out_a,
                 params_before=_own_params(before[name]),
-                params_after=_own_params(after),
+                params_after=_own_params(module),
                 macs_before=macs_before.get(name, 0),
                 macs_after=macs_after.get(name, 0),
                 sparsity_requested=requested.get(name),
                 sparsity_realised=realised,
             )
-        )
-    missing = [n for n, m in before.items() if _own_params(m) and n not in dict(model_after.named_modules())]
-    if missing:
-        raise ConfigError(
-            f"layer {missing[0]!r} of the model before pruning is missing from the pruned model", module=missing[0]
         )
     return rows
 
