@@ -2,8 +2,8 @@
 
 A checkpoint is a dict of tensors and plain containers only (no pickled classes), so loading it
 never runs code from the file. :class:`~prunekit.schedules.recipe.Decision` objects and
-:class:`~prunekit.PruneReport` objects are stored as plain dicts and rebuilt here; numpy arrays
-become lists. A run killed at any moment leaves the previous checkpoint or the new one, never a
+:class:`~prunekit.PruneReport` objects are stored as plain dicts (``decision_to_dict`` of
+:mod:`prunekit.schedules.recipe`, :func:`report_to_data` here); numpy arrays become lists. A run killed at any moment leaves the previous checkpoint or the new one, never a
 half-written file (:func:`prunekit._io.torch_save`).
 """
 
@@ -20,7 +20,6 @@ import torch
 from prunekit._io import torch_save
 from prunekit.errors import ConfigError
 from prunekit.report import LayerChange, PruneReport
-from prunekit.schedules.recipe import Decision
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -28,8 +27,6 @@ __all__ = [
     "load_checkpoint",
     "rng_state",
     "set_rng_state",
-    "decision_to_data",
-    "decision_from_data",
     "report_to_data",
     "report_from_data",
 ]
@@ -71,30 +68,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def decision_to_data(decision: Decision) -> dict[str, Any]:
-    """A :class:`Decision` as a dict of lists, ints, strings and tensors."""
-    return {
-        "kind": decision.kind,
-        "module_keep": _plain({n: {r: list(i) for r, i in roles.items()} for n, roles in decision.module_keep.items()}),
-        "param_keep": _plain(
-            {t: {int(d): list(i) for d, i in dims.items()} for t, dims in decision.param_keep.items()}
-        ),
-        "weight_masks": {k: v.detach().cpu() for k, v in decision.weight_masks.items()},
-        "info": _plain(dict(decision.info)),
-    }
-
-
-def decision_from_data(data: dict[str, Any]) -> Decision:
-    """Inverse of :func:`decision_to_data`."""
-    return Decision(
-        kind=data["kind"],
-        module_keep={n: dict(roles) for n, roles in data["module_keep"].items()},
-        param_keep={t: {int(d): i for d, i in dims.items()} for t, dims in data["param_keep"].items()},
-        weight_masks=dict(data["weight_masks"]),
-        info=dict(data["info"]),
-    )
 
 
 def report_to_data(report: PruneReport) -> dict[str, Any]:

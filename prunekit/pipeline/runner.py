@@ -24,8 +24,6 @@ from prunekit.data.loaders import _reseed
 from prunekit.errors import ConfigError
 from prunekit.metrics import count_macs, count_params
 from prunekit.pipeline.checkpoint import (
-    decision_from_data,
-    decision_to_data,
     report_from_data,
     report_to_data,
     rng_state,
@@ -39,7 +37,7 @@ from prunekit.pipeline.optim import StepLR, build_optimizer, build_recipe_schedu
 from prunekit.pipeline.source import ModelSource
 from prunekit.pipeline.train import EvalResult, cross_entropy_loss, evaluate, progress_bar, train_epoch
 from prunekit.report import PruneReport
-from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent
+from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
 
 __all__ = ["Runner"]
 
@@ -284,7 +282,7 @@ class Runner:
             "lr_schedulers": [s.state_dict() for s in self.recipe_scheds],
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "recipe": prune.recipe.state_dict() if prune is not None else {},
-            "decisions": [{"phase": p, "decision": decision_to_data(d)} for p, d in self.decisions],
+            "decisions": [{"phase": p, "decision": decision_to_dict(d)} for p, d in self.decisions],
             "reports": [report_to_data(r) for r in self.reports],
             "history": list(self.history),
             "metrics": {k: dict(v) for k, v in self.metrics.items()},
@@ -307,7 +305,7 @@ class Runner:
             raise ConfigError(f"resume: the checkpoint's phases are {names}; resume the same command", module="resume")
         model = self.source.build()
         for entry in state["decisions"]:
-            p, decision = entry["phase"], decision_from_data(entry["decision"])
+            p, decision = entry["phase"], decision_from_dict(entry["decision"])
             self.phases[p].recipe.replay(model, decision)
             self.decisions.append((p, decision))
         prune = next((ph for ph in self.phases if ph.recipe is not None), None)
