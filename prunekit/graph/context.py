@@ -45,6 +45,8 @@ class TraceContext:
     model: nn.Module | None = None  # the user's model (ATen rules look layers up by weight name)
     notes: list[str] = field(default_factory=list)  # parameters used by ops without a rule
     backend: str = "fx"
+    # every coupling op: (atoms it ties, kind such as "add", where() of its node), for messages
+    sites: list[tuple[np.ndarray, str, str]] = field(default_factory=list)
 
     # ---- where we are, for messages
     def where(self, node: fx.Node | None = None) -> str:
@@ -71,6 +73,8 @@ class TraceContext:
 
     def union(self, a: np.ndarray, b: np.ndarray, why: str) -> None:
         self.atoms.union(a, b, why)
+        if a.size:
+            self.sites.append((a.reshape(-1), why, self.where()))
 
     def lock(self, ann: Ann, reason: str) -> None:
         """Locks every channel that ``ann`` (possibly nested) carries."""

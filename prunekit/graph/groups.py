@@ -55,6 +55,8 @@ class Group:
         members: where the channels live.
         locked: per channel, True if it must be kept.
         couplings: the kinds of ops that tie the group together (add, cat, shuffle...).
+        coupling_sites: (kind, where) of every op that couples channels of this group, e.g.
+            ``("add", "'add' in 'layer1.1'")``, in trace order (for messages).
         cells: when balanced constraints apply (grouped conv, chunk, GroupNorm), the channel
             index arrays that must each lose the same number of channels; None otherwise.
     """
@@ -66,6 +68,7 @@ class Group:
     lock_reasons: list[str] = field(default_factory=list)
     inexact_reasons: list[str] = field(default_factory=list)
     couplings: set[str] = field(default_factory=set)
+    coupling_sites: list[tuple[str, str]] = field(default_factory=list)
     cells: list[np.ndarray] | None = None
     roots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
@@ -184,6 +187,10 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
     for atoms, kind in at.couplings:
         for g, _ in per_group(atoms):
             g.couplings.add(kind)
+    for atoms, kind, where in ctx.sites:
+        for g, _ in per_group(atoms):
+            if (kind, where) not in g.coupling_sites:
+                g.coupling_sites.append((kind, where))
     _resolve_partitions(at.partitions, roots, group_of_root, chan_of_root, groups)
     return groups, member_roots
 
