@@ -18,7 +18,15 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-__all__ = ["DistContext", "init_distributed", "wrap_model", "unwrap_model", "broadcast_object", "shard_loader"]
+__all__ = [
+    "DistContext",
+    "init_distributed",
+    "wrap_model",
+    "unwrap_model",
+    "broadcast_object",
+    "sync_buffers",
+    "shard_loader",
+]
 
 T = TypeVar("T")
 
@@ -94,6 +102,18 @@ def broadcast_object(obj: T, ctx: DistContext) -> T:
     box: list[Any] = [obj if ctx.is_main else None]
     dist.broadcast_object_list(box, src=0, device=ctx.device if ctx.device.type == "cuda" else None)
     return box[0]
+
+
+@torch.no_grad()
+def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
+    """Copies rank 0's buffers (BatchNorm statistics) to every rank.
+
+    DDP broadcasts them at the start of each forward, so after an epoch each rank holds the
+    statistics of its own last batch; call this before evaluating, checkpointing or pruning.
+    """
+    if ctx.enabled:
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
 
 
 def shard_loader(loader: DataLoader, ctx: DistContext, *, seed: int) -> DataLoader:

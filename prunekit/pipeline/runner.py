@@ -31,7 +31,7 @@ from prunekit.pipeline.checkpoint import (
     set_rng_state,
 )
 from prunekit.pipeline.distill import DistillationLoss
-from prunekit.pipeline.distributed import DistContext, broadcast_object, shard_loader, wrap_model
+from prunekit.pipeline.distributed import DistContext, broadcast_object, shard_loader, sync_buffers, wrap_model
 from prunekit.pipeline.history import write_history
 from prunekit.pipeline.optim import StepLR, build_optimizer, build_recipe_schedulers, rebuild_recipe_schedulers
 from prunekit.pipeline.source import ModelSource
@@ -172,6 +172,7 @@ class Runner:
                 desc=f"{phase.name} {e + 1}/{phase.num_epochs}",
             )  # fmt: skip
             self.step += stats.steps
+            sync_buffers(self.model, self.ctx)
             for spec, sched in zip(recipe.lr_schedulers if recipe is not None else (), self.recipe_scheds):
                 if e in spec.epochs:
                     sched.step()

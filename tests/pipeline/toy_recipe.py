@@ -28,6 +28,7 @@ class ToyRecipe(Recipe):
     def __init__(self) -> None:
         self.masks: ChannelMasks | None = None
         self.taken = 0
+        self.replayed = 0  # decisions received from another copy (rank 0, or a checkpoint)
 
     def on_epoch_begin(self, model, example_inputs, epoch, *, calibration=None):  # type: ignore[no-untyped-def]
         if epoch == 0:
@@ -56,6 +57,7 @@ class ToyRecipe(Recipe):
             apply_plan(model, plan)
             self.masks = None
         self.taken += 1
+        self.replayed += 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"taken": self.taken}
