@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -32,38 +33,58 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18  # the lowest opset the torch.export-based ONNX exporter targets natively
 
 
-def _dynamic_batch(inputs: tuple[torch.Tensor, ...]) -> tuple[dict[int, torch.export.Dim], ...]:
+def _trace_args(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> tuple[tuple[torch.Tensor, ...], Any]:
+    """Inputs to trace with, and the ``dynamic_shapes`` that make dim 0 of each one ``batch``."""
+    if not dynamic_batch:
+        return inputs, None
     batch = torch.export.Dim("batch")
-    return tuple({0: batch} for _ in inputs)
+    return with_batch(inputs, 2), tuple({0: batch} for _ in inputs)
+
+
+def _export_failed(
+    what: str, model: nn.Module, path: str | os.PathLike, exc: Exception, dynamic_batch: bool
+) -> TraceError:
+    hint = " (if the model fixes its batch size, pass dynamic_batch=False / --static-batch)" if dynamic_batch else ""
+    name = type(model).__name__
+    return TraceError(f"{what} of {name} for {os.fspath(path)!r} failed{hint}: {exc}", module=name)
 
 
 def _eval_export(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | os.PathLike
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | os.PathLike, dynamic_batch: bool
 ) -> torch.export.ExportedProgram:
+    traced, dynamic_shapes = _trace_args(inputs, dynamic_batch)
     was = model.training
     model.eval()
     try:
-        return torch.export.export(model, with_batch(inputs, 2), dynamic_shapes=_dynamic_batch(inputs))
+        return torch.export.export(model, traced, dynamic_shapes=dynamic_shapes)
     except Exception as exc:  # torch raises many types here; the user needs the file and the cause
-        raise TraceError(
-            f"torch.export could not export {type(model).__name__} for {os.fspath(path)!r}: {exc}",
-            module=type(model).__name__,
-        ) from exc
+        raise _export_failed("torch.export", model, path, exc, dynamic_batch) from exc
     finally:
         model.train(was)
 
 
 def export_program(
-    model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], path: str | os.PathLike
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    dynamic_batch: bool = True,
 ) -> Path:
-    """Writes ``model`` (in eval mode) as a ``torch.export`` program, with a dynamic batch dim.
+    """Writes ``model`` (in eval mode) as a ``torch.export`` program.
 
     Load it without prunekit: ``torch.export.load(path).module()(x)``.
 
+    Args:
+        dynamic_batch: export dim 0 of every input as a dynamic ``batch`` dim; ``False`` keeps the
+            example's batch size (for models that fix it, e.g. with ``x.view(8, -1)``).
+
     Returns:
         The path written (atomically).
+
+    Raises:
+        TraceError: the model cannot be exported (the message names the file and the cause).
     """
-    program = _eval_export(model, as_inputs(example_inputs), path)
+    program = _eval_export(model, as_inputs(example_inputs), path, dynamic_batch)
     return atomic_write(path, lambda f: torch.export.save(program, f))
 
 
@@ -73,14 +94,19 @@ def export_onnx(
     path: str | os.PathLike,
     *,
     opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
 ) -> Path:
-    """Writes ``model`` (in eval mode) as ONNX with a dynamic batch dim, named ``batch``.
+    """Writes ``model`` (in eval mode) as ONNX, by default with a dynamic batch dim named ``batch``.
 
     Uses the ``torch.export``-based exporter (``torch.onnx.export(..., dynamo=True)``, which needs
     ``onnxscript``: ``pip install prunekit[export]``). Inputs are named ``input``, ``input_1``...
     and outputs ``output``, ``output_1``... unless names are given.
+
+    Args:
+        opset: the ONNX opset, at least 18.
+        dynamic_batch: as in :func:`export_program`.
 
     Returns:
         The path written (atomically).
@@ -96,7 +122,7 @@ def export_onnx(
     except ImportError as exc:
         raise ConfigError("ONNX export needs onnxscript: pip install 'prunekit[export]'", module="onnx") from exc
     inputs = as_inputs(example_inputs)
-    traced = with_batch(inputs, 2)
+    traced, dynamic_shapes = _trace_args(inputs, dynamic_batch)
     names = list(input_names or [f"input{'_' + str(i) if i else ''}" for i in range(len(inputs))])
     if len(names) != len(inputs):
         raise ConfigError(f"input_names has {len(names)} names for {len(inputs)} inputs", module="input_names")
@@ -109,7 +135,7 @@ def export_onnx(
         onnx_program = torch.onnx.export(
             model,
             traced,
-            dynamic_shapes=_dynamic_batch(inputs),
+            dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             input_names=names,
             output_names=outs,
@@ -117,13 +143,11 @@ def export_onnx(
             verbose=False,
         )
     except Exception as exc:  # torch raises many types here; the user needs the file and the cause
-        raise TraceError(
-            f"ONNX export of {type(model).__name__} for {os.fspath(path)!r} failed: {exc}", module=type(model).__name__
-        ) from exc
+        raise _export_failed("ONNX export", model, path, exc, dynamic_batch) from exc
     finally:
         model.train(was)
     if onnx_program is None:  # only the legacy exporter returns None; dynamo=True always gives a program
-        raise TraceError(f"ONNX export for {os.fspath(path)!r} returned no program")
+        raise TraceError(f"ONNX export for {os.fspath(path)!r} returned no program", module=type(model).__name__)
     return write_bytes(path, onnx_program.model_proto.SerializeToString())
 
 
@@ -163,7 +187,8 @@ def verify_export(
     """Loads the exported files and checks they compute what ``model`` computes (eval mode).
 
     Each file is run on ``example_inputs`` and on random inputs of the same per-sample shape at
-    every batch size in ``batch_sizes`` (checking the dynamic batch dim); an output passes when
+    every batch size in ``batch_sizes`` (checking the dynamic batch dim; give ``()`` for a file
+    exported with ``dynamic_batch=False``); an output passes when
     ``max|model - file| <= atol + rtol * max|model|``.
 
     Returns:

@@ -7,7 +7,7 @@ import torch
 
 import prunekit
 from prunekit.cli import main
-from prunekit.errors import ConfigError, EquivalenceError
+from prunekit.errors import ConfigError, EquivalenceError, TraceError
 from prunekit.export import export_onnx, export_program, verify_export
 from prunekit.models import get_model
 
@@ -81,3 +81,22 @@ def test_cli_export_errors(saved, tmp_path, capsys):
     assert "--input-shape is required" in capsys.readouterr().err
     argv = ["export", "--model-dir", str(bare), "--format", "pt2", "--out", str(tmp_path / "m.pt2")]
     assert main(argv + ["--input-shape", "1,1,28,28"]) == 0 and (tmp_path / "m.pt2").is_file()
+
+
+class FixedBatch(torch.nn.Module):
+    """Flattens with a batch size written in the code: only a static-batch export is possible."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(2, 12))
+
+
+def test_static_batch_for_models_that_fix_it(tmp_path):
+    model, x = FixedBatch().eval(), torch.randn(2, 3, 4)
+    with pytest.raises(TraceError, match="dynamic_batch=False"):
+        export_program(model, x, tmp_path / "m.pt2")
+    program = export_program(model, x, tmp_path / "m.pt2", dynamic_batch=False)
+    assert verify_export(model, x, program=program, batch_sizes=())["pt2"] < 1e-6

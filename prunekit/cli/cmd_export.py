@@ -17,16 +17,21 @@ def _run(args: argparse.Namespace) -> int:
     model = load_saved(args.model_dir, args.builder, option="--model-dir")
     out = Path(args.out)
     stem = out.with_suffix("") if out.suffix in (".onnx", ".pt2") else out
+    dynamic = not args.static_batch
     files: dict[str, Path] = {}
     if args.format in ("pt2", "both"):
-        files["program"] = export_program(model, (x,), out if args.format == "pt2" else stem.with_suffix(".pt2"))
+        files["program"] = export_program(
+            model, (x,), out if args.format == "pt2" else stem.with_suffix(".pt2"), dynamic_batch=dynamic
+        )
     if args.format in ("onnx", "both"):
         target = out if args.format == "onnx" else stem.with_suffix(".onnx")
-        files["onnx"] = export_onnx(model, (x,), target, opset=args.opset)
+        files["onnx"] = export_onnx(model, (x,), target, opset=args.opset, dynamic_batch=dynamic)
     for path in files.values():
         print(f"wrote {path}")
     if not args.no_verify:
-        diffs = verify_export(model, (x,), **files)
+        diffs = verify_export(
+            model, (x,), program=files.get("program"), onnx=files.get("onnx"), batch_sizes=(1, 3) if dynamic else ()
+        )
         for key, diff in diffs.items():
             print(f"{key}: outputs match the PyTorch model (max abs diff {diff:.3g})")
     return 0
@@ -45,5 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file; with --format both, its stem gets .onnx and .pt2")
     p.add_argument("--input-shape", help="example input shape with batch, e.g. 1,1,28,28 (default: the saved one)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--static-batch", action="store_true", help="keep the example's batch size (default: dynamic)")
     p.add_argument("--no-verify", action="store_true", help="skip reloading the files and comparing outputs")
     p.set_defaults(func=_run)
