@@ -1,0 +1,237 @@
+"""BENCHMARKS.md from the result files, so that no figure there is typed by hand.
+
+Run: ``python benchmarks/render.py`` (the comparison and accuracy scripts also call the renderers
+below for their own ``.md``). Each section is produced from a file in ``benchmarks/results/``; a
+benchmark whose results file does not exist yet is listed as "not run yet", without numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_atomic  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+TOOL_LABEL = {"prunekit": "prunekit", "torch-pruning": "Torch-Pruning"}
+
+
+def _load(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _setup(meta: dict) -> str:
+    return (
+        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {meta.get('threads', '?')} torch "
+        f"threads), Python {meta['python']}, torch {meta['torch']}, torchvision {meta['torchvision']}, "
+        f"prunekit {meta['prunekit']}, torch-pruning {meta.get('torch_pruning') or 'not installed'}"
+    )
+
+
+def _span(row: dict) -> str:
+    times = row.get("all_time_s") or []
+    return f"{min(times):.2f}-{max(times):.2f}" if times else "-"
+
+
+def _equiv(row: dict | None) -> str:
+    if row is None or not row.get("finished"):
+        return "-"
+    if row.get("equivalent") is None:
+        return f"unknown ({row.get('reason', '')})"
+    err = f"err {row['max_error']:.1e} / scale {row['scale']:.2g}"
+    return f"yes ({err})" if row["equivalent"] else f"**no** ({err}{'; ' + row['reason'] if row['reason'] else ''})"
+
+
+def _done(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    return "yes" if row.get("finished") else f"**no**: {row.get('error', '')}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def render_compare(data: dict) -> str:
+    """The Torch-Pruning comparison as Markdown (speed, memory, coverage, growth with depth)."""
+    meta, rows = data["meta"], data["results"]
+    by = {(r["model"], r["tool"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    lines = [
+        "# Engine speed and coverage: prunekit vs Torch-Pruning",
+        "",
+        _setup(meta) + f". Median of {meta['runs']} runs per model and tool, alternating between the tools, each "
+        "run in its own subprocess after an untimed warm-up call, on the same model (random weights, seed 0, BatchNorm statistics calibrated on "
+        f"one random batch, eval mode). Task: dependency graph + removal of {meta['sparsity']:.0%} of the "
+        "channels of each group by L1 magnitude. prunekit: `prune_(model, x, sparsity=0.5, criterion='l1')`, "
+        "whose time also includes its MAC counts before and after (two forwards); Torch-Pruning: `MetaPruner` "
+        "with `GroupMagnitudeImportance(p=1)`, `pruning_ratio=0.5`, the 1000-class head ignored, as in its "
+        "torchvision example. 1-minute load average "
+        f"{meta['loadavg_1min_before']:.2f} before, {meta['loadavg_1min_after']:.2f} after (a figure well above "
+        f"0 before means other work shared the CPUs and the timings are noisy). Whole run: {meta['wall_s'] / 60:.1f} min.",
+        "",
+        "| model | input | prunekit (s) | min-max | Torch-Pruning (s) | min-max | TP / prunekit "
+        "| peak Python MiB (pk / TP) | peak RSS growth MiB (pk / TP) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        pk, tp = by.get((m, "prunekit")), by.get((m, "torch-pruning"))
+        cells = []
+        for r in (pk, tp):
+            ok = r is not None and r.get("finished")
+            cells += [f"{r['time_s']:.3f}" if ok else "-", _span(r) if ok else "-"]
+        both = pk and tp and pk.get("finished") and tp.get("finished")
+        ratio = f"{tp['time_s'] / pk['time_s']:.2f}x" if both else "-"
+
+        def mem(key: str, r1=pk, r2=tp) -> str:
+            return " / ".join(f"{r[key]:.0f}" if r and r.get(key) is not None else "-" for r in (r1, r2))
+
+        size = (pk or tp)["input"] if (pk or tp).get("input") else ""
+        lines.append(
+            f"| {m} | {size} | {' | '.join(cells)} | {ratio} | {mem('peak_python_mib')} | {mem('peak_rss_growth_mib')} |"
+        )
+    lines += [
+        "",
+        "Coverage and correctness. *Equivalent*: the pruned model's outputs match those of the original with the "
+        "removed channels zeroed where they are consumed, within "
+        f"{meta['rtol']:g} of the output scale, on two random inputs; the kept channels are read off the weights "
+        "by an oracle that shares no code with either tool (`benchmarks/_oracle.py`). Pruning through a "
+        "LayerNorm/GroupNorm can never be equivalent to zeroing (they normalise across channels).",
+        "",
+        "| model | prunekit finished | prunekit equivalent | prunekit MACs kept "
+        "| Torch-Pruning finished | Torch-Pruning equivalent | Torch-Pruning MACs kept |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        pk, tp = by.get((m, "prunekit")), by.get((m, "torch-pruning"))
+        cells = [f"{_done(r)} | {_equiv(r)} | {_pct(r.get('macs_ratio') if r else None)}" for r in (pk, tp)]
+        lines.append(f"| {m} | {' | '.join(cells)} |")
+    lines += _render_depth(by)
+    return "\n".join(lines) + "\n"
+
+
+def _render_depth(by: dict) -> list[str]:
+    from compare_torch_pruning import DEPTH
+
+    out = []
+    for family, names in DEPTH.items():
+        for tool in ("prunekit", "torch-pruning"):
+            rows = [by.get((n, tool)) for n in names]
+            if any(r is None or not r.get("finished") for r in rows):
+                continue
+            base = rows[0]
+            steps = ", ".join(
+                f"{r['model']} {r['conv_layers'] / base['conv_layers']:.2f}x layers -> "
+                f"{r['time_s'] / base['time_s']:.2f}x time"
+                for r in rows[1:]
+            )
+            out.append(f"* {TOOL_LABEL[tool]}, {family}: {steps} (relative to {base['model']}).")
+    if out:
+        out = ["", "Growth with depth (linear growth keeps the time ratio near the layer ratio):", ""] + out
+    return out
+
+
+def _fmt_acc(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2%}"
+    return f"{statistics.mean(values):.2%} ({', '.join(f'{v:.2%}' for v in values)})"
+
+
+def render_accuracy(data: dict) -> str:
+    """The accuracy study as Markdown: one row per pruning method, seeds averaged."""
+    meta, rows = data["meta"], data["results"]
+    lines = [
+        "# Accuracy after pruning to 2x fewer MACs",
+        "",
+        f"`{meta['command']}`: {meta['model']} on {meta['dataset']}; baseline {meta['epochs']} epochs, fine-tuning "
+        f"{meta['finetune_epochs']} epochs after pruning (the same budget for every method), batch "
+        f"{meta['batch_size']}, SGD lr {meta['lr']} (cosine), seeds {meta['seeds']}"
+        + (f", at most {meta['max_batches']} batches per epoch" if meta.get("max_batches") else "")
+        + f"; torch {meta['torch']}, prunekit {meta['prunekit']}, torch-pruning "
+        f"{meta.get('torch_pruning') or 'not installed'}; {meta['wall_s'] / 60:.1f} min in all. Test accuracy: "
+        "mean over seeds (per seed in parentheses).",
+        "",
+        "| method | tool | MACs kept | params kept | before | right after pruning | after fine-tuning |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    methods = list(dict.fromkeys((r["method"], r["tool"]) for r in rows))
+    for method, tool in methods:
+        group = [r for r in rows if r["method"] == method and r["tool"] == tool]
+        if all(r.get("skipped") for r in group):
+            lines.append(f"| {method} | {TOOL_LABEL.get(tool, tool)} | skipped: {group[0]['skipped']} | | | | |")
+            continue
+        group = [r for r in group if not r.get("skipped")]
+
+        def col(key: str, g=group) -> list[float]:
+            return [r[key] for r in g if r.get(key) is not None]
+
+        macs, params = col("macs_ratio"), col("params_ratio")
+        lines.append(
+            f"| {method} | {TOOL_LABEL.get(tool, tool)} | {_pct(statistics.mean(macs) if macs else None)} | "
+            f"{_pct(statistics.mean(params) if params else None)} | {_fmt_acc(col('acc_before'))} | "
+            f"{_fmt_acc(col('acc_pruned'))} | {_fmt_acc(col('acc_finetuned'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _demote(md: str) -> str:
+    """One heading level down, so each result file becomes a section of BENCHMARKS.md."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
+
+
+SECTIONS = [
+    ("compare_torch_pruning.json", render_compare, "Engine speed and coverage: prunekit vs Torch-Pruning",
+     "`.venv-bench/bin/python benchmarks/compare_torch_pruning.py` (after `bash benchmarks/setup_env.sh`)"),
+    ("accuracy_study.json", render_accuracy, "Accuracy after pruning to 2x fewer MACs",
+     "`.venv-bench/bin/python benchmarks/accuracy_study.py`"),
+]  # fmt: skip
+VERBATIM = [
+    ("engine_speed.md", "Engine speed", "`python benchmarks/engine_speed.py`"),
+    ("latency.md", "CPU latency before and after pruning", "`python benchmarks/latency.py`"),
+    ("latency_round8.md", "CPU latency, channels rounded to 8", "`python benchmarks/latency.py --round-to 8`"),
+]
+
+
+def render_benchmarks(results: str = RESULTS) -> str:
+    """The whole BENCHMARKS.md: every section from its results file, or "not run yet"."""
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/render.py` from the files in `benchmarks/results/` (each records the "
+        "exact command, versions, machine and load). Do not edit by hand: re-run the benchmark, then the renderer.",
+    ]
+    for fname, render, title, command in SECTIONS:
+        data = _load(os.path.join(results, fname))
+        parts += ["", _demote(render(data)) if data else f"## {title}\n\nNot run yet: {command}."]
+    for fname, title, command in VERBATIM:
+        path = os.path.join(results, fname)
+        if os.path.exists(path):
+            with open(path) as f:
+                parts += ["", _demote(f.read().rstrip())]
+        else:
+            parts += ["", f"## {title}\n\nNot run yet: {command}."]
+    return "\n".join(parts) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results", default=RESULTS)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "BENCHMARKS.md"))
+    args = ap.parse_args()
+    write_atomic(args.out, render_benchmarks(args.results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
