@@ -112,7 +112,11 @@ def plot_accuracy_vs_macs(points: Sequence[Mapping[str, Any]], path: str | os.Pa
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label in dict.fromkeys(p["label"] for p in points):
         pts = [p for p in points if p["label"] == label]
-        ax.scatter([p["macs"] / 1e6 for p in pts], [p["accuracy"] for p in pts], label=label, s=30)
+        epoch = label.startswith("epoch")  # many small points from the log; the named ones stand out
+        xs, ys = [p["macs"] / 1e6 for p in pts], [p["accuracy"] for p in pts]
+        ax.scatter(
+            xs, ys, label=label, s=14 if epoch else 45, alpha=0.6 if epoch else 1.0, marker="." if epoch else "o"
+        )
     ax.set_xlabel("MACs per sample (millions)")
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs MACs")

@@ -18,29 +18,20 @@ from prunekit._batch import with_batch
 from prunekit.errors import ConfigError
 from prunekit.metrics import macs_per_module
 from prunekit.prune import resolve_sparsity
-from prunekit.report import PruneReport
+from prunekit.report import LayerChange, PruneReport
 
 __all__ = ["LayerRow", "compare_layers", "requested_sparsity", "markdown_table"]
 
 
 @dataclass
-class LayerRow:
-    """One module with its own parameters, in both models.
+class LayerRow(LayerChange):
+    """A :class:`~prunekit.report.LayerChange` (one module with its own parameters, in both
+    models) plus its sparsity.
 
     ``sparsity_realised`` is ``1 - out_after / out_before`` (the fraction of output channels
     removed); ``sparsity_requested`` is set only for layers whose outputs a prune step cut.
     """
 
-    name: str
-    kind: str
-    in_before: int | None
-    in_after: int | None
-    out_before: int | None
-    out_after: int | None
-    params_before: int
-    params_after: int
-    macs_before: int
-    macs_after: int
     sparsity_requested: float | None
     sparsity_realised: float | None
 
