@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +35,12 @@ def measure_latency(
         model.train(was)
 
 
+def _on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself if all its tensors are on the CPU, else a CPU copy."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return model if all(t.device.type == "cpu" for t in tensors) else copy.deepcopy(model).cpu()
+
+
 def compare_latency(
     model_before: nn.Module,
     model_after: nn.Module,
@@ -44,16 +52,19 @@ def compare_latency(
 ) -> dict[str, Any]:
     """Median CPU latency of both models at each batch size (the first example sample repeated).
 
+    Models with tensors on another device are timed as CPU copies; the originals are not moved.
+
     Returns:
         ``{"threads", "min_run_time", "batches": {"1": {"before_ms", "after_ms", "speedup"}, ...}}``;
         ``speedup`` is ``before / after``.
     """
     from prunekit._batch import with_batch
 
+    model_before, model_after = _on_cpu(model_before), _on_cpu(model_after)
     batches: dict[str, dict[str, float]] = {}
     for b in batch_sizes:
-        inputs = with_batch(example_inputs, int(b))
+        inputs = tuple(x.cpu() for x in with_batch(example_inputs, int(b)))
         before = measure_latency(model_before, inputs, threads=threads, min_run_time=min_run_time)
         after = measure_latency(model_after, inputs, threads=threads, min_run_time=min_run_time)
         batches[str(b)] = {"before_ms": before * 1e3, "after_ms": after * 1e3, "speedup": before / after}
-    return {"threads": threads, "min_run_time": min_run_time, "batches": batches}
+    return {"device": "cpu", "threads": threads, "min_run_time": min_run_time, "batches": batches}

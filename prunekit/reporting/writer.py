@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from prunekit._batch import as_inputs, with_batch
 from prunekit._io import write_text
+from prunekit.errors import ConfigError
 from prunekit.metrics import count_macs, count_params
 from prunekit.report import PruneReport
 from prunekit.reporting.history import accuracy_points, read_history
@@ -116,9 +117,18 @@ def write_report(
             (``torch.utils.benchmark``, 1 thread, ``latency_min_run_time`` seconds each).
 
     Raises:
-        ConfigError: ``history_csv`` does not exist, or the two models do not have the same layers.
+        ConfigError: ``out_dir`` is a file, ``history_csv`` does not exist, the two models do not
+            have the same layers, or a latency option is out of range.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {str(out)!r} is a file: give a folder for the report", module="out_dir")
+    if isinstance(latency_batch, bool) or not isinstance(latency_batch, int) or latency_batch < 1:
+        raise ConfigError(f"latency_batch must be an int >= 1, but got {latency_batch!r}", module="latency_batch")
+    if not latency_min_run_time > 0:
+        raise ConfigError(
+            f"latency_min_run_time must be > 0 seconds, but got {latency_min_run_time!r}", module="latency_min_run_time"
+        )
     reports = [prune_reports] if isinstance(prune_reports, PruneReport) else list(prune_reports)
     inputs = as_inputs(example_inputs)
     history = read_history(history_csv) if history_csv is not None else None

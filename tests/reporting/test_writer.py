@@ -100,4 +100,11 @@ def test_bad_inputs_are_clear_errors(pruned, tmp_path):
         )
     with pytest.raises(ConfigError, match="pruned model is not in the model before"):
         write_report(tmp_path, model_before=nn.Linear(3, 3), model_after=pruned.after, example_inputs=pruned.x)
+    with pytest.raises(ConfigError, match="latency_batch"):
+        write_report(
+            tmp_path, model_before=pruned.before, model_after=pruned.after, example_inputs=pruned.x, latency_batch=0
+        )
     assert not list(tmp_path.iterdir())  # nothing written
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        write_report(tmp_path / "file", model_before=pruned.before, model_after=pruned.after, example_inputs=pruned.x)
