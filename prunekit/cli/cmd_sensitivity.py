@@ -35,8 +35,6 @@ def _fraction(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
     from prunekit.analysis import (
         plot_sensitivity,
         schedule_config,
@@ -62,8 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     model = load_before(args.checkpoint or args.model, spec, option="--checkpoint" if args.checkpoint else "--model")
     loader = make_loader(dataset, batch_size=args.batch_size)
-    size = dataset.image_size
-    x = torch.randn(1, dataset.in_channels, size, size, generator=torch.Generator().manual_seed(0))
+    x = dataset[0][0].unsqueeze(0)  # one real image: the example input for tracing
     result = sensitivity_analysis(
         model,
         x,
