@@ -43,3 +43,19 @@ def test_accuracy_points_from_metrics_and_history(tmp_path):
         ("epoch (train)", 100, 0.8),
     ]
     assert accuracy_points(None, None, macs_before=1, macs_after=1) == []
+
+
+def test_reads_the_pipeline_log(tmp_path):
+    """The CSV the training pipeline writes, with an epoch counter that restarts per phase."""
+    pipeline_history = pytest.importorskip("prunekit.pipeline.history")
+    rows = [
+        {"epoch": 1, "phase": "train", "lr": 0.1, "train_loss": 1.5, "val_top1": 0.6, "macs": 4.0e7},
+        {"epoch": 2, "phase": "train", "lr": 0.05, "train_loss": 1.1, "val_top1": 0.7, "macs": 4.0e7},
+        {"epoch": 1, "phase": "finetune", "lr": 0.01, "train_loss": 1.2, "val_top1": 0.68, "macs": 2.0e7},
+    ]
+    path = pipeline_history.write_history(tmp_path / "history.csv", rows)
+    h = read_history(path)
+    assert set(pipeline_history.HISTORY_COLUMNS) <= set(h)
+    assert h["val_top1"] == [0.6, 0.7, 0.68] and h["val_top5"] == [None, None, None]
+    points = accuracy_points(None, h, macs_before=1, macs_after=1)
+    assert [p["label"] for p in points] == ["epoch (train)", "epoch (train)", "epoch (finetune)"]
