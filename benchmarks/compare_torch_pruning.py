@@ -7,8 +7,8 @@ Run (in the benchmark environment, see ``benchmarks/setup_env.sh``)::
 For each model and each tool, N runs alternate between the tools (prunekit, Torch-Pruning,
 prunekit, ...), each in its own subprocess so that memory figures do not leak between runs. A run
 first warms the tool up on a small resnet18 (imports and one-time initialisation are not timed),
-then builds the model (random weights, seed 0, BatchNorm statistics calibrated on one random batch
-so activations neither vanish nor explode, eval mode), times the tool's dependency graph + pruning
+then builds the model (random weights, seed 0, constant-initialised weights redrawn and BatchNorm
+statistics calibrated on one random batch so that outputs depend on every channel, eval mode), times the tool's dependency graph + pruning
 of 50% of the channels by L1 magnitude, and records the growth of the process's peak RSS. The
 first run of each pair also measures the peak Python memory (tracemalloc, on a second copy) and
 checks the pruned model against the zeroed-channel original with a tool-independent oracle
@@ -57,13 +57,32 @@ def input_size(name: str) -> int:
     return 299 if name == "inception_v3" else 224
 
 
+@torch.no_grad()
+def make_observable(model: torch.nn.Module) -> torch.nn.Module:
+    """Redraws the parameters that torchvision initialises to constants which hide what they scale.
+
+    ViT's head weight starts at zero (every output is 0) and ConvNeXt's layer scales at 1e-6 (the
+    residual branches vanish): on such weights a wrong cut would not change the outputs, so an
+    equivalence check would pass vacuously. Zero conv/linear weights are drawn from N(0, 0.02^2)
+    and layer scales from U(0.5, 1), as after training.
+    """
+    gen = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)) and not module.weight.any():
+            module.weight.normal_(0.0, 0.02, generator=gen)
+    for name, param in model.named_parameters():
+        if name.endswith("layer_scale"):
+            param.uniform_(0.5, 1.0, generator=gen)
+    return model
+
+
 def build(name: str) -> torch.nn.Module:
-    """The torchvision model, seed 0, BatchNorm statistics set from one random batch, eval mode."""
+    """The torchvision model, seed 0, made observable, BatchNorm statistics from one random batch, eval."""
     torch.manual_seed(0)
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = getattr(torchvision.models, name)(weights=None, **kwargs)
+        model = make_observable(getattr(torchvision.models, name)(weights=None, **kwargs))
     # Random weights with BatchNorm's initial statistics (mean 0, var 1) make some models'
     # outputs vanish (mobilenet_v2 ~1e-9, efficientnet_b0 ~1e-13): an equivalence check on them
     # would pass vacuously. One train-mode forward with momentum=None sets the statistics.

@@ -69,8 +69,9 @@ def render_compare(data: dict) -> str:
         "# Engine speed and coverage: prunekit vs Torch-Pruning",
         "",
         _setup(meta) + f". Median of {meta['runs']} runs per model and tool, alternating between the tools, each "
-        "run in its own subprocess after an untimed warm-up call, on the same model (random weights, seed 0, BatchNorm statistics calibrated on "
-        f"one random batch, eval mode). Task: dependency graph + removal of {meta['sparsity']:.0%} of the "
+        "run in its own subprocess after an untimed warm-up call, on the same model (random weights, seed 0; "
+        "weights that torchvision initialises to constants -- ViT head, ConvNeXt layer scales -- redrawn and "
+        "BatchNorm statistics calibrated on one random batch, so that outputs depend on every channel; eval mode). Task: dependency graph + removal of {meta['sparsity']:.0%} of the "
         "channels of each group by L1 magnitude. prunekit: `prune_(model, x, sparsity=0.5, criterion='l1')`, "
         "whose time also includes its MAC counts before and after (two forwards); Torch-Pruning: `MetaPruner` "
         "with `GroupMagnitudeImportance(p=1)`, `pruning_ratio=0.5`, the 1000-class head ignored, as in its "
