@@ -18,7 +18,18 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 # Module names (in this package) in the order ``prunekit --help`` lists them.
-COMMANDS: tuple[str, ...] = ("cmd_list", "cmd_graph", "cmd_demo", "cmd_report", "cmd_export", "cmd_sensitivity")
+COMMANDS: tuple[str, ...] = (
+    "cmd_list",
+    "cmd_graph",
+    "cmd_train",
+    "cmd_prune",
+    "cmd_finetune",
+    "cmd_eval",
+    "cmd_demo",
+    "cmd_report",
+    "cmd_export",
+    "cmd_sensitivity",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,8 @@ def write_outputs(
     if config is not None:
         files["config"] = write_text(out / "config.json", json.dumps(config, indent=1, default=str) + "\n")
     if save:
-        extra = {"config": config, "metrics": runner.metrics}
+        # input_shape lets `prunekit report` and `prunekit export` rebuild an example input
+        extra = {"config": config, "metrics": runner.metrics, "input_shape": list(runner.example.shape)}
         save_model(
             _cpu(runner.model), out / "model", reports=cut_reports(runner), builder=src.spec,
             builder_kwargs=src.builder_kwargs, extra=json.loads(json.dumps(extra, default=str)),

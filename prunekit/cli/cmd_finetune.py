@@ -1,0 +1,81 @@
+"""``prunekit finetune``: fine-tune a saved pruned model, optionally distilling from the original."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+from prunekit.cli.cmd_prune import add_distill_args
+
+__all__ = ["register"]
+
+
+def _teacher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The unpruned model to distil from: --teacher, or the ``original/`` beside --model-dir."""
+    from prunekit.errors import ConfigError
+    from prunekit.serialization import load
+
+    path = args.teacher
+    if path is None:
+        sibling = os.path.join(os.path.dirname(os.path.abspath(args.model_dir)), "original")
+        if not os.path.isdir(sibling):
+            raise ConfigError(
+                f"--distill needs the unpruned model: give --teacher DIR (no {sibling!r} beside --model-dir)",
+                module="--teacher",
+            )
+        path = sibling
+    return load(path).eval()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prunekit.cli._pipeline_args import (
+        loaders_from_args,
+        options_from_args,
+        print_summary,
+        resolved_args,
+        setup_logging,
+    )
+    from prunekit.cli._sources import source_from_args
+    from prunekit.pipeline import Phase, run
+
+    setup_logging(args)
+    train, test = loaders_from_args(args)
+    source, _ = source_from_args(args, train.dataset)
+    teacher = _teacher(args) if args.distill or args.teacher else None
+    kd = dict(distill=args.distill, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
+    result = run(
+        source,
+        [Phase("finetune", options_from_args(args, **kd))],
+        train_loader=train,
+        val_loader=test,
+        out_dir=args.out,
+        seed=args.seed,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+        teacher=teacher,
+        config=resolved_args(args, command="finetune"),
+        report=not args.no_report,
+    )
+    print_summary(result)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a saved pruned model (--distill from the unpruned one)",
+        description="Fine-tunes a model saved by prunekit.save (e.g. OUT/model of prunekit prune) and saves it "
+        "again to --out/model, keeping its cut, with the report when a teacher is known.",
+    )
+    p.add_argument("--model-dir", required=True, help="a folder written by prunekit.save")
+    p.add_argument(
+        "--teacher", help="the unpruned model (a prunekit.save folder); default: original/ beside --model-dir"
+    )
+    add_train_args(p, epochs=10, lr=0.01, title="fine-tuning")
+    add_distill_args(p)
+    add_data_args(p)
+    add_run_args(p)
+    p.add_argument("--no-report", action="store_true", help="do not write report/")
+    p.set_defaults(func=_run)

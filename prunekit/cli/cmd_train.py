@@ -1,0 +1,56 @@
+"""``prunekit train``: train a model from scratch, with checkpoints every epoch and ``--resume``."""
+
+from __future__ import annotations
+
+import argparse
+
+from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prunekit.cli._pipeline_args import (
+        loaders_from_args,
+        options_from_args,
+        print_summary,
+        resolved_args,
+        setup_logging,
+    )
+    from prunekit.pipeline import ModelSource, Phase, run
+
+    setup_logging(args)
+    train, test = loaders_from_args(args)
+    data = train.dataset
+    source = ModelSource(args.model, num_classes=data.num_classes, in_channels=data.in_channels)
+    result = run(
+        source,
+        [Phase("train", options_from_args(args))],
+        train_loader=train,
+        val_loader=test,
+        out_dir=args.out,
+        seed=args.seed,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+        config=resolved_args(args, command="train"),
+        report=False,
+    )
+    print_summary(result)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (checkpoints every epoch, --resume, torchrun)",
+        description="Trains a model on a dataset and writes checkpoint.pt (every epoch), history.csv, config.json "
+        "and model/ (prunekit.save) to --out. Works under torchrun --nproc_per_node=N.",
+    )
+    p.add_argument(
+        "--model", default="resnet20", help="model spec: resnet20, vgg11_bn, torchvision:NAME, ... (default resnet20)"
+    )
+    add_data_args(p)
+    add_train_args(p, epochs=30, lr=0.1)
+    add_run_args(p)
+    p.set_defaults(func=_run)
