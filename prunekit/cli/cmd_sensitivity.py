@@ -47,10 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     from prunekit.data import get_dataset, make_loader
 
     dataset = get_dataset(args.data, root=args.root, train=False, download=False)
-    spec = {
-        "builder": args.model,
-        "builder_kwargs": {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels},
-    }
+    sizes = {"num_classes": getattr(dataset, "num_classes", 10), "in_channels": getattr(dataset, "in_channels", 3)}
+    spec = {"builder": args.model, "builder_kwargs": sizes}
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         from prunekit.errors import ConfigError
 

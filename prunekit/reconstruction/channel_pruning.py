@@ -86,7 +86,8 @@ def _consumers(model: nn.Module, group: Group) -> dict[str, np.ndarray]:
         if m.role != "in":
             continue
         module = model.get_submodule(m.module)
-        size = module.weight.shape[1] * getattr(module, "groups", 1) if hasattr(module, "weight") else 0
+        w = getattr(module, "weight", None)
+        size = int(w.shape[1]) * int(getattr(module, "groups", 1)) if isinstance(w, torch.Tensor) else 0
         chan = out.setdefault(m.module, np.full(max(size, int(m.positions.max()) + 1), -1, dtype=np.int64))
         chan[m.positions] = m.channels
     return out
@@ -109,8 +110,9 @@ def _problem(
     w = sampling.weight_matrix(module).detach().float()[outs]
     fc = chan_of_pos[sampling.feature_positions(module)]
     target = y[:, outs].clone()
-    if module.bias is not None:
-        target -= module.bias.detach().float()[outs]
+    bias = sampling.bias_of(module)
+    if bias is not None:
+        target -= bias.detach().float()[outs]
     other = torch.as_tensor(np.nonzero(fc < 0)[0])
     if other.numel():
         target -= inputs[:, other] @ w[:, other].T
@@ -288,6 +290,7 @@ def _masked_error(
     module: nn.Module, inputs: torch.Tensor, target: torch.Tensor, feats: torch.Tensor, outs: torch.Tensor
 ) -> tuple[float, float]:
     w = sampling.weight_matrix(module).detach()[outs][:, feats]
-    b = module.bias.detach()[outs] if module.bias is not None else None
+    bias = sampling.bias_of(module)
+    b = bias.detach()[outs] if bias is not None else None
     err = relative_error(inputs[:, feats], w, b, target[:, outs])
     return err, err

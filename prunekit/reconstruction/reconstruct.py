@@ -88,7 +88,7 @@ def reconstruct_(
         reason = sampling.unsupported_reason(module)
         if reason:
             raise ConfigError(f"layers: {n!r} cannot be refit: {reason}", module=n)
-        rows_now, rows_ref = module.weight.shape[0], ref[n].weight.shape[0]
+        rows_now, rows_ref = sampling.weight_of(module).shape[0], sampling.weight_of(ref[n]).shape[0]
         if "out" in kept_map.get(n, {}):
             out_idx[n] = torch.as_tensor(list(kept_map[n]["out"]), dtype=torch.long)
         elif rows_now == rows_ref:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from prunekit.reconstruction.sampling import weight_matrix
+from prunekit.reconstruction.sampling import bias_of, weight_matrix, weight_of
 
 __all__ = ["least_squares", "relative_error", "refit_"]
 
@@ -67,7 +67,7 @@ def refit_(
         The relative error on the samples before and after the refit.
     """
     w = weight_matrix(module)
-    b = module.bias
+    b = bias_of(module)
     a, y = inputs[:, features], target[:, outputs]
     w_old = w[outputs][:, features]
     b_old = b[outputs] if b is not None else None
@@ -80,7 +80,7 @@ def refit_(
     block = torch.zeros(len(outputs), w.shape[1], dtype=w.dtype, device=w.device)
     block[:, features] = w_new.to(w.dtype)
     rows[outputs] = block
-    module.weight.copy_(rows.reshape(module.weight.shape))
+    weight_of(module).copy_(rows.reshape(weight_of(module).shape))
     if b is not None and b_new is not None:
         b[outputs] = b_new.to(b.dtype)
     return before, after

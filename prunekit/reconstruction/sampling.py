@@ -28,6 +28,8 @@ from prunekit.errors import ConfigError
 
 __all__ = [
     "unsupported_reason",
+    "weight_of",
+    "bias_of",
     "weight_matrix",
     "feature_positions",
     "RowSampler",
@@ -52,9 +54,23 @@ def unsupported_reason(module: nn.Module) -> str | None:
     return f"{type(module).__name__} (only Conv2d with groups=1 and Linear are linearised)"
 
 
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """``module.weight`` (a Conv2d's or Linear's), typed as a Tensor."""
+    w = getattr(module, "weight", None)
+    if not isinstance(w, torch.Tensor):
+        raise ConfigError(f"{type(module).__name__} has no weight tensor to refit", module=type(module).__name__)
+    return w
+
+
+def bias_of(module: nn.Module) -> torch.Tensor | None:
+    """``module.bias`` when it is a Tensor, else None."""
+    b = getattr(module, "bias", None)
+    return b if isinstance(b, torch.Tensor) else None
+
+
 def weight_matrix(module: nn.Module) -> torch.Tensor:
     """The weight as ``(C_out, features)``, a view sharing storage with the parameter."""
-    w = module.weight
+    w = weight_of(module)
     return w.reshape(w.shape[0], -1)
 
 
@@ -62,7 +78,7 @@ def feature_positions(module: nn.Module) -> np.ndarray:
     """For each feature (column of ``A``), the input channel position it reads."""
     if isinstance(module, nn.Linear):
         return np.arange(module.in_features)
-    w = module.weight
+    w = weight_of(module)
     return np.repeat(np.arange(w.shape[1]), int(np.prod(w.shape[2:])))
 
 
@@ -78,11 +94,13 @@ def _input_rows(module: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])[rows]
     n = x.shape[0]
-    kw = dict(kernel_size=module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
+    kw: dict[str, Any] = dict(
+        kernel_size=module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride
+    )
     first = F.unfold(x[:1], **kw)  # (1, features, L)
     features, length = first.shape[1], first.shape[2]
     per_chunk = max(1, _MAX_UNFOLD // max(features * length, 1))
-    out = []
+    out: list[torch.Tensor] = []
     for start in range(0, n, per_chunk):
         lo, hi = start * length, min(n, start + per_chunk) * length
         sel = rows[(rows >= lo) & (rows < hi)] - lo
@@ -123,7 +141,7 @@ def cache_batches(data: Iterable[Any], num_batches: int) -> list[torch.Tensor]:
         raise ConfigError(f"num_batches must be an int >= 1, but got {num_batches!r}", module="num_batches")
     if data is None:
         raise ConfigError("calibration: give a DataLoader (or any iterable of batches)", module="calibration")
-    out = []
+    out: list[torch.Tensor] = []
     for batch in data:
         if len(out) >= num_batches:
             break
@@ -199,9 +217,9 @@ def sample_inputs(
     return {n: torch.cat(v) for n, v in got.items() if v}
 
 
-def _out_hw(conv: nn.Conv2d, x: torch.Tensor) -> tuple[int, int]:
+def _out_hw(conv: Any, x: torch.Tensor) -> tuple[int, int]:
     size = []
     for i in range(2):
-        k, s, p, d = conv.kernel_size[i], conv.stride[i], conv.padding[i], conv.dilation[i]  # type: ignore[index]
+        k, s, p, d = conv.kernel_size[i], conv.stride[i], conv.padding[i], conv.dilation[i]
         size.append((x.shape[2 + i] + 2 * p - d * (k - 1) - 1) // s + 1)
     return size[0], size[1]
