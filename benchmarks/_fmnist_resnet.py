@@ -60,3 +60,15 @@ def calibration_batches(n: int, batch_size: int = 128, seed: int = 1) -> list[to
 def accuracy(model: nn.Module) -> dict:
     r = evaluate(model, test_loader())
     return {"top1": r.top1, "top5": r.top5, "loss": r.loss}
+
+
+def header(title: str, meta: dict) -> list[str]:
+    """The first lines of a results markdown file: title, exact command and machine."""
+    return [
+        f"# {title}",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['platform']}, {meta['processor']}, {meta['cpu_count']} CPUs, torch {meta['torch']} "
+        f"({meta['torch_threads']} threads), prunekit {meta['prunekit']}, Python {meta['python']}",
+        "",
+    ]

@@ -31,7 +31,7 @@ from prunekit.reconstruction import channel_prune_, reconstruct_
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_meta, write_atomic  # noqa: E402
-from _fmnist_resnet import accuracy, calibration_batches, trained_resnet20  # noqa: E402
+from _fmnist_resnet import accuracy, calibration_batches, header, trained_resnet20  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 LABELS = {
@@ -133,13 +133,7 @@ def plot(data: dict, path: str) -> None:
 
 def render(data: dict) -> str:
     meta, s = data["meta"], data["settings"]
-    lines = [
-        "# Channel pruning with reconstruction vs plain L1 (no fine-tuning)",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['platform']}, {meta['processor']}, {meta['cpu_count']} CPUs, torch {meta['torch']} "
-        f"({meta['torch_threads']} threads), prunekit {meta['prunekit']}, Python {meta['python']}",
-        "",
+    lines = header("Channel pruning with reconstruction vs plain L1 (no fine-tuning)", meta) + [
         f"ResNet-20 trained on {data['model']['dataset']} ({data['model']['epochs']} epochs; 10k train / 2k test "
         f"images), pruned to {s['target_macs']:.0%} of its MACs with **no fine-tuning**. Calibration: "
         f"{s['calibration_images']} training images, {s['num_samples']} sampled points per layer. Accuracy on "

@@ -34,7 +34,7 @@ from prunekit.config import load_config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_meta, write_atomic  # noqa: E402
-from _fmnist_resnet import accuracy, test_loader, trained_resnet20  # noqa: E402
+from _fmnist_resnet import accuracy, header, test_loader, trained_resnet20  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -91,13 +91,7 @@ def main() -> None:
 
 def render(data: dict, result) -> str:
     meta, s = data["meta"], data["settings"]
-    lines = [
-        "# Sensitivity analysis: ResNet-20 on Fashion-MNIST (L1, one group at a time)",
-        "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['platform']}, {meta['processor']}, {meta['cpu_count']} CPUs, torch {meta['torch']} "
-        f"({meta['torch_threads']} threads), prunekit {meta['prunekit']}, Python {meta['python']}",
-        "",
+    lines = header("Sensitivity analysis: ResNet-20 on Fashion-MNIST (L1, one group at a time)", meta) + [
         f"{len(result.points)} evaluations on the 2k test images in {data['seconds']} s "
         f"(traced once; each point masks one group and restores it). Unpruned top-1 {data['baseline']['top1']:.2%}. "
         "Curves: [sensitivity.png](sensitivity.png); data: [sensitivity.csv](sensitivity.csv).",

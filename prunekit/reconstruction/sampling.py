@@ -156,14 +156,25 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _run(
-    model: nn.Module, batches: Sequence[torch.Tensor], hooks: dict[str, Any], *, pre: bool, cursor: list[int]
-) -> None:
-    """One pass over ``batches`` with the hooks; ``cursor[0]`` holds the index of the running batch."""
+def _sample(
+    model: nn.Module, names: Sequence[str], batches: Sequence[torch.Tensor], rows_of: Any, *, pre: bool
+) -> dict[str, torch.Tensor]:
+    """One pass over ``batches`` with a hook on each of ``names``; ``rows_of(name, batch, module,
+    tensor)`` turns the hooked input (``pre``) or output into the sampled rows, concatenated per layer."""
+    got: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    cursor = [0]  # the index of the running batch, read by the hooks
+
+    def hook_for(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple, output: Any = None) -> None:
+            t = args[0] if pre else output
+            got[name].append(rows_of(name, cursor[0], module, t.detach().float()))
+
+        return hook
+
     handles = []
-    for name, hook in hooks.items():
+    for name in names:
         m = model.get_submodule(name)
-        handles.append(m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook))
+        handles.append(m.register_forward_pre_hook(hook_for(name)) if pre else m.register_forward_hook(hook_for(name)))
     device = _device(model)
     try:
         with evaluating(model), torch.no_grad():
@@ -173,48 +184,35 @@ def _run(
     finally:
         for h in handles:
             h.remove()
+    return {n: torch.cat(v) for n, v in got.items() if v}
 
 
 def sample_outputs(
     model: nn.Module, names: Sequence[str], batches: Sequence[torch.Tensor], sampler: RowSampler
 ) -> dict[str, torch.Tensor]:
     """The outputs of the layers ``names`` at their sampled points: ``{name: (points, C_out)}``."""
-    got: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    cursor = [0]
 
-    def hook_for(name: str) -> Any:
-        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            y = _output_rows(module, output.detach().float())
-            got[name].append(y[sampler.rows(name, cursor[0], y.shape[0]).to(y.device)])
+    def rows_of(name: str, batch: int, module: nn.Module, output: torch.Tensor) -> torch.Tensor:
+        y = _output_rows(module, output)
+        return y[sampler.rows(name, batch, y.shape[0]).to(y.device)]
 
-        return hook
-
-    _run(model, batches, {n: hook_for(n) for n in names}, pre=False, cursor=cursor)
-    return {n: torch.cat(v) for n, v in got.items() if v}
+    return _sample(model, names, batches, rows_of, pre=False)
 
 
 def sample_inputs(
     model: nn.Module, names: Sequence[str], batches: Sequence[torch.Tensor], sampler: RowSampler
 ) -> dict[str, torch.Tensor]:
     """The input rows ``A`` of the layers ``names`` at the points :func:`sample_outputs` read."""
-    got: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    cursor = [0]
 
-    def hook_for(name: str) -> Any:
-        def hook(module: nn.Module, args: tuple) -> None:
-            x = args[0].detach().float()
-            if isinstance(module, nn.Linear):
-                total = x.numel() // x.shape[-1]
-            else:
-                h, w = _out_hw(module, x)
-                total = x.shape[0] * h * w
-            rows = sampler.rows(name, cursor[0], total).to(x.device)
-            got[name].append(_input_rows(module, x, rows))
+    def rows_of(name: str, batch: int, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(module, nn.Linear):
+            total = x.numel() // x.shape[-1]
+        else:
+            h, w = _out_hw(module, x)
+            total = x.shape[0] * h * w
+        return _input_rows(module, x, sampler.rows(name, batch, total).to(x.device))
 
-        return hook
-
-    _run(model, batches, {n: hook_for(n) for n in names}, pre=True, cursor=cursor)
-    return {n: torch.cat(v) for n, v in got.items() if v}
+    return _sample(model, names, batches, rows_of, pre=True)
 
 
 def _out_hw(conv: Any, x: torch.Tensor) -> tuple[int, int]:
