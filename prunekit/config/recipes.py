@@ -33,7 +33,7 @@ def is_distiller(data: Mapping[str, Any]) -> bool:
 
 def _read(source: str | os.PathLike[str]) -> tuple[Any, str]:
     """Parses a path, or YAML text given as a string (a string with a newline or ``: ``)."""
-    if isinstance(source, str) and not Path(source).is_file() and ("\n" in source or ": " in source):
+    if isinstance(source, str) and ("\n" in source or (": " in source and not Path(source).is_file())):
         return _parse_yaml(source, "<yaml text>"), "<yaml text>"
     path = Path(source)
     try:

@@ -15,6 +15,7 @@ from prunekit.criteria.baseline import RandomCriterion
 from prunekit.criteria.bn_scale import BNScaleCriterion, bn_scale_scores
 from prunekit.criteria.data_driven import ActivationCriterion
 from prunekit.criteria.fpgm import FPGMCriterion, fpgm_scores
+from prunekit.criteria.group_type import GROUP_TYPES, score_group
 from prunekit.criteria.lamp import LAMPCriterion, lamp_scores
 from prunekit.criteria.magnitude import L1Criterion, L2Criterion, l1_scores, l2_scores
 from prunekit.criteria.taylor import TaylorCriterion, taylor_activation_scores, taylor_weight_scores
@@ -45,4 +46,6 @@ __all__ = [
     "taylor_activation_scores",
     "taylor_weight_scores",
     "AccuracyDropCriterion",
+    "GROUP_TYPES",
+    "score_group",
 ]

@@ -1,6 +1,12 @@
-"""Sparsity schedules: pure functions of the step, a registry, and a thin scheduler."""
+"""Sparsity schedules: pure functions of the step, a registry, a thin scheduler, and the Recipes
+(prunekit's own schedules and Distiller's) that the training pipeline drives."""
 
-from prunekit.schedules.functions import agp_sparsity, iterative_sparsity, one_shot_sparsity
+from prunekit.schedules.functions import (
+    agp_sparsity,
+    distiller_agp_sparsity,
+    iterative_sparsity,
+    one_shot_sparsity,
+)
 from prunekit.schedules.recipe import Decision, LRSchedulerSpec, Recipe, RecipeEvent
 from prunekit.schedules.registry import SCHEDULES
 from prunekit.schedules.scheduler import MODES, PruningScheduler, StepResult
@@ -18,6 +24,8 @@ __all__ = [
     "Decision",
     "LRSchedulerSpec",
     "ScheduleRecipe",
+    "DistillerRecipe",
+    "distiller_agp_sparsity",
 ]
 
 
@@ -26,4 +34,8 @@ def __getattr__(name: str):  # lazy: the recipes import the pruning engine
         from prunekit.schedules.schedule_recipe import ScheduleRecipe
 
         return ScheduleRecipe
+    if name == "DistillerRecipe":
+        from prunekit.schedules.distiller import DistillerRecipe
+
+        return DistillerRecipe
     raise AttributeError(f"module 'prunekit.schedules' has no attribute {name!r}")

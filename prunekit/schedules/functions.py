@@ -10,7 +10,14 @@ import operator
 
 from prunekit.errors import ConfigError
 
-__all__ = ["one_shot_sparsity", "iterative_sparsity", "agp_sparsity", "check_fraction", "check_step"]
+__all__ = [
+    "one_shot_sparsity",
+    "iterative_sparsity",
+    "agp_sparsity",
+    "distiller_agp_sparsity",
+    "check_fraction",
+    "check_step",
+]
 
 
 def check_fraction(value: object, name: str) -> float:
@@ -117,3 +124,35 @@ def agp_sparsity(step: int, *, initial: float, final: float, start: int, end: in
         return s_f
     t_eff = start_i + ((t - start_i) // dt) * dt  # hold the value between pruning steps
     return s_f + (s_i - s_f) * (1.0 - (t_eff - start_i) / (end_i - start_i)) ** 3
+
+
+def distiller_agp_sparsity(
+    epoch: int, *, initial: float, final: float, start: int, end: int, frequency: int = 1
+) -> float:
+    """Distiller's AGP target for a pruner whose policy runs from ``start`` to ``end`` (exclusive).
+
+    .. math:: s_e = s_f + (s_i - s_f) \\left(1 - \\frac{e - t_0}{span}\\right)^3,
+       \\quad span = \\left\\lfloor \\frac{t_e - t_0 - 1}{\\Delta t} \\right\\rfloor \\Delta t
+
+    the formula of Zhu & Gupta 2017 as ``distiller.pruning.AutomatedGradualPrunerBase`` computes
+    it: ``final`` is reached at the last policy epoch ``t0 + span`` (``<= end - 1``), ``initial``
+    before ``t0`` and ``final`` after ``t0 + span``.
+
+    Raises:
+        ConfigError: ``span`` is 0 (the window holds a single pruning epoch).
+    """
+    e = check_step(epoch, "epoch")
+    s_i, s_f = check_fraction(initial, "initial_sparsity"), check_fraction(final, "final_sparsity")
+    start_i, end_i = _check_window(start, end)
+    dt = check_step(frequency, "frequency", minimum=1)
+    span = ((end_i - start_i - 1) // dt) * dt
+    if span <= 0:
+        raise ConfigError(
+            f"ending_epoch - starting_epoch - 1 must be >= frequency ({dt}) for an AGP pruner, but the window "
+            f"[{start_i}, {end_i}) holds one pruning epoch",
+            module="ending_epoch",
+        )
+    if e < start_i:
+        return s_i
+    e_eff = start_i + min(((e - start_i) // dt) * dt, span)
+    return s_f + (s_i - s_f) * (1.0 - (e_eff - start_i) / span) ** 3
