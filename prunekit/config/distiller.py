@@ -71,7 +71,7 @@ def _fail(path: str, message: str) -> ConfigError:
     return ConfigError(f"{path}: {message}", module=path)
 
 
-def _suggest(name: str, choices: Any) -> str:
+def _suggest(name: object, choices: Any) -> str:
     close = difflib.get_close_matches(str(name), list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else f" Choices: {', '.join(sorted(choices))}"
 
@@ -320,7 +320,7 @@ def _timing(d: Mapping[str, Any], path: str) -> dict[str, Any]:
         return {"epochs": tuple(sorted(set(epochs)))}
     if "starting_epoch" not in d or "ending_epoch" not in d:
         raise _fail(path, "needs epochs: [...] or starting_epoch and ending_epoch")
-    out = {}
+    out: dict[str, Any] = {}
     for key, minimum in (("starting_epoch", 0), ("ending_epoch", 0), ("frequency", 1)):
         value = d.get(key, 1)
         try:
@@ -358,7 +358,7 @@ def _policy(data: object, path: str, defined: Mapping[str, Mapping[str, Any]]) -
     for key in args:
         if key not in allowed:
             raise _fail(f"{path}.{kind}.args.{key}", f"unknown argument{_suggest(key, allowed) if allowed else ''}")
-    return PolicySpec(kind, instance, path=path, args=args, **_timing(d, path))
+    return PolicySpec(kind, str(instance), path=path, args=args, **_timing(d, path))
 
 
 def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
@@ -393,7 +393,7 @@ def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
     raw_policies = top.get("policies") or []
     if not isinstance(raw_policies, (list, tuple)):
         raise _fail("policies", f"must be a list, but got {type(raw_policies).__name__}")
-    defined = {"pruner": pruners, "extension": extensions, "lr_scheduler": schedulers}
+    defined: dict[str, Mapping[str, Any]] = {"pruner": pruners, "extension": extensions, "lr_scheduler": schedulers}
     policies = tuple(_policy(p, f"policies[{i}]", defined) for i, p in enumerate(raw_policies))
     for p in policies:
         spec = pruners.get(p.instance) if p.kind == "pruner" else None

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 import torch.nn as nn
 
 from prunekit.config.distiller import PrunerSpec
@@ -16,7 +17,7 @@ from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 
-__all__ = ["Target", "resolve_targets", "group_key", "coupling_message", "leader_scores"]
+__all__ = ["Target", "resolve_targets", "group_key", "coupling_message", "leader_scores", "check_parameter"]
 
 _VERBS = {"add": "summed", "sub": "subtracted", "mul": "multiplied", "cat": "concatenated", "div": "divided"}
 
@@ -35,16 +36,22 @@ def group_key(group: Group) -> str:
     return ",".join(sorted({f"{m.module}:{m.role}" for m in group.members if m.role != "in"}))
 
 
+def check_parameter(model: nn.Module, name: str, where: str) -> None:
+    """Raises a ConfigError at ``where`` (with the closest name) if ``name`` is not a parameter."""
+    params = [n for n, _ in model.named_parameters()]
+    if name not in params:
+        close = difflib.get_close_matches(name, params, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: {name!r} is not a parameter of {type(model).__name__}{hint}", module=where)
+
+
 def _layer(model: nn.Module, spec: PrunerSpec, i: int, weight: str) -> str:
     where = f"{spec.path}.weights[{i}]"
-    params = [n for n, _ in model.named_parameters()]
-    if weight not in params:
-        close = difflib.get_close_matches(weight, params, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{where}: {weight!r} is not a parameter of {type(model).__name__}{hint}", module=where)
+    check_parameter(model, weight, where)
     module, _, attr = weight.rpartition(".")
     layer = model.get_submodule(module)
-    if attr != "weight" or getattr(layer, "weight", None) is None or layer.weight.dim() < 2:
+    matrix = getattr(layer, "weight", None)
+    if attr != "weight" or not isinstance(matrix, torch.Tensor) or matrix.dim() < 2:
         raise ConfigError(
             f"{where}: {spec.cls} ranks the weight matrix of a conv or linear layer, but got {weight!r}", module=where
         )

@@ -42,7 +42,13 @@ from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
-from prunekit.schedules._distiller_groups import coupling_message, group_key, leader_scores, resolve_targets
+from prunekit.schedules._distiller_groups import (
+    check_parameter,
+    coupling_message,
+    group_key,
+    leader_scores,
+    resolve_targets,
+)
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,
@@ -136,20 +142,12 @@ class DistillerRecipe(Recipe):
 
     def _check_names(self, model: nn.Module) -> None:
         """Every listed parameter exists (close names suggested), before anything is changed."""
-        params = dict(model.named_parameters())
-        import difflib
-
         for spec in self.schedule.pruners.values():
             names = [(f"{spec.path}.weights[{i}]", w) for i, w in enumerate(spec.weights)]
             names += [(f"{spec.path}.levels.{k}", k) for k in spec.levels if k != "*"]
             names += [(f"{spec.path}.thresholds.{k}", k) for k in spec.thresholds if k != "*"]
             for where, name in names:
-                if name not in params:
-                    close = difflib.get_close_matches(name, list(params), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise ConfigError(
-                        f"{where}: {name!r} is not a parameter of {type(model).__name__}{hint}", module=where
-                    )
+                check_parameter(model, name, where)
         self._checked = True
 
     @staticmethod
@@ -166,7 +164,7 @@ class DistillerRecipe(Recipe):
         return float(spec.desired_sparsity or 0.0)
 
     def _due(self, epoch: int, kind: str) -> list[tuple[PolicySpec, Any]]:
-        table = {"pruner": self.schedule.pruners, "extension": self.schedule.extensions}[kind]
+        table: Mapping[str, Any] = self.schedule.pruners if kind == "pruner" else self.schedule.extensions
         return [(p, table[p.instance]) for p in self.schedule.policies if p.kind == kind and epoch in p.epochs]
 
     # ------------------------------------------------------------------------------ hooks
@@ -270,7 +268,7 @@ class DistillerRecipe(Recipe):
         self._record(event, Decision("elementwise", weight_masks=dict(self.weight_masks), info={"epoch": epoch}))
 
     @staticmethod
-    def _expand(values: dict[str, float], params: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _expand(values: dict[str, float], params: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """``'*'`` stands for every weight matrix (dim >= 2) not named explicitly."""
         out = {k: v for k, v in values.items() if k != "*"}
         if "*" in values:

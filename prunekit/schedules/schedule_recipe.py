@@ -18,7 +18,6 @@ Resuming (what the training pipeline does with ``--resume``)::
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -165,16 +164,17 @@ class ScheduleRecipe(Recipe):
         import prunekit
 
         key, value = self.config.target  # type: ignore[misc]
-        kwargs = dict(self.scheduler.prune_kwargs)
+        kwargs: dict[str, Any] = dict(self.scheduler.prune_kwargs)
         kwargs["overrides"] = self.scheduler.overrides or None
         self.target_done = True
         if self.mode == "physical":
-            report = prunekit.prune_(model, example_inputs, **{key: value}, **kwargs)
+            kwargs[key] = value
+            report = prunekit.prune_(model, example_inputs, **kwargs)
             sparsity = float(report.config["sparsity"])
             decision = Decision("physical", report.kept, report.kept_params, info={"epoch": epoch, "target": True})
             event = RecipeEvent(epoch, changed=True, rebuild_optimizer=True, reports=[report])
         else:
-            _, report = prunekit.prune(copy.deepcopy(model), example_inputs, **{key: value}, **kwargs)
+            _, report = prunekit.prune(model, example_inputs, **{key: value}, **kwargs)  # on a copy
             sparsity = float(report.config["sparsity"])
             masks = prunekit.mask_(model, example_inputs, sparsity=sparsity, **kwargs)
             self.scheduler.masks = masks

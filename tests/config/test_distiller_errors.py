@@ -184,3 +184,13 @@ def test_names_are_checked_against_the_model(weight, needle):
 def test_mode_is_not_for_distiller_files():
     with pytest.raises(ConfigError, match="mode: Distiller schedules say themselves when to thin"):
         load_recipe(BASE, mode="masked")
+
+
+def test_elementwise_names_are_checked_too():
+    data = {
+        "pruners": {"lv": {"class": "SparsityLevelParameterPruner", "levels": {"module.fc.wieght": 0.5}}},
+        "policies": [{"pruner": {"instance_name": "lv"}, "epochs": [0]}],
+    }
+    model = get_model("resnet20", num_classes=10, in_channels=1)
+    with pytest.raises(ConfigError, match=r"pruners.lv.levels.fc.wieght: 'fc.wieght' is not a parameter .*'fc.weight'"):
+        load_recipe(data).on_epoch_begin(model, torch.randn(1, 1, 28, 28), 0)
