@@ -50,11 +50,17 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_args(
-    p: argparse.ArgumentParser, *, epochs: int, lr: float, prefix: str = "", title: str = "training"
+    p: argparse.ArgumentParser,
+    *,
+    epochs: int | None,
+    lr: float,
+    prefix: str = "",
+    title: str = "training",
+    epochs_help: str | None = None,
 ) -> None:
     """Optimizer, schedule and loss options; ``prefix`` (e.g. "finetune-") for a second phase."""
     g = p.add_argument_group(title)
-    g.add_argument(f"--{prefix}epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    g.add_argument(f"--{prefix}epochs", type=int, default=epochs, help=epochs_help or f"epochs (default {epochs})")
     g.add_argument(f"--{prefix}lr", type=float, default=lr, help=f"peak learning rate (default {lr})")
     if prefix:
         return  # the second phase shares the other options

@@ -114,8 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--prune-end", type=int, default=1, help="epoch of the last step (iterative, agp)")
     o.add_argument("--prune-steps", type=int, default=1, help="number of steps (iterative)")
     o.add_argument("--mode", choices=("physical", "masked"), help="cut at each step, or mask and cut at the end")
-    add_train_args(p, epochs=0, lr=0.01, title="training during pruning")
-    p.set_defaults(epochs=None)
+    add_train_args(
+        p,
+        epochs=None,
+        lr=0.01,
+        title="training during pruning",
+        epochs_help="epochs of the pruning phase (default: the schedule's epochs if it spans several, "
+        "with training between steps; 0 for a one-shot prune, which is then only fine-tuned)",
+    )
     add_train_args(p, epochs=10, lr=0.01, prefix="finetune-", title="fine-tuning")
     add_distill_args(p)
     add_data_args(p)

@@ -41,7 +41,9 @@ def _cpu(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().eval()
 
 
-def write_prune_report(runner: Any, out: Path, *, config: dict[str, Any] | None) -> dict[str, Path]:
+def write_prune_report(
+    runner: Any, out: Path, *, config: dict[str, Any] | None, latency: bool = True
+) -> dict[str, Path]:
     """Calls :func:`prunekit.reporting.write_report` for a run that pruned (latency included)."""
     from prunekit.reporting import write_report
 
@@ -54,11 +56,12 @@ def write_prune_report(runner: Any, out: Path, *, config: dict[str, Any] | None)
         metrics=runner.metrics,
         history_csv=out / "history.csv",
         config=config,
+        latency=latency,
     )
 
 
 def write_outputs(
-    runner: Any, out: Path, *, config: dict[str, Any] | None, save: bool, report: bool
+    runner: Any, out: Path, *, config: dict[str, Any] | None, save: bool, report: bool, latency: bool = True
 ) -> dict[str, Path]:
     """Writes the files described in the module docstring; returns ``{kind: path}``."""
     files: dict[str, Path] = {"history": out / "history.csv", "checkpoint": out / "checkpoint.pt"}
@@ -80,7 +83,7 @@ def write_outputs(
             )  # fmt: skip
             files["original"] = out / "original"
     if report and (runner.original is not None or runner.teacher is not None):
-        for kind, path in write_prune_report(runner, out, config=config).items():
+        for kind, path in write_prune_report(runner, out, config=config, latency=latency).items():
             files[f"report_{kind}"] = path
     log.info("outputs written to %s", out)
     return files

@@ -108,6 +108,7 @@ def run(
     config: dict[str, Any] | None = None,
     save: bool = True,
     report: bool = True,
+    latency: bool = True,
     calibration_batches: int = 4,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
@@ -130,6 +131,7 @@ def run(
             as it was before the first prune phase of this run.
         config: the resolved configuration, written to ``out_dir/config.json`` and the saved model.
         save, report: save the final model and write the report at the end (rank 0).
+        latency: measure CPU latency before/after in the report.
         calibration_batches: training batches given to recipes whose criterion needs data.
         on_epoch_end: called on every rank with the checkpoint state after each epoch (tests
             use it to simulate a kill).
@@ -143,7 +145,7 @@ def run(
     try:
         return _run(
             ctx, source, list(phases), train_loader, val_loader, out, seed, resume, progress, initial_state,
-            teacher, config, save, report, calibration_batches, on_epoch_end,
+            teacher, config, save, report, latency, calibration_batches, on_epoch_end,
         )  # fmt: skip
     finally:
         ctx.close()
@@ -164,6 +166,7 @@ def _run(  # noqa: PLR0913 - the arguments of run(), unpacked
     config: dict[str, Any] | None,
     save: bool,
     report: bool,
+    latency: bool,
     calibration_batches: int,
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
 ) -> RunResult:
@@ -186,6 +189,6 @@ def _run(  # noqa: PLR0913 - the arguments of run(), unpacked
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     files: dict[str, Path] = {}
     if out is not None and ctx.is_main and (save or report):
-        files = write_outputs(runner, out, config=config, save=save, report=report)
+        files = write_outputs(runner, out, config=config, save=save, report=report, latency=latency)
     ctx.barrier()
     return RunResult(runner.model, runner.history, runner.all_reports(), runner.metrics, out, files)

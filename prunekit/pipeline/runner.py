@@ -112,7 +112,7 @@ class Runner:
             if self.teacher is None:
                 self.teacher = self.original
             self._record_metrics("before", self._evaluate(phase))
-        if phase.name == "finetune" and "accuracy" not in self.metrics:
+        if phase.name == "finetune" and "after_prune" not in self.metrics.get("accuracy", {}):
             # fine-tuning a model pruned elsewhere: its accuracy now, and the teacher's
             self._record_metrics("after_prune", self._evaluate(phase))
             if self.teacher is not None:
