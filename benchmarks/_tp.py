@@ -38,6 +38,7 @@ def tp_prune_(model: nn.Module, x: torch.Tensor, *, ratio: float = 0.5, num_clas
     t0 = time.perf_counter()
     ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
     round_to = model.encoder.layers[0].num_heads if isinstance(model, VisionTransformer) else None
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
     for p in model.parameters():
         p.requires_grad_(True)  # as Torch-Pruning's example does
     pruner = tp.pruner.MetaPruner(
@@ -54,6 +55,6 @@ def tp_prune_(model: nn.Module, x: torch.Tensor, *, ratio: float = 0.5, num_clas
     if isinstance(model, VisionTransformer):
         model.hidden_dim = model.conv_proj.out_channels
     t2 = time.perf_counter()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable.get(name, True))
     return {"graph_s": t1 - t0, "step_s": t2 - t1}

@@ -156,7 +156,8 @@ def render_accuracy(data: dict) -> str:
         "",
         f"`{meta['command']}`: {meta['model']} on {meta['dataset']}; baseline {meta['epochs']} epochs, fine-tuning "
         f"{meta['finetune_epochs']} epochs after pruning (the same budget for every method), batch "
-        f"{meta['batch_size']}, SGD lr {meta['lr']} (cosine), seeds {meta['seeds']}"
+        f"{meta['batch_size']}, SGD with Nesterov momentum, cosine LR from {meta['lr']} (baseline) and "
+        f"{meta['finetune_lr']} (fine-tuning), pruned to {meta['target_macs']:.0%} of the MACs, seeds {meta['seeds']}"
         + (f", at most {meta['max_batches']} batches per epoch" if meta.get("max_batches") else "")
         + f"; torch {meta['torch']}, prunekit {meta['prunekit']}, torch-pruning "
         f"{meta.get('torch_pruning') or 'not installed'}; {meta['wall_s'] / 60:.1f} min in all. Test accuracy: "
