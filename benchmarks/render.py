@@ -201,6 +201,8 @@ VERBATIM = [
     ("engine_speed.md", "Engine speed", "`python benchmarks/engine_speed.py`"),
     ("latency.md", "CPU latency before and after pruning", "`python benchmarks/latency.py`"),
     ("latency_round8.md", "CPU latency, channels rounded to 8", "`python benchmarks/latency.py --round-to 8`"),
+    ("reconstruction.md", "Reconstruction vs plain L1 without fine-tuning", "`python benchmarks/reconstruction.py`"),
+    ("sensitivity.md", "Sensitivity analysis", "`python benchmarks/sensitivity.py`"),
 ]
 
 
@@ -215,11 +217,19 @@ def render_benchmarks(results: str = RESULTS) -> str:
     for fname, render, title, command in SECTIONS:
         data = _load(os.path.join(results, fname))
         parts += ["", _demote(render(data)) if data else f"## {title}\n\nNot run yet: {command}."]
-    for fname, title, command in VERBATIM:
+    known = {fname for fname, *_ in VERBATIM} | {f.replace(".json", ".md") for f, *_ in SECTIONS}
+    others = (
+        sorted(f for f in os.listdir(results) if f.endswith(".md") and f not in known) if os.path.isdir(results) else []
+    )
+    for fname, title, command in VERBATIM + [(f, f, "") for f in others]:
         path = os.path.join(results, fname)
         if os.path.exists(path):
             with open(path) as f:
                 parts += ["", _demote(f.read().rstrip())]
+            meta = (_load(path[: -len(".md")] + ".json") or {}).get("meta", {})
+            if meta.get("command") and "loadavg_1min_before" not in meta:
+                parts += ["", "*This result file does not record the load average of the machine: noise from "
+                          "other work running at the same time cannot be ruled out.*"]  # fmt: skip
         else:
             parts += ["", f"## {title}\n\nNot run yet: {command}."]
     return "\n".join(parts) + "\n"

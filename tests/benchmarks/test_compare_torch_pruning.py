@@ -60,7 +60,7 @@ def test_render_compare_tables_ratio_and_depth():
 
 def test_benchmarks_md_says_not_run_yet_without_results(tmp_path):
     text = render_benchmarks(str(tmp_path))
-    assert text.count("Not run yet") == 5
+    assert text.count("Not run yet") == 7
     assert "accuracy_study.py" in text and "compare_torch_pruning.py" in text
 
 
@@ -78,3 +78,13 @@ def test_torch_pruning_recipe_on_a_tiny_vit():
     assert info["graph_s"] > 0 and pruned.hidden_dim == 4  # halved, a multiple of num_heads
     res = check_against_zeroed(model, pruned, [x])
     assert res.equivalent is False and res.cross_channel  # pruned through LayerNorms
+
+
+def test_benchmarks_md_includes_other_results_verbatim_with_the_load_caveat(tmp_path):
+    (tmp_path / "latency.md").write_text("# CPU latency\n\n| model | ms |\n|---|---|\n| r50 | 41.6 |\n")
+    (tmp_path / "latency.json").write_text(json.dumps({"meta": {"command": "python benchmarks/latency.py"}}))
+    (tmp_path / "new_bench.md").write_text("# Something new\n")
+    text = render_benchmarks(str(tmp_path))
+    assert "## CPU latency\n\n| model | ms |" in text and "| r50 | 41.6 |" in text  # one level down
+    assert text.count("does not record the load average") == 1
+    assert "## Something new" in text and text.count("Not run yet") == 6
