@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -42,7 +41,7 @@ from prunekit.pipeline import StepLR, TrainOptions, build_optimizer, evaluate, t
 from prunekit.pipeline.train import cross_entropy_loss
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta  # noqa: E402
 from _tp import tp_prune_, tp_version  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -242,13 +241,9 @@ def main() -> int:
         "loadavg_1min_after": os.getloadavg()[0],
     }  # fmt: skip
     data = {"meta": meta, "results": rows}
-    os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "accuracy_study.json"), json.dumps(data, indent=2) + "\n")
-    from render import render_accuracy
+    from render import render_accuracy, write_results
 
-    text = render_accuracy(data)
-    write_atomic(os.path.join(args.out, "accuracy_study.md"), text)
-    print(text)
+    write_results(args.out, "accuracy_study", data, render_accuracy)
     return 0
 
 

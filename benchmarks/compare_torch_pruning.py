@@ -37,7 +37,7 @@ import torchvision
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta  # noqa: E402
 from _oracle import check_against_zeroed  # noqa: E402
 from _tp import tp_prune_, tp_version  # noqa: E402
 
@@ -247,16 +247,12 @@ def main() -> int:
         # The "after" figure includes this script's own threads; only "before" speaks for neighbours.
         "loadavg_1min_before": load_before,
         "loadavg_1min_after": os.getloadavg()[0],
+        "torch_threads": args.threads,
     }
-    meta["torch_threads"] = args.threads
     data = {"meta": meta, "results": result["rows"]}
-    os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "compare_torch_pruning.json"), json.dumps(data, indent=2) + "\n")
-    from render import render_compare
+    from render import render_compare, write_results
 
-    text = render_compare(data)
-    write_atomic(os.path.join(args.out, "compare_torch_pruning.md"), text)
-    print(text)
+    write_results(args.out, "compare_torch_pruning", data, render_compare)
     return 0
 
 

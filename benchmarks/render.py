@@ -60,6 +60,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _pair(by: dict, model: str) -> tuple[dict | None, dict | None]:
+    return by.get((model, "prunekit")), by.get((model, "torch-pruning"))
+
+
 def render_compare(data: dict) -> str:
     """The Torch-Pruning comparison as Markdown (speed, memory, coverage, growth with depth)."""
     meta, rows = data["meta"], data["results"]
@@ -84,7 +88,7 @@ def render_compare(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
-        pk, tp = by.get((m, "prunekit")), by.get((m, "torch-pruning"))
+        pk, tp = _pair(by, m)
         cells = []
         for r in (pk, tp):
             ok = r is not None and r.get("finished")
@@ -112,8 +116,7 @@ def render_compare(data: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for m in models:
-        pk, tp = by.get((m, "prunekit")), by.get((m, "torch-pruning"))
-        cells = [f"{_done(r)} | {_equiv(r)} | {_pct(r.get('macs_ratio') if r else None)}" for r in (pk, tp)]
+        cells = [f"{_done(r)} | {_equiv(r)} | {_pct(r.get('macs_ratio') if r else None)}" for r in _pair(by, m)]
         lines.append(f"| {m} | {' | '.join(cells)} |")
     lines += _render_depth(by)
     return "\n".join(lines) + "\n"
@@ -233,6 +236,15 @@ def render_benchmarks(results: str = RESULTS) -> str:
         else:
             parts += ["", f"## {title}\n\nNot run yet: {command}."]
     return "\n".join(parts) + "\n"
+
+
+def write_results(out_dir: str, stem: str, data: dict, render) -> None:
+    """Writes ``<stem>.json`` (raw) and ``<stem>.md`` (``render(data)``) under ``out_dir``; prints the table."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_atomic(os.path.join(out_dir, f"{stem}.json"), json.dumps(data, indent=2) + "\n")
+    text = render(data)
+    write_atomic(os.path.join(out_dir, f"{stem}.md"), text)
+    print(text)
 
 
 def main() -> int:
