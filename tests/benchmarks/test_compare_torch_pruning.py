@@ -54,7 +54,7 @@ def test_render_compare_tables_ratio_and_depth():
     rows.append({"model": "swin_t", "tool": "torch-pruning", "finished": False, "error": "timed out after 300 s"})
     text = render_compare({"meta": meta, "results": rows})
     assert "| resnet50 | 224 | 1.000 | 1.00-1.00 | 4.000 | 4.00-4.00 | 4.00x | 3 / 3 | 5 / 5 |" in text
-    assert "**no**: timed out after 300 s" in text
+    assert "**no**: timed out after 300 s" in text and "removal of 50% of the channels" in text
     assert "prunekit, resnet: resnet101 1.96x layers -> 2.00x time" in text
 
 
