@@ -19,17 +19,18 @@ import logging
 import time
 from pathlib import Path
 
-__all__ = ["main", "engine_demo"]
+__all__ = ["main", "build_parser", "run_demo", "engine_demo"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's options (also those of ``prunekit demo``)."""
     p = argparse.ArgumentParser(
         prog="prunekit demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--engine-only", action="store_true", help="the data-free ResNet-50 engine demo instead")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--epochs", type=int, default=5, help="training epochs of the unpruned model (default 5)")
-    p.add_argument("--finetune-epochs", type=int, default=4, help="fine-tuning epochs after pruning (default 4)")
+    p.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs after pruning (default 3)")
     p.add_argument("--target-macs", type=float, default=0.5, help="fraction of the MACs to keep (default 0.5)")
     p.add_argument("--batch-size", type=int, default=128, help="default 128")
     p.add_argument("--no-distill", action="store_true", help="fine-tune with cross-entropy only")
@@ -45,16 +46,22 @@ def _parser() -> argparse.ArgumentParser:
         "loses a lot when other processes share the cores)",
     )
     p.add_argument("--seed", type=int, default=0)
+    e = p.add_argument_group("with --engine-only")
+    e.add_argument("--model", default="resnet50", help="torchvision classifier (default: resnet50)")
+    e.add_argument("--sparsity", type=float, default=0.5, help="fraction of channels removed per group")
+    e.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the demo; returns 0 on PASS, 1 on FAIL (``prunekit demo`` and ``make demo``)."""
-    args, rest = _parser().parse_known_args(argv)
+    return run_demo(build_parser().parse_args(argv))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Runs the demo (or the engine demo) for parsed :func:`build_parser` options."""
     if args.engine_only:
-        return engine_demo(rest)
-    if rest:
-        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+        return engine_demo(args)
     import torch
 
     from prunekit.config.recipes import recipe_from_options
@@ -136,7 +143,7 @@ def _print_table(result, latency, args, seconds) -> int:  # type: ignore[no-unty
     return 0 if ok else 1
 
 
-def engine_demo(argv: list[str] | None = None) -> int:
+def engine_demo(args: argparse.Namespace) -> int:
     """Prunes a random-weight torchvision model by half and checks equivalence (no data needed)."""
     import copy
 
@@ -145,13 +152,6 @@ def engine_demo(argv: list[str] | None = None) -> int:
 
     import prunekit
     from prunekit.latency import measure_latency
-
-    parser = argparse.ArgumentParser(prog="prunekit demo --engine-only")
-    parser.add_argument("--model", default="resnet50", help="torchvision classifier (default: resnet50)")
-    parser.add_argument("--sparsity", type=float, default=0.5, help="fraction of channels removed per group")
-    parser.add_argument("--size", type=int, default=224, help="input height and width")
-    parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    args = parser.parse_args(argv)
 
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.model)(weights=None).eval()

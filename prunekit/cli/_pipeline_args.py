@@ -27,6 +27,7 @@ __all__ = [
     "resolved_args",
     "print_summary",
     "as_flags",
+    "run_from_args",
 ]
 
 _DATA_ALIASES = {"embedded": "fashion-mnist-embedded"}
@@ -171,13 +172,33 @@ def options_from_args(args: argparse.Namespace, **fields: Any) -> Any:
         eval_batches=args.eval_batches,
     )
     base.update(fields)
-    from prunekit.errors import ConfigError
-
-    try:
+    # name the command-line flag, not the dataclass field
+    with as_flags({name: "--" + name.replace("_", "-") for name in base}):
         return TrainOptions(**base)
-    except ConfigError as exc:  # name the command-line flag, not the dataclass field
-        flag = "--" + str(exc.module or "").replace("_", "-")
-        raise ConfigError(f"{flag}: {str(exc).split(': ', 1)[-1]}", module=flag) from exc
+
+
+def run_from_args(
+    args: argparse.Namespace, source: Any, phases: list[Any], loaders: tuple[Any, Any], *, config: dict, **kwargs: Any
+) -> int:
+    """:func:`prunekit.pipeline.run` with the run options, then the summary; the exit code."""
+    from prunekit.pipeline import run
+
+    train, test = loaders
+    result = run(
+        source,
+        phases,
+        train_loader=train,
+        val_loader=test,
+        out_dir=args.out,
+        seed=args.seed,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+        config=resolved_args(args, **config),
+        **kwargs,
+    )
+    print_summary(result)
+    return 0
 
 
 def resolved_args(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:

@@ -8,12 +8,21 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunekit.demo import main as demo_main
+    from prunekit.demo import run_demo
 
-    return demo_main(args.rest)
+    return run_demo(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the demo (see prunekit demo --help)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the demo")
+    from prunekit.demo import build_parser  # argparse only at import: cheap
+
+    demo = build_parser()
+    p = sub.add_parser(
+        "demo",
+        parents=[demo],
+        add_help=False,
+        help="train, prune to half the MACs and fine-tune ResNet-20 on the embedded data (make demo)",
+        description=demo.description,
+        formatter_class=demo.formatter_class,
+    )
     p.set_defaults(func=_run)

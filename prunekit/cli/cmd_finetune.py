@@ -6,7 +6,7 @@ import argparse
 import os
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
-from prunekit.cli.cmd_prune import add_distill_args
+from prunekit.cli.cmd_prune import add_distill_args, distill_options
 
 __all__ = ["register"]
 
@@ -29,37 +29,17 @@ def _teacher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunekit.cli._pipeline_args import (
-        loaders_from_args,
-        options_from_args,
-        print_summary,
-        resolved_args,
-        setup_logging,
-    )
+    from prunekit.cli._pipeline_args import loaders_from_args, options_from_args, run_from_args, setup_logging
     from prunekit.cli._sources import source_from_args
-    from prunekit.pipeline import Phase, run
+    from prunekit.pipeline import Phase
 
     setup_logging(args)
-    train, test = loaders_from_args(args)
-    source, _ = source_from_args(args, train.dataset)
+    loaders = loaders_from_args(args)
+    source, _ = source_from_args(args, loaders[0].dataset)
     teacher = _teacher(args) if args.distill or args.teacher else None
-    kd = dict(distill=args.distill, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
-    result = run(
-        source,
-        [Phase("finetune", options_from_args(args, **kd))],
-        train_loader=train,
-        val_loader=test,
-        out_dir=args.out,
-        seed=args.seed,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
-        teacher=teacher,
-        config=resolved_args(args, command="finetune"),
-        report=not args.no_report,
-    )
-    print_summary(result)
-    return 0
+    phases = [Phase("finetune", options_from_args(args, **distill_options(args)))]
+    config = {"command": "finetune"}
+    return run_from_args(args, source, phases, loaders, config=config, teacher=teacher, report=not args.no_report)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

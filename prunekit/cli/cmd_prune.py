@@ -44,43 +44,26 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunekit.cli._pipeline_args import (
-        loaders_from_args,
-        options_from_args,
-        print_summary,
-        resolved_args,
-        setup_logging,
-    )
+    from prunekit.cli._pipeline_args import loaders_from_args, options_from_args, run_from_args, setup_logging
     from prunekit.cli._sources import source_from_args
-    from prunekit.pipeline import Phase, run
+    from prunekit.pipeline import Phase
 
     setup_logging(args)
     recipe, described = _recipe(args)
-    train, test = loaders_from_args(args)
-    source, state = source_from_args(args, train.dataset)
+    loaders = loaders_from_args(args)
+    source, state = source_from_args(args, loaders[0].dataset)
     epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
     if args.finetune_epochs > 0:
-        kd = dict(distill=args.distill, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
-        phases.append(
-            Phase("finetune", options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **kd))
-        )
-    result = run(
-        source,
-        phases,
-        train_loader=train,
-        val_loader=test,
-        out_dir=args.out,
-        seed=args.seed,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
-        initial_state=state,
-        config=resolved_args(args, command="prune", recipe=described),
-        report=not args.no_report,
-    )
-    print_summary(result)
-    return 0
+        tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
+        phases.append(Phase("finetune", tune))
+    config = {"command": "prune", "recipe": described}
+    return run_from_args(args, source, phases, loaders, config=config, initial_state=state, report=not args.no_report)
+
+
+def distill_options(args: argparse.Namespace) -> dict:
+    """The TrainOptions fields of the --distill options."""
+    return dict(distill=args.distill, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
 
 
 def add_distill_args(p: argparse.ArgumentParser) -> None:

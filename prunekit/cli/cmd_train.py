@@ -10,34 +10,15 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunekit.cli._pipeline_args import (
-        loaders_from_args,
-        options_from_args,
-        print_summary,
-        resolved_args,
-        setup_logging,
-    )
-    from prunekit.pipeline import ModelSource, Phase, run
+    from prunekit.cli._pipeline_args import loaders_from_args, options_from_args, run_from_args, setup_logging
+    from prunekit.pipeline import ModelSource, Phase
 
     setup_logging(args)
-    train, test = loaders_from_args(args)
-    data = train.dataset
+    loaders = loaders_from_args(args)
+    data = loaders[0].dataset
     source = ModelSource(args.model, num_classes=data.num_classes, in_channels=data.in_channels)
-    result = run(
-        source,
-        [Phase("train", options_from_args(args))],
-        train_loader=train,
-        val_loader=test,
-        out_dir=args.out,
-        seed=args.seed,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
-        config=resolved_args(args, command="train"),
-        report=False,
-    )
-    print_summary(result)
-    return 0
+    phases = [Phase("train", options_from_args(args))]
+    return run_from_args(args, source, phases, loaders, config={"command": "train"}, report=False)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

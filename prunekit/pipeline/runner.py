@@ -187,7 +187,7 @@ class Runner:
         row = {
             "epoch": g,
             "phase": phase.name,
-            "lr": stats.lr if stats else float(self.optimizer.param_groups[0]["lr"]),  # type: ignore[union-attr]
+            "lr": stats.lr if stats else "",
             "train_loss": stats.loss if stats else "",
             "train_acc": stats.acc if stats else "",
             "val_loss": result.loss,

@@ -1,22 +1,14 @@
-"""Fixtures for the pipeline tests: the embedded Fashion-MNIST loaders, small batches, one thread."""
+"""Fixtures for the pipeline tests: the embedded Fashion-MNIST loaders with small batches.
+
+(tests/conftest.py already runs everything on one intra-op thread.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from prunekit.data import make_loaders
 from prunekit.pipeline import ModelSource
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
