@@ -40,7 +40,7 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     flags.update({f"schedule.{k}": f"--prune-{k}" for k in ("kind", "start", "end", "steps")})
     with as_flags(flags):
         recipe = recipe_from_options(**options)
-    return recipe, config_to_dict(recipe.config)
+    return recipe, config_to_dict(recipe.config)  # type: ignore[attr-defined]  # a ScheduleRecipe
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -124,7 +124,9 @@ def shard_loader(loader: DataLoader, ctx: DistContext, *, seed: int) -> DataLoad
     """
     if not ctx.enabled:
         return loader
-    sampler = DistributedSampler(loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed
+    )
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,

@@ -165,6 +165,7 @@ class Runner:
         stats = None
         if phase.trains:
             o = phase.options
+            assert self.optimizer is not None  # built by _start_phase or restore (internal invariant)
             stats = train_epoch(
                 self.wrapped, self.train_loader, self.optimizer, loss_fn=self._loss_fn(phase), step=self.step,
                 schedule=self.schedule, scaler=self.scaler, recipe=recipe, recipe_model=self.model,
@@ -231,7 +232,7 @@ class Runner:
     def _apply(self, p: int, call: Callable[[], RecipeEvent]) -> None:
         """Rank 0 runs the recipe call; every other rank replays the broadcast decisions."""
         recipe: Recipe = self.phases[p].recipe
-        event = broadcast_object(call() if self.ctx.is_main else None, self.ctx)
+        event: RecipeEvent = broadcast_object(call() if self.ctx.is_main else None, self.ctx)  # type: ignore[assignment]
         if not self.ctx.is_main:
             for decision in event.decisions:
                 recipe.replay(self.model, decision)
