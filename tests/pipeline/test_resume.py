@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from prunekit.pipeline import Phase, TrainOptions, load_checkpoint, run
+from prunekit.schedules.recipe import LRSchedulerSpec
 
 from .toy_recipe import ToyRecipe
 
@@ -75,3 +76,29 @@ def test_resume_needs_the_same_model(source, loaders, tmp_path):  # type: ignore
     other = ModelSource("resnet32", num_classes=10, in_channels=1)
     with pytest.raises(ConfigError, match="resume"):
         run(other, [Phase("train", opts)], train_loader=train, val_loader=test, out_dir=tmp_path, resume=True)
+
+
+class ScheduledToyRecipe(ToyRecipe):
+    """The toy recipe with a Distiller-style LR scheduler: halve the LR after each epoch."""
+
+    lr_schedulers = (LRSchedulerSpec("StepLR", {"step_size": 1, "gamma": 0.5}, epochs=(0, 1, 2)),)
+
+
+def test_recipe_lr_scheduler_keeps_its_position_across_the_cut_and_a_resume(source, loaders, tmp_path):  # type: ignore[no-untyped-def]
+    train, test = loaders
+    opts = TrainOptions(epochs=3, max_batches=2, eval_batches=1, lr=0.08)
+    kw = dict(train_loader=train, val_loader=test, progress=False, save=False, report=False)
+    ref = run(source, [Phase("prune", opts, ScheduledToyRecipe())], out_dir=tmp_path / "a", **kw)
+    # the optimizer is rebuilt at epoch 1 (physical cut); the LR still halves once per epoch
+    assert [r["lr"] for r in ref.history] == pytest.approx([0.08, 0.04, 0.02])
+
+    def kill(state):  # type: ignore[no-untyped-def]
+        if len(state["history"]) == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(source, [Phase("prune", opts, ScheduledToyRecipe())], out_dir=tmp_path / "b", on_epoch_end=kill, **kw)
+    got = run(source, [Phase("prune", opts, ScheduledToyRecipe())], out_dir=tmp_path / "b", resume=True, **kw)
+    assert [r["lr"] for r in got.history] == [r["lr"] for r in ref.history]
+    for name, value in ref.model.state_dict().items():
+        assert torch.equal(value, got.model.state_dict()[name]), name
