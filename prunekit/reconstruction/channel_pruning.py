@@ -170,6 +170,13 @@ def channel_prune_(
         A :class:`ReconstructionReport`: the :class:`~prunekit.PruneReport` plus the relative
         reconstruction error of every refit layer before and after its refit.
 
+    Note:
+        Scope is local (every group loses the same fraction, as ``prune_(scope="local")``), so
+        plain L1 at the same ``sparsity`` removes exactly as many channels. Only Conv2d
+        (``groups=1``) and Linear consumers are linearised; the model must take one input tensor
+        (each calibration batch is passed as ``model(x)``). The original model is held in memory
+        (a deep copy) while pruning.
+
     Raises:
         ConfigError, UnknownNameError, NoPrunableGroupError, SurgeryError (the model is restored).
     """
