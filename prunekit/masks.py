@@ -65,6 +65,8 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
         if attr not in m._parameters or not isinstance(value, torch.Tensor):
             continue
         p = m._parameters[attr]
+        if p is None:
+            continue
         mask = torch.zeros(p.numel(), dtype=torch.float32)
         mask[value.reshape(-1)] = 1.0
         prefix = names[id(m)]

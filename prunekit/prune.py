@@ -6,6 +6,7 @@ import copy
 import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,9 +120,8 @@ def _group_sparsity(group: Group, default: float, overrides: dict[str, float | N
     values = {resolve_sparsity(m.module, default, overrides) for m in group.members if m.role == "out"}
     if not values:
         return default
-    if None in values:
-        return None
-    return min(values)
+    known = [v for v in values if v is not None]
+    return None if len(known) < len(values) else min(known)
 
 
 def _candidates(graph: DependencyGraph, ignored: list[str], exact_only: bool) -> list[Group]:
@@ -167,7 +167,7 @@ def plan_pruning(
     if not candidates:
         return make_plan(graph, {})
     if scope == "local":
-        counts = {g.id: removal_count(g.size, per_group[g.id], round_to=round_to) for g in candidates}
+        counts = {g.id: removal_count(g.size, float(per_group[g.id] or 0.0), round_to=round_to) for g in candidates}
     else:
         counts = _global_counts(candidates, scores, sparsity, max_group_sparsity, round_to)
     removed = {g.id: select_channels(g, scores[g.id], counts[g.id]) for g in candidates}
@@ -271,7 +271,7 @@ def prune_(
     macs_before, per_before = macs_per_module(model, inputs)
     layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
     overrides = _check_overrides(model, overrides)
-    options = dict(
+    options: dict[str, Any] = dict(
         criterion=crit,
         scope=scope,
         ignore=ignored,
@@ -355,8 +355,10 @@ def _fill_report(
         if (
             rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module)
         ):  # per-channel: in == out
-            keeps.setdefault("in", keeps.get("out"))
-            sizes.setdefault("in", sizes.get("out"))
+            if "out" in keeps:
+                keeps.setdefault("in", keeps["out"])
+            if "out" in sizes:
+                sizes.setdefault("in", sizes["out"])
         report.kept[name] = {role: idx.tolist() for role, idx in keeps.items() if idx is not None}
         report.layers.append(
             LayerChange(

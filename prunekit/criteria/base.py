@@ -58,7 +58,10 @@ def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:
         views = [t.detach().movedim(member.key.dim, 0).reshape(t.shape[member.key.dim], -1)]
     else:
         module = model.get_submodule(member.module)
-        views = get_rule(type(module)).position_views(module, member.role)
+        rule = get_rule(type(module))
+        if rule is None:  # members only come from modules that have rules
+            raise TypeError(f"internal: member {member.module!r} has no layer rule")
+        views = rule.position_views(module, member.role)
     idx = torch.as_tensor(member.positions, dtype=torch.long)
     return [v.index_select(0, idx.to(v.device)) for v in views]
 

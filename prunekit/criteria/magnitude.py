@@ -37,7 +37,7 @@ class _NormCriterion(Criterion):
         for member in group.members:
             views = member_views(model, member)
             if views:
-                vals = sum(self.fn(v.float()) for v in views)
+                vals = torch.stack([self.fn(v.float()) for v in views]).sum(dim=0)
                 per_member.append((member, vals.cpu().numpy().astype(np.float64)))
         scores = reduce_to_channels(group, per_member, self.reduction)
         return np.sqrt(scores) if self.fn is l2_scores and self.reduction == "sum" else scores
