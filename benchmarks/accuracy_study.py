@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import time
@@ -193,8 +194,40 @@ def study(args: argparse.Namespace, dataset: str) -> list[dict]:
     return rows
 
 
+# Settings that must agree before runs of different seeds are combined into one table.
+SAME_SETTINGS = ("model", "dataset", "epochs", "finetune_epochs", "lr", "finetune_lr", "batch_size", "max_batches",
+                 "target_macs", "prunekit", "torch_pruning")  # fmt: skip
+
+
+def merge_runs(paths: list[str]) -> dict:
+    """Combines result files of the same study run with different seeds (one seed per run fits the
+    2-core machine better than one long run); refuses files whose settings differ."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    first = runs[0]["meta"]
+    for path, run in zip(paths, runs):
+        for key in SAME_SETTINGS:
+            if run["meta"].get(key) != first.get(key):
+                raise SystemExit(
+                    f"--merge: {path} has {key}={run['meta'].get(key)!r}, the first file {first.get(key)!r}"
+                )
+    seeds = [s for run in runs for s in run["meta"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--merge: seeds {seeds} repeat across the files")
+    meta = {**first, "seeds": seeds, "wall_s": sum(r["meta"]["wall_s"] for r in runs)}
+    meta["command"] = " + ".join(r["meta"]["command"] for r in runs) + " (merged with --merge)"
+    meta["loadavg_1min_before"] = max(r["meta"]["loadavg_1min_before"] for r in runs)
+    meta["loadavg_1min_after"] = max(r["meta"]["loadavg_1min_after"] for r in runs)
+    return {"meta": meta, "results": [row for run in runs for row in run["results"]]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="combine result files of runs with other seeds, no training"
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--epochs", type=int, default=3, help="baseline training epochs")
     ap.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs after pruning, every method")
@@ -210,6 +243,11 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--cache", default=CACHE, help="where trained baselines are kept (not committed)")
     args = ap.parse_args()
+    if args.merge:
+        from render import render_accuracy, write_results
+
+        write_results(args.out, "accuracy_study", merge_runs(args.merge), render_accuracy)
+        return 0
     for opt in ("epochs", "finetune_epochs", "batch_size"):
         if getattr(args, opt) < 1:
             ap.error(f"--{opt.replace('_', '-')} must be at least 1, but got {getattr(args, opt)}")
