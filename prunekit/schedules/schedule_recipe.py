@@ -30,7 +30,7 @@ from prunekit.criteria import CRITERIA, Criterion, get_criterion
 from prunekit.errors import ConfigError
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
 from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
-from prunekit.schedules.scheduler import _EPS, PruningScheduler
+from prunekit.schedules.scheduler import _EPS, PruningScheduler, config_kwargs
 
 __all__ = ["ScheduleRecipe", "decisions_from_state", "build_criterion"]
 
@@ -85,16 +85,7 @@ class ScheduleRecipe(Recipe):
         build_criterion(config.criterion, config.criterion_options, () if self.needs_data else None, where="criterion")
         sched = config.schedule
         self.scheduler = PruningScheduler(
-            sched.kind,
-            options=sched.options(),
-            mode=self.mode,
-            criterion=config.criterion,
-            scope=config.scope,
-            ignore=config.ignore,
-            round_to=config.round_to,
-            exact_only=config.exact_only,
-            max_group_sparsity=max_group_sparsity,
-            overrides={o.pattern: o.sparsity for o in config.overrides} or None,
+            sched.kind, mode=self.mode, max_group_sparsity=max_group_sparsity, **config_kwargs(config)
         )
         self.num_epochs = sched.start + 1 if sched.kind == "one_shot" else sched.end + 1
         self.decisions: list[Decision] = []

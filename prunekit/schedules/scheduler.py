@@ -49,7 +49,7 @@ from prunekit.schedules.registry import SCHEDULES
 if TYPE_CHECKING:
     from prunekit.criteria.base import Criterion
 
-__all__ = ["PruningScheduler", "StepResult", "MODES"]
+__all__ = ["PruningScheduler", "StepResult", "MODES", "config_kwargs"]
 
 MODES = ("masked", "physical")
 _EPS = 1e-12
@@ -76,6 +76,20 @@ class StepResult:
     fraction: float = 0.0
     report: Any = None
     masks: Any = None
+
+
+def config_kwargs(cfg: Any) -> dict[str, Any]:
+    """The :class:`PruningScheduler` keyword arguments a :class:`~prunekit.config.PruneConfig` gives
+    (all but ``mode``; the criterion by name, its options left to the caller)."""
+    return dict(
+        options=cfg.schedule.options(),
+        criterion=cfg.criterion,
+        scope=cfg.scope,
+        ignore=cfg.ignore,
+        round_to=cfg.round_to,
+        exact_only=cfg.exact_only,
+        overrides={o.pattern: o.sparsity for o in cfg.overrides} or None,
+    )
 
 
 class PruningScheduler:
@@ -158,17 +172,10 @@ class PruningScheduler:
             )
         from prunekit.criteria import get_criterion
 
-        return cls(
-            cfg.schedule.kind,
-            options=cfg.schedule.options(),
-            mode=mode,
-            criterion=get_criterion(cfg.criterion, **cfg.criterion_options) if cfg.criterion_options else cfg.criterion,
-            scope=cfg.scope,
-            ignore=cfg.ignore,
-            round_to=cfg.round_to,
-            exact_only=cfg.exact_only,
-            overrides={o.pattern: o.sparsity for o in cfg.overrides} or None,
-        )
+        kwargs = config_kwargs(cfg)
+        if cfg.criterion_options:
+            kwargs["criterion"] = get_criterion(cfg.criterion, **cfg.criterion_options)
+        return cls(cfg.schedule.kind, mode=mode, **kwargs)
 
     def target(self, step: int) -> float:
         """The schedule's sparsity at ``step`` (pure: no state is read or changed)."""
