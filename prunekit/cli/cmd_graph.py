@@ -11,15 +11,16 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     import prunekit
+    from prunekit.errors import UnknownNameError
     from prunekit.models import get_model
 
-    spec = args.model if ":" in args.model else f"torchvision:{args.model}"
     try:
         model = get_model(args.model, num_classes=args.num_classes, in_channels=args.in_channels)
-    except prunekit.errors.UnknownNameError:
+    except UnknownNameError:
         if ":" in args.model:
             raise
-        model = get_model(spec, num_classes=args.num_classes, in_channels=args.in_channels)
+        # a bare torchvision name (resnet50), as the command accepted before model specs existed
+        model = get_model(f"torchvision:{args.model}", num_classes=args.num_classes, in_channels=args.in_channels)
     model.eval()
     print(prunekit.DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size)))
     return 0
