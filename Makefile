@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m prunekit.demo
+	$(BIN)/python -m prunekit.cli.demo
 
 test: install
 	# one intra-op thread: the tests use tiny inputs, where thread hand-offs cost more than they save

@@ -8,13 +8,13 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunekit.demo import run_demo
+    from prunekit.cli.demo import run_demo
 
     return run_demo(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from prunekit.demo import build_parser  # argparse only at import: cheap
+    from prunekit.cli.demo import build_parser  # argparse only at import: cheap
 
     demo = build_parser()
     p = sub.add_parser(

@@ -52,7 +52,7 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
 
     Raises:
         ConfigError: with the dotted YAML path of the problem (see :func:`load_config` and
-            :func:`prunekit.config.distiller.parse_distiller`).
+            :func:`prunekit.compat.distiller.schema.parse_distiller`).
     """
     from prunekit.schedules.schedule_recipe import ScheduleRecipe
 
@@ -71,7 +71,7 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a schedule must be a mapping, but got {type(data).__name__}", module=where)
     if is_distiller(data):
-        from prunekit.schedules.distiller import DistillerRecipe
+        from prunekit.compat.distiller.recipe import DistillerRecipe
 
         if mode is not None:
             raise ConfigError(

@@ -35,7 +35,7 @@ def __getattr__(name: str):  # lazy: the recipes import the pruning engine
 
         return ScheduleRecipe
     if name == "DistillerRecipe":
-        from prunekit.schedules.distiller import DistillerRecipe
+        from prunekit.compat.distiller.recipe import DistillerRecipe
 
         return DistillerRecipe
     raise AttributeError(f"module 'prunekit.schedules' has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import prunekit
 from prunekit.cli import main as cli_main
-from prunekit.demo import main
+from prunekit.cli.demo import main
 
 
 def test_demo_runs_end_to_end_and_prints_the_comparison(tmp_path, capsys):  # type: ignore[no-untyped-def]

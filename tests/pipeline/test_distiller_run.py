@@ -11,7 +11,7 @@ import prunekit
 from prunekit.config import load_recipe
 from prunekit.pipeline import Phase, TrainOptions, run
 
-from ..config.test_distiller import FILTERS  # modelled on Distiller's resnet56 filter-rank example
+from ..compat.distiller.test_recipe import FILTERS  # modelled on Distiller's resnet56 filter-rank example
 
 OPTIONS = TrainOptions(epochs=4, max_batches=1, eval_batches=1, lr=0.1)
 

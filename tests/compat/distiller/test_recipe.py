@@ -15,7 +15,7 @@ import prunekit
 from prunekit.config import load_recipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.schedules.distiller import DistillerRecipe
+from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.schedules.functions import distiller_agp_sparsity
 from prunekit.schedules.recipe import LRSchedulerSpec
 from prunekit.schedules.schedule_recipe import decisions_from_state
@@ -170,7 +170,7 @@ def test_rows_prunes_a_linear_layers_input_features_and_extends_to_the_group(x, 
         weights: [module.fc.weight]
         """
     )
-    with caplog.at_level(logging.INFO, logger="prunekit.schedules.distiller"):
+    with caplog.at_level(logging.INFO, logger="prunekit.compat.distiller.recipe"):
         event = load_recipe(text).on_epoch_begin(model, x, 0)
     extended = event.messages[0]
     assert (
@@ -343,7 +343,7 @@ def test_fm_reconstruction_refits_or_says_it_did_not(x, calibration, caplog):
     recipe = load_recipe(text)
     assert recipe.needs_data
     recipe.on_epoch_begin(model, x, 0, calibration=_batches() if calibration else None)
-    with caplog.at_level(logging.WARNING, logger="prunekit.schedules.distiller"):
+    with caplog.at_level(logging.WARNING, logger="prunekit.compat.distiller.recipe"):
         messages = recipe.finalize(model, x).messages
     assert model.layer1[0].conv2.in_channels == 8
     if calibration:

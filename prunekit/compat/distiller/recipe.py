@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.config.distiller import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
+from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
 from prunekit.criteria import CRITERIA
 from prunekit.criteria.group_type import score_group
 from prunekit.errors import ConfigError
@@ -42,7 +42,7 @@ from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
-from prunekit.schedules._distiller_groups import (
+from prunekit.compat.distiller.groups import (
     check_parameter,
     coupling_message,
     group_key,
@@ -99,7 +99,7 @@ class DistillerRecipe(Recipe):
     """A :class:`Recipe` for a Distiller schedule (see the module docstring).
 
     Args:
-        schedule: the parsed schedule (:func:`prunekit.config.distiller.parse_distiller`).
+        schedule: the parsed schedule (:func:`prunekit.compat.distiller.schema.parse_distiller`).
         num_batches: calibration batches that data-driven rankings (APoZ, mean activation,
             gradient) read.
     """

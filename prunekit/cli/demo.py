@@ -1,13 +1,13 @@
 """The demo behind ``make demo``: train, prune to half the MACs, fine-tune, and compare.
 
-``python -m prunekit.demo`` trains a CIFAR-style ResNet-20 on the Fashion-MNIST subset that ships
+``python -m prunekit.cli.demo`` trains a CIFAR-style ResNet-20 on the Fashion-MNIST subset that ships
 with prunekit, prunes it to 50% of its MACs with automatic channel dependencies (one-shot, L1
 norm, the sparsity found by bisection), fine-tunes it with knowledge distillation from the
 unpruned model, and prints accuracy, parameters, MACs and CPU latency before and after. It
 passes when the fine-tuned accuracy is within 1 point of the unpruned model's. Nothing outside
 the repository is needed; with the fixed seeds it takes about 4-5 minutes on 2 CPU cores.
 
-``python -m prunekit.demo --engine-only`` runs the older, data-free demo: a torchvision
+``python -m prunekit.cli.demo --engine-only`` runs the older, data-free demo: a torchvision
 ResNet-50 with random weights cut by half, checked equivalent to its zeroed-channel original.
 """
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.config.distiller import PrunerSpec
+from prunekit.compat.distiller.schema import PrunerSpec
 from prunekit.criteria.group_type import scoring_members
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
