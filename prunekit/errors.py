@@ -17,6 +17,7 @@ __all__ = [
     "NoPrunableGroupError",
     "SurgeryError",
     "EquivalenceError",
+    "option_error",
 ]
 
 
@@ -26,11 +27,15 @@ class PrunekitError(Exception):
     Args:
         message: what is wrong and what to do.
         module: the module, argument or config path the error is about (``None`` if global).
+        detail: for an invalid option, what is wrong without the option's name (``must be an
+            int >= 1, but got 0``), so each front end can name the option in its own spelling
+            (``round_to``, ``--round-to``, a YAML path) without rewriting the message.
     """
 
-    def __init__(self, message: str, *, module: str | None = None) -> None:
+    def __init__(self, message: str, *, module: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.module = module
+        self.detail = detail
 
 
 class ConfigError(PrunekitError, ValueError):
@@ -63,3 +68,9 @@ class SurgeryError(PrunekitError):
 
 class EquivalenceError(PrunekitError, AssertionError):
     """A pruned model does not compute what the zeroed-channel original computes."""
+
+
+def option_error(field: str, detail: str, cls: type[ConfigError] = ConfigError) -> ConfigError:
+    """``cls("<field>: <detail>")`` with ``module=field`` and ``detail`` set, so a front end can
+    name the option in its own spelling (``--round-to: <detail>``)."""
+    return cls(f"{field}: {detail}", module=field, detail=detail)

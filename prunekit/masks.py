@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from prunekit.criteria import Criterion
+from prunekit.engine import PruneOptions, check_model_options, plan_pruning, resolve_options
+from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.prune import _check_ignore, _check_overrides, check_options, check_sparsity, plan_pruning
 from prunekit.surgery.apply import apply_plan, compute_changes
 from prunekit.surgery.plan import PrunePlan
 
@@ -77,36 +78,20 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
 def mask_(
     model: nn.Module,
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
-    *,
-    sparsity: float,
-    criterion: str | Criterion = "l1",
-    scope: str = "local",
-    ignore: Sequence[str] | None = None,
-    round_to: int = 1,
-    exact_only: bool = False,
-    max_group_sparsity: float = 0.9,
-    overrides: dict[str, float | None] | None = None,
+    options: PruneOptions | None = None,
+    **kwargs: Any,
 ) -> ChannelMasks:
     """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes.
 
-    ``max_group_sparsity`` and ``overrides`` mean what they mean for :func:`prunekit.prune_`.
+    ``options`` and the keyword arguments are those of :func:`prunekit.prune_`; a ``sparsity``
+    is required (masks have no MACs or parameter target).
     """
-    check_sparsity(sparsity)
-    check_options(scope=scope, round_to=round_to, max_group_sparsity=max_group_sparsity)
-    ignored = _check_ignore(model, ignore)
-    graph = DependencyGraph(model, as_input_tuple(example_inputs))
-    plan = plan_pruning(
-        model,
-        graph,
-        sparsity=sparsity,
-        criterion=criterion,
-        scope=scope,
-        ignore=ignored,
-        round_to=round_to,
-        exact_only=exact_only,
-        max_group_sparsity=max_group_sparsity,
-        overrides=_check_overrides(model, overrides),
-    )
+    opts = resolve_options(options, **kwargs)
+    if opts.sparsity is None:
+        raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
+    check_model_options(model, opts)
+    graph = DependencyGraph(model, as_input_tuple(example_inputs), tracer=opts.tracer)
+    plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)
     return masks

@@ -52,7 +52,10 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            raise UnknownNameError(self.unknown_message(name, argument=argument), module=str(name)) from None
+            message = self.unknown_message(name, argument=argument)
+            if argument is None:
+                raise UnknownNameError(message, module=str(name)) from None
+            raise UnknownNameError(message, module=argument, detail=self.unknown_message(name)) from None
 
     def unknown_message(self, name: object, *, argument: str | None = None) -> str:
         choices = sorted(self._items)

@@ -19,17 +19,18 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from prunekit._io import write_text
-from prunekit.criteria import Criterion, get_criterion
+from prunekit.engine import PruneOptions, build_criterion, candidates, check_model_options, resolve_options
+from prunekit.engine.options import check_fraction
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.masks import masks_for_plan
-from prunekit.prune import _candidates, _check_ignore, check_options, check_sparsity
 from prunekit.surgery.plan import make_plan
 from prunekit.surgery.selection import removal_count, select_channels
 
@@ -102,14 +103,13 @@ def sensitivity_analysis(
     model: nn.Module,
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
     data: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    options: PruneOptions | None = None,
     *,
-    criterion: str | Criterion = "l1",
     sparsities: Sequence[float] = DEFAULT_SPARSITIES,
     max_batches: int | None = None,
-    ignore: Sequence[str] | None = None,
-    round_to: int = 1,
     progress: bool = True,
     device: torch.device | str | None = None,
+    **kwargs: Any,
 ) -> SensitivityResult:
     """Evaluates ``model`` with each prunable group pruned alone at each sparsity (see module doc).
 
@@ -117,11 +117,11 @@ def sensitivity_analysis(
         model: the trained model; its weights are restored after every point.
         example_inputs: inputs for tracing (once).
         data: validation batches ``(input, target)``, e.g. a DataLoader.
-        criterion: a registered criterion name or an instance (data-driven ones need their data).
+        options: :class:`~prunekit.engine.PruneOptions` (keyword arguments override it):
+            ``criterion`` (a name or an instance; data-driven ones need their data), ``ignore``,
+            ``round_to``, ``exact_only`` and ``tracer`` apply; the scope is local.
         sparsities: fractions in [0, 1) to try for every group.
         max_batches: evaluate on at most this many batches (all by default).
-        ignore: module names whose output channels must not change (as in ``prune_``).
-        round_to: keep channel counts multiples of this (as in ``prune_``).
         progress: a tqdm progress bar over the groups.
         device: where to evaluate (default: where the model's parameters are).
 
@@ -131,11 +131,11 @@ def sensitivity_analysis(
     """
     from prunekit.pipeline.train import evaluate, progress_bar  # lazy: the pipeline imports more
 
-    sparsities = [check_sparsity(s, "sparsities") for s in sparsities]
-    check_options(scope="local", round_to=round_to)
-    ignored = _check_ignore(model, ignore)
-    crit = get_criterion(criterion)
-    graph = DependencyGraph(model, example_inputs)
+    opts = resolve_options(options, **kwargs)
+    sparsities = [check_fraction("sparsities", s) for s in sparsities]
+    check_model_options(model, opts)
+    crit = build_criterion(opts)
+    graph = DependencyGraph(model, example_inputs, tracer=opts.tracer)
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -145,13 +145,13 @@ def sensitivity_analysis(
 
     baseline = measure()
     params = dict(model.named_parameters())
-    groups = _candidates(graph, ignored, exact_only=False)
+    groups = candidates(graph, opts)
     points: list[SensitivityPoint] = []
     for g in progress_bar(groups, enabled=progress, desc="sensitivity", unit="group"):
         scores = np.asarray(crit.scores(model, g), dtype=np.float64)
         label = _label(model, g)
         for s in sparsities:
-            removed = select_channels(g, scores, removal_count(g.size, s, round_to=round_to))
+            removed = select_channels(g, scores, removal_count(g.size, s, round_to=opts.round_to))
             if len(removed) == 0:
                 points.append(SensitivityPoint(g.id, label, s, 0, *baseline))
                 continue
@@ -169,4 +169,4 @@ def sensitivity_analysis(
             points.append(SensitivityPoint(g.id, label, s, len(removed), top1, top5, loss))
     modules = {g.id: sorted({m.module for m in g.members if m.role == "out"}) for g in groups}
     name = getattr(crit, "name", type(crit).__name__)
-    return SensitivityResult(points, baseline, modules, {g.id: _label(model, g) for g in groups}, name, tuple(ignored))
+    return SensitivityResult(points, baseline, modules, {g.id: _label(model, g) for g in groups}, name, opts.ignore)

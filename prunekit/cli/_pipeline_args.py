@@ -8,12 +8,12 @@ instant); the data and pipeline packages are imported when a command runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
 from typing import Any
+
+from prunekit.cli.flags import flag_errors
 
 __all__ = [
     "add_data_args",
@@ -26,7 +26,6 @@ __all__ = [
     "is_main_process",
     "resolved_args",
     "print_summary",
-    "as_flags",
     "run_from_args",
 ]
 
@@ -110,22 +109,6 @@ def dataset_spec(data: str, root: str | None) -> tuple[str, str | None]:
     return name, root
 
 
-@contextlib.contextmanager
-def as_flags(flags: Mapping[str, str]) -> Iterator[None]:
-    """Re-raises a ConfigError whose message starts with ``"<field>:"`` as ``"<flag>: ..."``, so
-    the message names the command-line option the user typed (``schedule.final`` -> ``--sparsity``)."""
-    from prunekit.errors import ConfigError
-
-    try:
-        yield
-    except ConfigError as exc:
-        message = str(exc)
-        for field, flag in flags.items():
-            if message.startswith(f"{field}:"):
-                raise type(exc)(f"{flag}:{message[len(field) + 1 :]}", module=flag) from exc
-        raise
-
-
 def loaders_from_args(args: argparse.Namespace, *, augment: bool = True) -> tuple[Any, Any]:
     """``(train_loader, test_loader)`` from the data options."""
     from prunekit.data import make_loaders
@@ -137,7 +120,7 @@ def loaders_from_args(args: argparse.Namespace, *, augment: bool = True) -> tupl
             raise ConfigError(f"--{opt.replace('_', '-')} must be a positive int, but got {value}", module=f"--{opt}")
     name, root = dataset_spec(args.data, args.data_root)
     flags = {"name": "--data", "root": "--data-root", "image_size": "--image-size", "workers": "--workers"}
-    with as_flags(flags):
+    with flag_errors(flags):
         return make_loaders(
             name,
             root=root,
@@ -173,7 +156,7 @@ def options_from_args(args: argparse.Namespace, **fields: Any) -> Any:
     )
     base.update(fields)
     # name the command-line flag, not the dataclass field
-    with as_flags({name: "--" + name.replace("_", "-") for name in base}):
+    with flag_errors({name: "--" + name.replace("_", "-") for name in base}):
         return TrainOptions(**base)
 
 

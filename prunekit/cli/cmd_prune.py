@@ -6,40 +6,33 @@ import argparse
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
 from prunekit.cli._sources import add_source_args
+from prunekit.cli.flags import add_option_flags, flag_errors, given_options
 
 __all__ = ["register"]
 
 
+AMOUNTS = ("sparsity", "target_macs", "target_params")
+# every other PruneOptions field with a flag (those whose metadata gives none are YAML-only)
+OPTIONS = ("criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "tracer")
+SCHEDULE_FLAGS = {"schedule.kind": "--prune-schedule", "schedule.final": "--sparsity"}
+SCHEDULE_FLAGS.update({f"schedule.{k}": f"--prune-{k}" for k in ("start", "end", "steps")})
+
+
 def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The recipe and its resolved description, from --schedule or the pruning options."""
-    from prunekit.cli._pipeline_args import as_flags
     from prunekit.config import config_to_dict
-    from prunekit.config.recipes import load_recipe, recipe_from_options
+    from prunekit.engine import option_flags
+    from prunekit.recipes import load_recipe, recipe_from_options
 
     if args.schedule:
         recipe = load_recipe(args.schedule, mode=args.mode)
         cfg = getattr(recipe, "config", None)
         described = config_to_dict(cfg) if cfg is not None and hasattr(cfg, "criterion") else {"file": args.schedule}
         return recipe, described
-    options = dict(
-        sparsity=args.sparsity,
-        target_macs=args.target_macs,
-        target_params=args.target_params,
-        criterion=args.criterion,
-        scope=args.scope,
-        round_to=args.round_to,
-        ignore=tuple(args.ignore),
-        schedule=args.prune_schedule,
-        start=args.prune_start,
-        end=args.prune_end,
-        steps=args.prune_steps,
-        mode=args.mode or "physical",
-    )
-    flags = {"schedule.final": "--sparsity", "target_macs": "--target-macs", "target_params": "--target-params"}
-    flags.update({k: f"--{k.replace('_', '-')}" for k in ("criterion", "scope", "round_to", "ignore", "mode")})
-    flags.update({f"schedule.{k}": f"--prune-{k}" for k in ("kind", "start", "end", "steps")})
-    with as_flags(flags):
-        recipe = recipe_from_options(**options)
+    options = given_options(args, AMOUNTS + OPTIONS)
+    timing = dict(start=args.prune_start, end=args.prune_end, steps=args.prune_steps)
+    with flag_errors({**option_flags(), **SCHEDULE_FLAGS, "mode": "--mode"}):
+        recipe = recipe_from_options(schedule=args.prune_schedule, mode=args.mode or "physical", **options, **timing)
     return recipe, config_to_dict(recipe.config)  # type: ignore[attr-defined]  # a ScheduleRecipe
 
 
@@ -82,17 +75,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the unpruned model). Writes checkpoint.pt, history.csv, config.json, model/, original/ and report/ to --out.",
     )
     add_source_args(p)
+    from prunekit.engine import PruneOptions  # the flags are derived from its fields
+    from prunekit.schedules import SCHEDULES
+
     g = p.add_argument_group("what to prune (one of)").add_mutually_exclusive_group(required=True)
     g.add_argument("--schedule", help="a YAML schedule file (prunekit's schema or Distiller's)")
-    g.add_argument("--sparsity", type=float, help="fraction of channels to remove from each group")
-    g.add_argument("--target-macs", type=float, help="fraction of the MACs to keep, e.g. 0.5")
-    g.add_argument("--target-params", type=float, help="fraction of the parameters to keep")
+    add_option_flags(g, PruneOptions, AMOUNTS)
     o = p.add_argument_group("pruning options (without --schedule)")
-    o.add_argument("--criterion", default="l1", help="see prunekit list criteria (default l1)")
-    o.add_argument("--scope", choices=("local", "global"), default="local", help="default local")
-    o.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
-    o.add_argument("--ignore", nargs="*", default=[], help="module names whose output channels are kept")
-    o.add_argument("--prune-schedule", choices=("one_shot", "iterative", "agp"), default="one_shot")
+    add_option_flags(o, PruneOptions, OPTIONS)
+    o.add_argument("--prune-schedule", choices=SCHEDULES.names(), default="one_shot", help="the schedule kind")
     o.add_argument("--prune-start", type=int, default=0, help="epoch of the first pruning step")
     o.add_argument("--prune-end", type=int, default=1, help="epoch of the last step (iterative, agp)")
     o.add_argument("--prune-steps", type=int, default=1, help="number of steps (iterative)")

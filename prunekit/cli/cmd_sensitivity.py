@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prunekit.cli.flags import add_option_flags, flag_errors, given_options
+
 __all__ = ["register"]
+
+OPTIONS = ("criterion", "ignore", "round_to", "exact_only", "tracer")
 
 
 def _sparsities(text: str) -> list[float]:
@@ -45,7 +49,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     from prunekit.cli._models import load_before
     from prunekit.data import get_dataset, make_loader
+    from prunekit.engine import option_flags, resolve_options
 
+    with flag_errors(option_flags()):
+        opts = resolve_options(**given_options(args, OPTIONS))
     dataset = get_dataset(args.data, root=args.root, train=False, download=False)
     sizes = {"num_classes": getattr(dataset, "num_classes", 10), "in_channels": getattr(dataset, "in_channels", 3)}
     spec = {"builder": args.model, "builder_kwargs": sizes}
@@ -63,23 +70,21 @@ def _run(args: argparse.Namespace) -> int:
         model,
         x,
         loader,
-        criterion=args.criterion,
+        opts,
         sparsities=args.sparsities,
         max_batches=args.max_batches,
-        ignore=args.ignore,
-        round_to=args.round_to,
         progress=not args.no_progress,
     )
     out = Path(args.out)
     result.to_csv(out / "sensitivity.csv")
     plot_sensitivity(result, out / "sensitivity.png")
     if args.target_macs is not None:
-        suggested, ratio = suggest_for_macs(result, model, x, target_macs=args.target_macs, round_to=args.round_to)
+        suggested, ratio = suggest_for_macs(result, model, x, target_macs=args.target_macs, round_to=opts.round_to)
         how = f"target MACs {args.target_macs:.0%} (reached {ratio:.1%})"
     else:
         suggested = suggest_sparsities(result, tolerance=args.tolerance)
         how = f"top-1 tolerance {args.tolerance:.2%}"
-    write_schedule(schedule_config(result, suggested, round_to=args.round_to), out / "schedule.yaml")
+    write_schedule(schedule_config(result, suggested, round_to=opts.round_to), out / "schedule.yaml")
     top1, top5, loss = result.baseline
     print(f"unpruned: top-1 {top1:.2%}, top-5 {top5:.2%}, loss {loss:.4f}")
     print(f"suggested sparsities ({how}):")
@@ -98,7 +103,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="fashion-mnist-embedded", help="validation dataset name (default: %(default)s)")
     p.add_argument("--root", default=None, help="where the dataset files are")
     p.add_argument("--checkpoint", default=None, help="trained weights: a state_dict (or a checkpoint holding one)")
-    p.add_argument("--criterion", default="l1", help="weight criterion ranking the channels (default: %(default)s)")
     p.add_argument("--out", required=True, help="folder for sensitivity.csv, sensitivity.png and schedule.yaml")
     p.add_argument(
         "--sparsities", type=_sparsities, default=[round(0.1 * i, 1) for i in range(10)], help="e.g. 0,0.25,0.5,0.75"
@@ -108,7 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     goal.add_argument("--target-macs", type=_fraction, default=None, help="fraction of the MACs to keep, e.g. 0.5")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-batches", type=int, default=None, help="evaluate on at most this many batches")
-    p.add_argument("--ignore", nargs="*", default=None, help="modules whose output channels must not change")
-    p.add_argument("--round-to", type=int, default=1)
+    from prunekit.engine import PruneOptions  # the pruning flags are derived from its fields
+
+    add_option_flags(p, PruneOptions, OPTIONS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

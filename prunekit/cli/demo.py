@@ -64,7 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return engine_demo(args)
     import torch
 
-    from prunekit.config.recipes import recipe_from_options
+    from prunekit.recipes.loading import recipe_from_options
     from prunekit.data import make_loaders
     from prunekit.pipeline import ModelSource, Phase, TrainOptions, run
 

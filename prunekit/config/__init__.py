@@ -1,10 +1,9 @@
-"""Pruning configs: prunekit's own versioned schema (validated frozen dataclasses, a YAML loader)
-and ``load_recipe``, which also reads Distiller's schedule files."""
+"""prunekit's own versioned pruning config: validated frozen dataclasses (the pruning options of
+:class:`~prunekit.engine.PruneOptions` plus the schedule) and a YAML loader. Recipes built from a
+config, and Distiller's schema, are in :mod:`prunekit.recipes` and :mod:`prunekit.compat.distiller`."""
 
-from prunekit.compat.distiller.schema import DistillerSchedule, parse_distiller
 from prunekit.config.loader import config_to_dict, dump_config, load_config
-from prunekit.config.recipes import load_recipe, recipe_from_options
-from prunekit.config.schema import CONFIG_VERSION, SCHEDULE_KINDS, Override, PruneConfig, ScheduleConfig
+from prunekit.config.schema import CONFIG_VERSION, SCHEDULE_KINDS, Override, PruneConfig, ScheduleConfig, kind_fields
 
 __all__ = [
     "PruneConfig",
@@ -12,11 +11,8 @@ __all__ = [
     "Override",
     "CONFIG_VERSION",
     "SCHEDULE_KINDS",
+    "kind_fields",
     "load_config",
     "config_to_dict",
     "dump_config",
-    "load_recipe",
-    "recipe_from_options",
-    "parse_distiller",
-    "DistillerSchedule",
 ]

@@ -38,10 +38,13 @@ from typing import Any
 import yaml
 
 from prunekit._io import write_text
-from prunekit.config.schema import KIND_FIELDS, Override, PruneConfig, ScheduleConfig
+from prunekit.config.schema import Override, PruneConfig, ScheduleConfig, kind_fields
 from prunekit.errors import ConfigError
+from prunekit.schedules.registry import SCHEDULES
 
-__all__ = ["load_config", "config_to_dict", "dump_config"]
+__all__ = ["load_config", "config_to_dict", "dump_config", "parse_yaml", "build_dataclass", "schedule_from"]
+
+_SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(ScheduleConfig))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -68,7 +71,8 @@ def _check_duplicates(node: yaml.Node, path: str) -> None:
             _check_duplicates(item, f"{path}[{i}]")
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
+    """Parses YAML with ``safe_load`` rules and no repeated key; errors name ``source``."""
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
@@ -82,11 +86,15 @@ def _parse_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
-def _check_keys(data: object, cls: type, path: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+def _check_keys(
+    data: object, cls: type, path: str, allowed: tuple[str, ...] | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``data`` as a dict whose keys are YAML fields of ``cls`` (or ``extra``), else the error
+    names the dotted path; with ``allowed``, only those fields."""
     where = path or "config"
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: must be a mapping, but got {data!r} ({type(data).__name__})", module=where)
-    fields = [f.name for f in dataclasses.fields(cls)]
+    fields = [f.name for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)] + list(extra)
     for key in data:
         dotted = f"{path}.{key}" if path else str(key)
         if key not in fields:
@@ -101,22 +109,30 @@ def _check_keys(data: object, cls: type, path: str, allowed: tuple[str, ...] | N
     return dict(data)
 
 
-def _build(cls: type, kwargs: dict[str, Any], path: str) -> Any:
+def build_dataclass(cls: type, kwargs: dict[str, Any], path: str) -> Any:
     """Constructs ``cls``, prefixing the path to the field name its validation reports."""
     try:
         return cls(**kwargs)
     except ConfigError as e:
         field_path = f"{path}.{e.module}" if path and e.module else (e.module or path)
         message = str(e)
-        raise ConfigError(f"{path}.{message}" if path else message, module=field_path) from None
+        raise ConfigError(f"{path}.{message}" if path else message, module=field_path, detail=e.detail) from None
 
 
-def _schedule_from(data: object, path: str) -> ScheduleConfig:
-    raw = _check_keys(data, ScheduleConfig, path)
-    kind = raw.get("kind", ScheduleConfig.kind)
-    if kind in KIND_FIELDS:
-        _check_keys(raw, ScheduleConfig, path, allowed=KIND_FIELDS[kind])
-    return _build(ScheduleConfig, raw, path)
+def schedule_from(data: object, path: str, *, lenient: bool = False) -> ScheduleConfig:
+    """A :class:`ScheduleConfig` from a mapping: the keys its kind reads (:func:`kind_fields`);
+    a registered schedule's own parameters go to ``params``. ``lenient`` drops the standard
+    fields the kind does not read instead of refusing them (the CLI passes them all)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: must be a mapping, but got {data!r} ({type(data).__name__})", module=path)
+    kind = data.get("kind", ScheduleConfig.kind)
+    reads = kind_fields(kind) if isinstance(kind, str) and kind in SCHEDULES else None
+    extra = tuple(k for k in reads or () if k not in _SCHEDULE_FIELDS)
+    if lenient and reads is not None:
+        data = {k: v for k, v in data.items() if k in reads or k not in _SCHEDULE_FIELDS}
+    raw = _check_keys(data, ScheduleConfig, path, allowed=reads, extra=extra)
+    params = {k: raw.pop(k) for k in extra if k in raw}
+    return build_dataclass(ScheduleConfig, {**raw, "params": params} if params else raw, path)
 
 
 def _config_from(data: object) -> PruneConfig:
@@ -128,7 +144,7 @@ def _config_from(data: object) -> PruneConfig:
             module="schedule.final",
         )
     if "schedule" in raw:
-        raw["schedule"] = _schedule_from(raw["schedule"], "schedule")
+        raw["schedule"] = schedule_from(raw["schedule"], "schedule")
     if "ignore" in raw:
         ignore = raw["ignore"]
         if isinstance(ignore, str) or not isinstance(ignore, (list, tuple)):
@@ -143,10 +159,10 @@ def _config_from(data: object) -> PruneConfig:
                 f"overrides: must be a list of {{pattern, sparsity}}, but got {items!r}", module="overrides"
             )
         raw["overrides"] = tuple(
-            _build(Override, _check_keys(o, Override, f"overrides[{i}]"), f"overrides[{i}]")
+            build_dataclass(Override, _check_keys(o, Override, f"overrides[{i}]"), f"overrides[{i}]")
             for i, o in enumerate(items)
         )
-    return _build(PruneConfig, raw, "")
+    return build_dataclass(PruneConfig, raw, "")
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig) -> PruneConfig:
@@ -168,7 +184,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config: {e.strerror}", module=str(path)) from None
-    data = _parse_yaml(text, str(path))
+    data = parse_yaml(text, str(path))
     return _config_from({} if data is None else data)
 
 
@@ -177,10 +193,11 @@ def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
 
     The schedule keeps only the keys its kind reads, so the dict loads back without error.
     """
-    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("yaml", True)}
     out["criterion_options"] = dict(cfg.criterion_options)
     out["ignore"] = list(cfg.ignore)
-    out["schedule"] = {k: getattr(cfg.schedule, k) for k in KIND_FIELDS[cfg.schedule.kind]}
+    sched = cfg.schedule
+    out["schedule"] = {k: sched.params[k] if k in sched.params else getattr(sched, k) for k in kind_fields(sched.kind)}
     if cfg.target is not None:
         del out["schedule"]["final"]  # the target says how much to prune
     else:

@@ -7,28 +7,36 @@ the dotted path of the enclosing keys (``schedule.final: ...``).
 
 from __future__ import annotations
 
-import re
+import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.errors import ConfigError
+from prunekit.engine.options import Override, PruneOptions
+from prunekit.errors import ConfigError, option_error
+from prunekit.schedules.registry import SCHEDULES
 
-__all__ = ["CONFIG_VERSION", "SCHEDULE_KINDS", "ScheduleConfig", "Override", "PruneConfig"]
+__all__ = ["CONFIG_VERSION", "SCHEDULE_KINDS", "ScheduleConfig", "Override", "PruneConfig", "kind_fields"]
 
 CONFIG_VERSION = 1
-SCHEDULE_KINDS = ("one_shot", "iterative", "agp")
-SCOPES = ("local", "global")
+SCHEDULE_KINDS = ("one_shot", "iterative", "agp")  # the built-in kinds; SCHEDULES holds every kind
 MODES = ("masked", "physical")
-# Which ScheduleConfig fields each kind reads; the loader rejects the others.
-KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "one_shot": ("kind", "final", "start"),
-    "iterative": ("kind", "final", "start", "end", "steps"),
-    "agp": ("kind", "initial", "final", "start", "end", "frequency"),
-}
+# A schedule function's parameter -> the ScheduleConfig field that holds it (the rest by name).
+PARAMETER_FIELDS = {"at": "start"}
+STANDARD_FIELDS = ("final", "initial", "start", "end", "frequency", "steps")
+
+
+def kind_fields(kind: str) -> tuple[str, ...]:
+    """The YAML keys a schedule kind reads: ``kind`` and the keyword-only parameters of its
+    function in :data:`~prunekit.schedules.SCHEDULES` (``at`` is written ``start``). A schedule a
+    user registers is usable from YAML this way, its extra parameters kept in ``params``."""
+    fn = SCHEDULES.get(kind, argument="kind")
+    params = inspect.signature(fn).parameters.values()
+    return ("kind", *(PARAMETER_FIELDS.get(p.name, p.name) for p in params if p.kind is p.KEYWORD_ONLY))
 
 
 def _fail(name: str, message: str) -> ConfigError:
-    return ConfigError(f"{name}: {message}", module=name)
+    return option_error(name, message)
 
 
 def _fraction(name: str, value: object) -> None:
@@ -50,9 +58,11 @@ class ScheduleConfig:
     """When and how far to prune; see :mod:`prunekit.schedules` for the formulas.
 
     Attributes:
-        kind: "one_shot" (``final`` at step ``start``), "iterative" (``steps`` equal increments
-            from ``start`` to ``end``) or "agp" (Zhu & Gupta 2017, cubic from ``initial`` to
-            ``final`` between ``start`` and ``end``, changing every ``frequency`` steps).
+        kind: a name in :data:`~prunekit.schedules.SCHEDULES`: "one_shot" (``final`` at step
+            ``start``), "iterative" (``steps`` equal increments from ``start`` to ``end``), "agp"
+            (Zhu & Gupta 2017, cubic from ``initial`` to ``final`` between ``start`` and ``end``,
+            changing every ``frequency`` steps), or one a user registered.
+        params: the parameters of a registered schedule that are not among the fields above.
     """
 
     kind: str = "one_shot"
@@ -62,103 +72,75 @@ class ScheduleConfig:
     end: int = 1
     frequency: int = 1
     steps: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULE_KINDS:
-            import difflib
-
-            close = difflib.get_close_matches(str(self.kind), SCHEDULE_KINDS, n=1)
+        if self.kind not in SCHEDULES:
+            kinds = SCHEDULES.names()
+            close = difflib.get_close_matches(str(self.kind), kinds, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _fail("kind", f"unknown schedule kind {self.kind!r}{hint} Choices: {', '.join(SCHEDULE_KINDS)}")
+            raise _fail("kind", f"unknown schedule kind {self.kind!r}{hint} Choices: {', '.join(kinds)}")
+        reads = kind_fields(self.kind)
         for name in ("final", "initial"):
             _fraction(name, getattr(self, name))
         _int("start", self.start, 0)
         _int("end", self.end, 0)
         _int("frequency", self.frequency, 1)
         _int("steps", self.steps, 1)
-        if self.kind != "one_shot" and self.end <= self.start:
+        if "start" in reads and "end" in reads and self.end <= self.start:
             raise _fail("end", f"must be greater than start ({self.start}), but got {self.end!r}")
-        if self.kind == "agp" and self.final < self.initial:
+        if "initial" in reads and self.final < self.initial:
             raise _fail("final", f"must be >= initial ({self.initial}), but got {self.final!r}")
+        extra = set(reads) - {"kind", *STANDARD_FIELDS}
+        if not isinstance(self.params, dict) or set(self.params) - extra:
+            raise _fail("params", f"schedule kind {self.kind!r} takes no parameters {sorted(set(self.params) - extra)}")
+        if extra - set(self.params):
+            raise _fail(sorted(extra - set(self.params))[0], f"schedule kind {self.kind!r} needs it")
+        if self.params:
+            try:  # a user schedule checks its own parameters
+                self.sparsity(self.start)
+            except (TypeError, ValueError) as e:
+                raise _fail("params", f"schedule kind {self.kind!r} rejects {self.params}: {e}") from e
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of the schedule function in :data:`prunekit.schedules.SCHEDULES`."""
-        if self.kind == "one_shot":
-            return {"final": self.final, "at": self.start}
-        return {k: getattr(self, k) for k in KIND_FIELDS[self.kind] if k != "kind"}
+        out = {}
+        for p in inspect.signature(SCHEDULES.get(self.kind)).parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                name = PARAMETER_FIELDS.get(p.name, p.name)
+                out[p.name] = getattr(self, name) if name in STANDARD_FIELDS else self.params[name]
+        return out
 
     def sparsity(self, step: int) -> float:
         """The target sparsity at ``step``."""
-        from prunekit.schedules import SCHEDULES
-
         return SCHEDULES.get(self.kind)(step, **self.options())
 
 
 @dataclass(frozen=True)
-class Override:
-    """A per-module sparsity.
-
-    Attributes:
-        pattern: an exact module name, or ``re:<regex>`` matched with ``re.fullmatch``.
-        sparsity: the module's final sparsity in [0, 1), or ``None`` to leave it unpruned.
-    """
-
-    pattern: str
-    sparsity: float | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.pattern, str) or not self.pattern or self.pattern == "re:":
-            raise _fail("pattern", f"must be a module name or 're:<regex>', but got {self.pattern!r}")
-        if self.pattern.startswith("re:"):
-            try:
-                re.compile(self.pattern[3:])
-            except re.error as e:
-                raise _fail("pattern", f"invalid regex {self.pattern[3:]!r}: {e}") from None
-        if self.sparsity is not None:
-            _fraction("sparsity", self.sparsity)
-
-    @property
-    def is_regex(self) -> bool:
-        return self.pattern.startswith("re:")
-
-    def matches(self, module_name: str) -> bool:
-        if self.is_regex:
-            return re.fullmatch(self.pattern[3:], module_name) is not None
-        return module_name == self.pattern
-
-
-@dataclass(frozen=True)
-class PruneConfig:
-    """A pruning run: criterion, scope, schedule and per-module overrides.
+class PruneConfig(PruneOptions):
+    """A pruning run as the YAML schema describes it: every :class:`~prunekit.engine.PruneOptions`
+    field (each a top-level YAML key, except ``sparsity``, which is ``schedule.final`` here),
+    plus the schema version, the schedule and the mode.
 
     Attributes:
         version: the schema version (only 1 exists).
-        criterion: a name in :data:`prunekit.CRITERIA` (checked at construction).
-        criterion_options: keyword arguments for the criterion.
-        scope, round_to, ignore, exact_only: as in :func:`prunekit.prune_`.
         schedule: the :class:`ScheduleConfig`.
-        overrides: per-module sparsities; see :meth:`resolve_override` for the precedence.
         mode: how a schedule prunes during training: "masked" (default: zero the channels,
             keep shapes, thin once at the end) or "physical" (cut at every step); see
             :class:`~prunekit.schedules.PruningScheduler`.
-        target_macs: instead of the schedule's ``final``, the fraction in (0, 1] of the original
-            MACs to keep (one-shot schedules only; see :func:`prunekit.prune_`).
-        target_params: the same for the parameter count. Give at most one target; with a
-            target, ``schedule.final`` is not used (the YAML loader rejects a written one).
+
+    Note:
+        ``criterion`` must be a registered name here (a config is data). With ``target_macs`` or
+        ``target_params`` the schedule must be one-shot and ``schedule.final`` is not used (the
+        YAML loader rejects a written one). See :meth:`resolve_override` for the precedence of
+        the overrides.
     """
 
-    version: int = CONFIG_VERSION
-    criterion: str = "l1"
-    criterion_options: dict[str, Any] = field(default_factory=dict)
-    scope: str = "local"
-    round_to: int = 1
-    ignore: tuple[str, ...] = ()
-    exact_only: bool = False
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    overrides: tuple[Override, ...] = ()
-    mode: str = "masked"
-    target_macs: float | None = None
-    target_params: float | None = None
+    version: int = field(default=CONFIG_VERSION, metadata={"help": "the schema version", "flag": None})
+    schedule: ScheduleConfig = field(
+        default_factory=ScheduleConfig, metadata={"help": "when and how far to prune", "flag": None}
+    )
+    mode: str = field(default="masked", metadata={"help": "mask during training, or cut at each step", "flag": None})
 
     def __post_init__(self) -> None:
         if isinstance(self.version, bool) or self.version != CONFIG_VERSION:
@@ -167,48 +149,15 @@ class PruneConfig:
             )
         if not isinstance(self.criterion, str):
             raise _fail("criterion", f"must be a string, but got {self.criterion!r}")
-        from prunekit.criteria import CRITERIA  # lazy: criteria import torch and their plugins
-
-        if self.criterion not in CRITERIA:
-            raise _fail("criterion", CRITERIA.unknown_message(self.criterion))
-        if not isinstance(self.criterion_options, dict) or not all(isinstance(k, str) for k in self.criterion_options):
-            raise _fail("criterion_options", f"must be a mapping with string keys, but got {self.criterion_options!r}")
-        if self.scope not in SCOPES:
-            raise _fail("scope", f"must be 'local' or 'global', but got {self.scope!r}")
-        _int("round_to", self.round_to, 1)
-        if not isinstance(self.ignore, tuple) or not all(isinstance(n, str) for n in self.ignore):
-            raise _fail("ignore", f"must be a tuple of module names, but got {self.ignore!r}")
-        if not isinstance(self.exact_only, bool):
-            raise _fail("exact_only", f"must be true or false, but got {self.exact_only!r}")
+        if self.sparsity is not None:
+            raise _fail("sparsity", "a config gives the sparsity as schedule.final")
+        super().__post_init__()
         if not isinstance(self.schedule, ScheduleConfig):
             raise _fail("schedule", f"must be a ScheduleConfig, but got {type(self.schedule).__name__}")
-        if not isinstance(self.overrides, tuple) or not all(isinstance(o, Override) for o in self.overrides):
-            raise _fail("overrides", "must be a tuple of Override")
-        seen: set[str] = set()
-        for i, o in enumerate(self.overrides):
-            if o.pattern in seen:
-                raise _fail(f"overrides[{i}].pattern", f"duplicate pattern {o.pattern!r}")
-            seen.add(o.pattern)
         if self.mode not in MODES:
             raise _fail("mode", f"must be 'masked' or 'physical', but got {self.mode!r}")
-        targets = [n for n in ("target_macs", "target_params") if getattr(self, n) is not None]
-        for name in targets:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-                raise _fail(name, f"must be a fraction in (0, 1] of the original to keep, but got {value!r}")
-        if len(targets) > 1:
-            raise _fail("target_params", "give at most one of target_macs and target_params")
-        if targets and self.schedule.kind != "one_shot":
-            raise _fail(targets[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
-
-    @property
-    def target(self) -> tuple[str, float] | None:
-        """``("target_macs", value)`` or ``("target_params", value)``, or None for a sparsity."""
-        for name in ("target_macs", "target_params"):
-            value = getattr(self, name)
-            if value is not None:
-                return name, float(value)
-        return None
+        if self.target and self.schedule.kind != "one_shot":
+            raise _fail(self.target[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
 
     def resolve_override(self, module_name: str) -> float | None:
         """The final sparsity for ``module_name``.
@@ -216,10 +165,4 @@ class PruneConfig:
         Precedence: an override with that exact name, then the first ``re:`` override whose
         regex fully matches, then the schedule's ``final``. ``None`` means: do not prune it.
         """
-        for o in self.overrides:
-            if not o.is_regex and o.pattern == module_name:
-                return o.sparsity
-        for o in self.overrides:
-            if o.is_regex and o.matches(module_name):
-                return o.sparsity
-        return self.schedule.final
+        return self.override_for(module_name, self.schedule.final)

@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from prunekit.data.registry import DEFAULT_DATASET, get_dataset
-from prunekit.errors import ConfigError
+from prunekit.errors import ConfigError, option_error
 
 __all__ = ["make_loader", "make_loaders"]
 
@@ -52,7 +52,7 @@ def make_loader(
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive int, but got {batch_size!r}", module="batch_size")
     if not isinstance(workers, int) or workers < 0:
-        raise ConfigError(f"workers must be an int >= 0, but got {workers!r}", module="workers")
+        raise option_error("workers", f"must be an int >= 0, but got {workers!r}")
     _reseed(dataset, seed)
     return DataLoader(
         dataset,

@@ -20,7 +20,7 @@ from prunekit.data.embedded import load_fashion_mnist_embedded
 from prunekit.data.fashion_mnist import load_fashion_mnist
 from prunekit.data.imagefolder import load_imagefolder
 from prunekit.data.transforms import train_transform
-from prunekit.errors import ConfigError
+from prunekit.errors import ConfigError, option_error
 from prunekit.registry import Registry
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetFactory", "get_dataset", "list_datasets", "register_dataset"]
@@ -58,18 +58,13 @@ def _augmentation(size: int, augment: bool, seed: int | None) -> Transform | Non
 
 def _fixed_size(name: str, native: int, image_size: int | None) -> None:
     if image_size is not None and image_size != native:
-        raise ConfigError(
-            f"image_size: {name} images are {native}x{native} and are not resized, but got {image_size}",
-            module="image_size",
-        )
+        raise option_error("image_size", f"{name} images are {native}x{native} and are not resized, but got {image_size}")
 
 
 @register_dataset(DEFAULT_DATASET, description="10k/2k class-balanced Fashion-MNIST subset shipped with prunekit")
 def _embedded(root, *, train, augment, seed, download, image_size):  # type: ignore[no-untyped-def]
     if root is not None:
-        raise ConfigError(
-            f"root: {DEFAULT_DATASET} ships with prunekit and takes no root, but got {root!r}", module="root"
-        )
+        raise option_error("root", f"{DEFAULT_DATASET} ships with prunekit and takes no root, but got {root!r}")
     _fixed_size(DEFAULT_DATASET, 28, image_size)
     return load_fashion_mnist_embedded(train=train, transform=_augmentation(28, augment, seed))
 
@@ -95,7 +90,7 @@ def _cifar100(root, *, train, augment, seed, download, image_size):  # type: ign
 @register_dataset("imagefolder", description="root/<class>/<image> folders (train/ and val/ if present)")
 def _imagefolder(root, *, train, augment, seed, download, image_size):  # type: ignore[no-untyped-def]
     if root is None:
-        raise ConfigError("root: the imagefolder dataset needs a folder; use 'imagefolder:PATH'", module="root")
+        raise option_error("root", "the imagefolder dataset needs a folder; use 'imagefolder:PATH'")
     size = _IMAGEFOLDER_SIZE if image_size is None else image_size
     return load_imagefolder(root, train=train, image_size=size, transform=_augmentation(size, augment, seed))
 
@@ -130,11 +125,11 @@ def get_dataset(
         ConfigError: the data cannot be found or read.
     """
     if not isinstance(name, str):
-        raise ConfigError(f"name: dataset name must be a string, but got {name!r}", module="name")
+        raise option_error("name", f"dataset name must be a string, but got {name!r}")
     if name.startswith("imagefolder:"):
         path = name.split(":", 1)[1]
         if root is not None:
-            raise ConfigError(f"root: {name!r} already names the folder; do not also pass root={root!r}", module="root")
+            raise option_error("root", f"{name!r} already names the folder; do not also pass root={root!r}")
         name, root = "imagefolder", path
     factory = DATASETS.get(name, argument="name")
     return factory(

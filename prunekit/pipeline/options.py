@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from prunekit.errors import ConfigError
+from prunekit.errors import ConfigError, option_error
 
 __all__ = ["TrainOptions", "OPTIMIZERS", "LR_SCHEDULES"]
 
@@ -18,7 +18,7 @@ LR_SCHEDULES = ("cosine", "step", "constant")
 
 
 def _fail(name: str, message: str) -> ConfigError:
-    return ConfigError(f"{name}: {message}", module=name)
+    return option_error(name, message)
 
 
 def _number(name: str, value: object, *, low: float, high: float | None = None, low_open: bool = False) -> None:

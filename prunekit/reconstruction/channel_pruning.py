@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,9 +41,19 @@ from prunekit.criteria.data_driven import evaluating
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.graph.groups import Group
+from prunekit.engine import (
+    PruneOptions,
+    build_criterion,
+    candidates,
+    check_model_options,
+    fill_report,
+    layer_params,
+    report_config,
+    resolve_options,
+    search_sparsity,
+)
 from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
-from prunekit.prune import _candidates, _check_ignore, _fill_report, _search_sparsity, check_options, check_sparsity
 from prunekit.reconstruction import sampling
 from prunekit.reconstruction.contributions import Problem, contribution_gram
 from prunekit.reconstruction.lasso import lasso_scores
@@ -127,21 +138,39 @@ def _check_method(method: object) -> Criterion | None:
     raise ConfigError(f"method must be 'lasso', 'thinet' or a criterion, but got {method!r}", module="method")
 
 
+@dataclass
+class _Run:
+    """The state one ``channel_prune_`` call shares between groups."""
+
+    model: nn.Module
+    original: nn.Module
+    graph: DependencyGraph
+    batches: list[Any]
+    sampler: sampling.RowSampler
+    targets: dict[str, torch.Tensor]
+    consumers: dict[int, dict[str, np.ndarray]]
+    crit: Criterion | None
+    fallback: Criterion
+    method: str | Criterion
+    label: str
+    refit: bool
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    rows: list[LayerReconstruction] = field(default_factory=list)
+
+
 def channel_prune_(
     model: nn.Module,
     example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    options: PruneOptions | None = None,
     *,
     calibration: Iterable[Any],
-    sparsity: float | None = None,
-    target_macs: float | None = None,
     method: str | Criterion = "lasso",
     refit: bool = True,
     num_samples: int = 4096,
     num_batches: int = 8,
-    ignore: Sequence[str] | None = None,
-    round_to: int = 1,
     fallback: str | Criterion = "l1",
     seed: int = 0,
+    **kwargs: Any,
 ) -> ReconstructionReport:
     """Removes channels from ``model`` in place, chosen and compensated by feature-map reconstruction.
 
@@ -154,15 +183,14 @@ def channel_prune_(
     Args:
         model: the model, pruned in place (a plain ``nn.Module`` of the same classes afterwards).
         example_inputs: a Tensor or tuple of Tensors for tracing.
+        options: :class:`~prunekit.engine.PruneOptions` (keyword arguments override it): give
+            ``sparsity`` (fraction of each prunable group's channels to remove) or
+            ``target_macs`` (bisection, as in ``prune_``); ``ignore`` and ``round_to`` apply.
         calibration: a DataLoader or iterable of batches (a Tensor or ``(input, target, ...)``).
-        sparsity: fraction in [0, 1) of each prunable group's channels to remove; or
-        target_macs: the fraction of the original MACs to keep (bisection, as in ``prune_``).
         method: "lasso", "thinet", or a criterion name / instance (scored on the original model).
         refit: refit the consumers by least squares (off: selection only).
         num_samples: sampled output points per layer (bounds memory: ``num_samples x features``).
         num_batches: calibration batches used (kept in memory).
-        ignore: module names whose output channels must not change.
-        round_to: keep channel counts multiples of this.
         fallback: criterion for groups whose consumers cannot be linearised.
         seed: seeds the point sampling.
 
@@ -171,99 +199,51 @@ def channel_prune_(
         reconstruction error of every refit layer before and after its refit.
 
     Note:
-        Scope is local (every group loses the same fraction, as ``prune_(scope="local")``), so
-        plain L1 at the same ``sparsity`` removes exactly as many channels. Only Conv2d
-        (``groups=1``) and Linear consumers are linearised; the model must take one input tensor
-        (each calibration batch is passed as ``model(x)``). The original model is held in memory
-        (a deep copy) while pruning.
+        Scope is local and only exact groups are cut (every group loses the same fraction, as
+        ``prune_(scope="local")``), so plain L1 at the same ``sparsity`` removes exactly as many
+        channels. Only Conv2d (``groups=1``) and Linear consumers are linearised; the model must
+        take one input tensor (each calibration batch is passed as ``model(x)``). The original
+        model is held in memory (a deep copy) while pruning.
 
     Raises:
         ConfigError, UnknownNameError, NoPrunableGroupError, SurgeryError (the model is restored).
     """
-    if (sparsity is None) == (target_macs is None):
-        raise ConfigError("give exactly one of sparsity or target_macs", module="sparsity")
-    if target_macs is not None and (
-        isinstance(target_macs, bool) or not isinstance(target_macs, (int, float)) or not 0 < target_macs <= 1
-    ):
-        raise ConfigError(f"target_macs must be a fraction in (0, 1], but got {target_macs!r}", module="target_macs")
-    sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
-    check_options(scope="local", round_to=round_to)
+    opts = resolve_options(options, **kwargs)
+    opts.require_amount()
+    if opts.target_params is not None:
+        raise ConfigError("channel_prune_ takes sparsity or target_macs, not target_params", module="target_params")
+    opts = opts.replace(scope="local", exact_only=True, criterion="l1", overrides=())
     crit = _check_method(method)
     fallback_crit = get_criterion(fallback)
-    ignored = _check_ignore(model, ignore)
+    check_model_options(model, opts)
     batches = sampling.cache_batches(calibration, num_batches)
     sampler = sampling.RowSampler(num_samples=num_samples, num_batches=len(batches), seed=seed)
     inputs = as_input_tuple(example_inputs)
-    graph = DependencyGraph(model, inputs)
-    original = copy.deepcopy(model)
+    graph = DependencyGraph(model, inputs, tracer=opts.tracer)
     params_before = count_params(model)
     macs_before, per_before = macs_per_module(model, inputs)
-    layer_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
-    groups = _candidates(graph, ignored, exact_only=True)
+    own_params = layer_params(model)
+    groups = candidates(graph, opts)
     for g in graph.groups:
         if g.prunable and not g.exact:
             log.info("group %d (%s) left whole: %s", g.id, ", ".join(sorted(g.modules())), g.reason)
-    if target_macs is not None:
-        options = dict(criterion="l1", scope="local", ignore=ignored, round_to=round_to, exact_only=True, overrides={})
-        sparsity = _search_sparsity(model, graph, inputs, "target_macs", target_macs * macs_before, options)
-    order = execution_order(model, inputs)
-    consumers = {g.id: _consumers(model, g) for g in groups}
-    groups.sort(key=lambda g: min((order.get(n, 1 << 30) for n in consumers[g.id]), default=1 << 30))
-    names = sorted(
-        {n for c in consumers.values() for n in c if not sampling.unsupported_reason(model.get_submodule(n))}
-    )
-    targets = sampling.sample_outputs(original, names, batches, sampler) if refit or crit is None else {}
-    masks: dict[str, torch.Tensor] = {}
+    sparsity = opts.sparsity if opts.sparsity is not None else 0.0
+    if opts.target_macs is not None:
+        budget = opts.target_macs * macs_before
+        sparsity = search_sparsity(
+            model, graph, inputs, opts, key="target_macs", budget=budget, criterion=build_criterion(opts)
+        )
+    run = _start(model, graph, inputs, groups, batches, sampler, crit, fallback_crit, method, refit)
     removed_all: dict[int, np.ndarray] = {}
-    rows: list[LayerReconstruction] = []
-    label = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
     try:
-        for g in groups:
-            n_remove = removal_count(g.size, sparsity, round_to=round_to)
-            if n_remove == 0:
-                continue
-            bad = {n: r for n in consumers[g.id] if (r := sampling.unsupported_reason(model.get_submodule(n)))}
-            ok = [n for n in consumers[g.id] if n not in bad and n in targets]
-            samples = sampling.sample_inputs(model, ok, batches, sampler) if ok else {}
-            probs = [
-                _problem(n, model.get_submodule(n), consumers[g.id][n], samples[n], targets[n], masks)
-                for n in ok
-                if n in samples
-            ]
-            how = label
-            free = ~g.locked
-            if crit is None and probs and not bad:
-                gram, lin = contribution_gram(probs, g.size)
-                if method == "lasso":
-                    scores = lasso_scores(gram, lin, int(free.sum()) - n_remove, free=free)
-                else:
-                    scores = thinet_scores(gram, free=free)
-            else:
-                use = crit or fallback_crit
-                if crit is None:
-                    why = "; ".join(f"{n}: {r}" for n, r in bad.items()) or "no consumer layer reads it"
-                    how = getattr(use, "name", "fallback")
-                    log.info("group %d: channels chosen by %s, not %s (%s)", g.id, how, method, why)
-                scores = np.asarray(use.scores(original, g), dtype=np.float64)
-            removed = select_channels(g, scores, n_remove)
-            removed_all[g.id] = removed
-            for k, v in masks_for_plan(model, make_plan(graph, {g.id: removed})).items():
-                masks[k] = masks[k] * v if k in masks else v
-            ChannelMasks(make_plan(graph, {}), masks).apply_(model)
-            for p in probs:
-                feats, outs = _live(masks, p.name, model.get_submodule(p.name))
-                module = model.get_submodule(p.name)
-                if refit:
-                    before, after = refit_(module, p.inputs, targets[p.name], features=feats, outputs=outs)
-                else:
-                    before, after = _masked_error(module, p.inputs, targets[p.name], feats, outs)
-                rows.append(LayerReconstruction(p.name, g.id, how, len(feats), p.inputs.shape[1], before, after))
-                log.info("%s: reconstruction error %.4f -> %.4f", p.name, before, after)
-            ChannelMasks(make_plan(graph, {}), masks).apply_(model)
+        for g in sorted(groups, key=_forward_order(model, inputs, run.consumers)):
+            n_remove = removal_count(g.size, sparsity, round_to=opts.round_to)
+            if n_remove:
+                removed_all[g.id] = _prune_group(run, g, n_remove)
         plan = make_plan(graph, removed_all)
         macs_after, per_after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
     except BaseException:
-        model.load_state_dict(original.state_dict())
+        model.load_state_dict(run.original.state_dict())
         raise
     report = ReconstructionReport(
         params_before=params_before,
@@ -274,23 +254,93 @@ def channel_prune_(
         channels_removed=int(sum(len(v) for v in plan.removed.values())),
         channels_total=sum(g.size for g in groups),
         config={
-            "method": label,
-            "sparsity": sparsity,
+            **{k: v for k, v in report_config(opts, None, sparsity).items() if k != "criterion"},
+            "method": run.label,
             "refit": refit,
             "num_samples": num_samples,
             "num_batches": len(batches),
-            "ignore": ignored,
-            "round_to": round_to,
             "fallback": getattr(fallback_crit, "name", str(fallback)),
             "seed": seed,
-            **({"target_macs": target_macs} if target_macs is not None else {}),
         },
-        reconstruction=rows,
+        reconstruction=run.rows,
     )
-    if target_macs is not None:
+    if opts.target_macs is not None:
         report.config["realised"] = report.macs_ratio
-    _fill_report(report, model, plan, layer_params, per_before, per_after)
+    fill_report(report, model, plan, own_params, per_before, per_after)
     return report
+
+
+def _start(
+    model: nn.Module,
+    graph: DependencyGraph,
+    inputs: tuple[Any, ...],
+    groups: list[Group],
+    batches: list[Any],
+    sampler: sampling.RowSampler,
+    crit: Criterion | None,
+    fallback: Criterion,
+    method: str | Criterion,
+    refit: bool,
+) -> _Run:
+    """Copies the original, finds each group's consumers and samples the original outputs."""
+    original = copy.deepcopy(model)
+    consumers = {g.id: _consumers(model, g) for g in groups}
+    names = sorted(
+        {n for c in consumers.values() for n in c if not sampling.unsupported_reason(model.get_submodule(n))}
+    )
+    targets = sampling.sample_outputs(original, names, batches, sampler) if refit or crit is None else {}
+    label = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
+    return _Run(model, original, graph, batches, sampler, targets, consumers, crit, fallback, method, label, refit)
+
+
+def _forward_order(model: nn.Module, inputs: tuple[Any, ...], consumers: dict[int, dict[str, np.ndarray]]) -> Any:
+    """A sort key: groups in the forward order of their first consumer."""
+    order = execution_order(model, inputs)
+    return lambda g: min((order.get(n, 1 << 30) for n in consumers[g.id]), default=1 << 30)
+
+
+def _prune_group(run: _Run, g: Group, n_remove: int) -> np.ndarray:
+    """Chooses ``n_remove`` channels of ``g``, masks them and refits its consumers; returns them."""
+    model, consumers = run.model, run.consumers[g.id]
+    bad = {n: r for n in consumers if (r := sampling.unsupported_reason(model.get_submodule(n)))}
+    ok = [n for n in consumers if n not in bad and n in run.targets]
+    samples = sampling.sample_inputs(model, ok, run.batches, run.sampler) if ok else {}
+    probs = [
+        _problem(n, model.get_submodule(n), consumers[n], samples[n], run.targets[n], run.masks)
+        for n in ok
+        if n in samples
+    ]
+    how = run.label
+    free = ~g.locked
+    if run.crit is None and probs and not bad:
+        gram, lin = contribution_gram(probs, g.size)
+        if run.method == "lasso":
+            scores = lasso_scores(gram, lin, int(free.sum()) - n_remove, free=free)
+        else:
+            scores = thinet_scores(gram, free=free)
+    else:
+        use = run.crit or run.fallback
+        if run.crit is None:
+            why = "; ".join(f"{n}: {r}" for n, r in bad.items()) or "no consumer layer reads it"
+            how = getattr(use, "name", "fallback")
+            log.info("group %d: channels chosen by %s, not %s (%s)", g.id, how, run.method, why)
+        scores = np.asarray(use.scores(run.original, g), dtype=np.float64)
+    removed = select_channels(g, scores, n_remove)
+    masks = run.masks
+    for k, v in masks_for_plan(model, make_plan(run.graph, {g.id: removed})).items():
+        masks[k] = masks[k] * v if k in masks else v
+    ChannelMasks(make_plan(run.graph, {}), masks).apply_(model)
+    for p in probs:
+        feats, outs = _live(masks, p.name, model.get_submodule(p.name))
+        module = model.get_submodule(p.name)
+        if run.refit:
+            before, after = refit_(module, p.inputs, run.targets[p.name], features=feats, outputs=outs)
+        else:
+            before, after = _masked_error(module, p.inputs, run.targets[p.name], feats, outs)
+        run.rows.append(LayerReconstruction(p.name, g.id, how, len(feats), p.inputs.shape[1], before, after))
+        log.info("%s: reconstruction error %.4f -> %.4f", p.name, before, after)
+    ChannelMasks(make_plan(run.graph, {}), masks).apply_(model)
+    return removed
 
 
 def _masked_error(

@@ -1,5 +1,6 @@
-"""Sparsity schedules: pure functions of the step, a registry, a thin scheduler, and the Recipes
-(prunekit's own schedules and Distiller's) that the training pipeline drives."""
+"""Sparsity schedules: pure functions of the step, a registry, a thin scheduler, and the
+:class:`Recipe` interface that the training pipeline drives (prunekit's own recipe is
+:class:`prunekit.recipes.ScheduleRecipe`, Distiller's :class:`prunekit.compat.distiller.DistillerRecipe`)."""
 
 from prunekit.schedules.functions import (
     agp_sparsity,
@@ -9,7 +10,7 @@ from prunekit.schedules.functions import (
 )
 from prunekit.schedules.recipe import Decision, LRSchedulerSpec, Recipe, RecipeEvent
 from prunekit.schedules.registry import SCHEDULES
-from prunekit.schedules.scheduler import MODES, PruningScheduler, StepResult
+from prunekit.schedules.scheduler import MODES, PruningScheduler, StepResult, step_options
 
 __all__ = [
     "one_shot_sparsity",
@@ -19,23 +20,11 @@ __all__ = [
     "PruningScheduler",
     "StepResult",
     "MODES",
+    "step_options",
     "Recipe",
     "RecipeEvent",
     "Decision",
     "LRSchedulerSpec",
-    "ScheduleRecipe",
-    "DistillerRecipe",
     "distiller_agp_sparsity",
 ]
 
-
-def __getattr__(name: str):  # lazy: the recipes import the pruning engine
-    if name == "ScheduleRecipe":
-        from prunekit.schedules.schedule_recipe import ScheduleRecipe
-
-        return ScheduleRecipe
-    if name == "DistillerRecipe":
-        from prunekit.compat.distiller.recipe import DistillerRecipe
-
-        return DistillerRecipe
-    raise AttributeError(f"module 'prunekit.schedules' has no attribute {name!r}")

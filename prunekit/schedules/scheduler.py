@@ -34,25 +34,35 @@ Note:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from prunekit.engine import Override, PruneOptions, group_sparsity, resolve_options
 from prunekit.errors import ConfigError
+from prunekit.masks import mask_
+from prunekit.prune import prune_
 from prunekit.schedules.functions import check_fraction, check_step
 from prunekit.schedules.registry import SCHEDULES
+from prunekit.surgery.selection import removal_count
 
-if TYPE_CHECKING:
-    from prunekit.criteria.base import Criterion
-
-__all__ = ["PruningScheduler", "StepResult", "MODES", "config_kwargs"]
+__all__ = ["PruningScheduler", "StepResult", "MODES", "EPS", "step_options"]
 
 MODES = ("masked", "physical")
-_EPS = 1e-12
+EPS = 1e-12  # targets closer than this count as equal
+
+
+def step_options(options: PruneOptions) -> PruneOptions:
+    """The :class:`~prunekit.engine.PruneOptions` part of ``options`` (a ``PruneConfig`` too),
+    without an amount: what every step of a schedule prunes with."""
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(PruneOptions)}
+    fields.update(sparsity=None, target_macs=None, target_params=None)
+    return PruneOptions(**fields)
 
 
 @dataclass(frozen=True)
@@ -78,20 +88,6 @@ class StepResult:
     masks: Any = None
 
 
-def config_kwargs(cfg: Any) -> dict[str, Any]:
-    """The :class:`PruningScheduler` keyword arguments a :class:`~prunekit.config.PruneConfig` gives
-    (all but ``mode``; the criterion by name, its options left to the caller)."""
-    return dict(
-        options=cfg.schedule.options(),
-        criterion=cfg.criterion,
-        scope=cfg.scope,
-        ignore=cfg.ignore,
-        round_to=cfg.round_to,
-        exact_only=cfg.exact_only,
-        overrides={o.pattern: o.sparsity for o in cfg.overrides} or None,
-    )
-
-
 class PruningScheduler:
     """Prunes a model gradually following a sparsity schedule.
 
@@ -100,10 +96,12 @@ class PruningScheduler:
             ``step -> sparsity``.
         options: the keyword arguments of the named schedule function (e.g. ``final``, ``start``).
         mode: "masked" (default) or "physical"; see the module docstring.
-        criterion, scope, ignore, round_to, exact_only, max_group_sparsity: passed to
-            :func:`prunekit.mask_` / :func:`prunekit.prune_` (``criterion`` may be an instance,
-            e.g. a data-driven criterion built with its calibration data).
-        overrides: per-module FINAL sparsities (see :func:`prunekit.prune_` for the
+        prune_options: the :class:`~prunekit.engine.PruneOptions` of every step (its
+            ``sparsity`` and targets must be unset: the schedule sets the sparsity); keyword
+            arguments (``criterion``, ``scope``, ``ignore``, ``round_to``, ``exact_only``,
+            ``max_group_sparsity``, ``overrides``...) override it. ``criterion`` may be an
+            instance, e.g. a data-driven criterion built with its calibration data.
+            The overrides are per-module FINAL sparsities (see :func:`prunekit.prune_` for the
             precedence); at each step an override ``o`` follows the schedule scaled by
             ``o / final``, i.e. ``o * s_t / s_f`` (named schedules with a ``final`` only).
     """
@@ -114,13 +112,8 @@ class PruningScheduler:
         *,
         options: Mapping[str, Any] | None = None,
         mode: str = "masked",
-        criterion: str | Criterion = "l1",
-        scope: str = "local",
-        ignore: Sequence[str] | None = None,
-        round_to: int = 1,
-        exact_only: bool = False,
-        max_group_sparsity: float = 0.9,
-        overrides: dict[str, float | None] | None = None,
+        prune_options: PruneOptions | None = None,
+        **kwargs: Any,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, but got {mode!r}", module="mode")
@@ -139,43 +132,31 @@ class PruningScheduler:
             )
         self.target(0)  # validate the options now, not at the first step
         self.final = float(dict(options or {}).get("final", 0.0))
-        if overrides and (not isinstance(schedule, str) or self.final <= 0.0):
+        self.prune_options = resolve_options(prune_options, **kwargs)
+        if self.prune_options.sparsity is not None or self.prune_options.target is not None:
+            raise ConfigError("the schedule sets the sparsity: give no sparsity or target", module="prune_options")
+        if self.prune_options.overrides and (not isinstance(schedule, str) or self.final <= 0.0):
             raise ConfigError("overrides need a named schedule with final > 0 (they scale with it)", module="overrides")
         self.mode = mode
-        self.prune_kwargs: dict[str, Any] = dict(
-            criterion=criterion,
-            scope=scope,
-            ignore=ignore,
-            round_to=round_to,
-            exact_only=exact_only,
-            max_group_sparsity=max_group_sparsity,
-        )
-        self.overrides = dict(overrides or {})
         self.sizes: dict[str, int] = {}  # physical, local scope: each group's original size
         self.applied = 0.0  # the last target acted on
         self.achieved = 0.0  # physical mode: fraction of the original channels actually removed
         self.masks: Any = None  # latest ChannelMasks (masked mode); rebuilt after a resume
 
     @classmethod
-    def from_config(cls, cfg: Any, *, mode: str = "masked") -> PruningScheduler:
+    def from_config(cls, cfg: PruneOptions, *, mode: str = "masked") -> PruningScheduler:
         """A scheduler for a :class:`~prunekit.config.PruneConfig` (its schedule, criterion and
         options; its overrides are final per-module sparsities, scaled along the schedule)."""
-        from prunekit.config import PruneConfig
-
-        if not isinstance(cfg, PruneConfig):
+        schedule = getattr(cfg, "schedule", None)
+        if not isinstance(cfg, PruneOptions) or schedule is None:
             raise ConfigError(f"cfg must be a PruneConfig, but got {type(cfg).__name__}", module="cfg")
-        if cfg.target_macs is not None or cfg.target_params is not None:
+        if cfg.target is not None:
             raise ConfigError(
                 "a config with target_macs/target_params is one-shot: use prunekit.prune_ or "
                 "prunekit.load_recipe, not PruningScheduler",
-                module="target_macs" if cfg.target_macs is not None else "target_params",
+                module=cfg.target[0],
             )
-        from prunekit.criteria import get_criterion
-
-        kwargs = config_kwargs(cfg)
-        if cfg.criterion_options:
-            kwargs["criterion"] = get_criterion(cfg.criterion, **cfg.criterion_options)
-        return cls(cfg.schedule.kind, mode=mode, **kwargs)
+        return cls(schedule.kind, options=schedule.options(), mode=mode, prune_options=step_options(cfg))
 
     def target(self, step: int) -> float:
         """The schedule's sparsity at ``step`` (pure: no state is read or changed)."""
@@ -184,30 +165,27 @@ class PruningScheduler:
 
     def step(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], step: int) -> StepResult:
         """Prunes ``model`` if the target at ``step`` is above the last applied sparsity."""
-        import prunekit  # late import: prunekit imports this package lazily
-
         target = self.target(step)
         if self.mode == "masked":
-            if target > self.applied + _EPS or (self.masks is None and self.applied > 0.0):
+            if target > self.applied + EPS or (self.masks is None and self.applied > 0.0):
                 # Also after load_state_dict: recompute the masks at the sparsity reached so far.
                 level = max(target, self.applied)
-                self.masks = prunekit.mask_(
-                    model, example_inputs, sparsity=level, overrides=self._scaled(level, 0.0), **self.prune_kwargs
-                )
-                pruned = level > self.applied + _EPS
+                opts = self.prune_options.replace(sparsity=level, overrides=self._scaled(level, 0.0))
+                self.masks = mask_(model, example_inputs, opts)
+                pruned = level > self.applied + EPS
                 self.applied = level
                 return StepResult(step, target, pruned=pruned, masks=self.masks)
             return StepResult(step, target, masks=self.masks)
-        if target <= self.applied + _EPS:
+        if target <= self.applied + EPS:
             return StepResult(step, target)
         # (s_t - s_prev) / (1 - s_prev) of what remains brings the ORIGINAL count to s_t.
         fraction = max(0.0, (target - self.achieved) / (1.0 - self.achieved))
-        kwargs = dict(self.prune_kwargs)
-        if kwargs["scope"] == "local":  # exact per-group counts, from each group's original size
-            kwargs["group_sparsity"] = functools.partial(self._group_level, target=target)
+        opts = self.prune_options.replace(sparsity=fraction)
+        if opts.scope == "local":  # exact per-group counts, from each group's original size
+            per_group = functools.partial(self._group_level, target=target)
+            report = prune_(model, example_inputs, opts, group_sparsity=per_group)
         else:
-            kwargs["overrides"] = self._scaled(target, self.applied)
-        report = prunekit.prune_(model, example_inputs, sparsity=fraction, **kwargs)
+            report = prune_(model, example_inputs, opts.replace(overrides=self._scaled(target, self.applied)))
         removed_now = report.channels_removed / max(report.channels_total, 1)
         self.achieved = 1.0 - (1.0 - self.achieved) * (1.0 - removed_now)
         self.applied = target
@@ -217,30 +195,25 @@ class PruningScheduler:
         """Physical, local scope: the fraction of ``group``'s current channels to remove so that
         it keeps ``orig - removal_count(orig, level)`` of its original ``orig`` channels, with
         ``level`` the target (or the group's scaled override). No rounding error accumulates."""
-        from prunekit.prune import _group_sparsity
-        from prunekit.surgery.selection import removal_count
-
         key = ",".join(sorted({f"{m.module}:{m.role}" for m in group.members if m.role != "in"}))
         orig = self.sizes.setdefault(key, group.size)
-        level = _group_sparsity(group, target, self._scaled(target, 0.0) or {})
+        level = group_sparsity(group, target, self.prune_options.replace(overrides=self._scaled(target, 0.0)))
         if level is None:
             return None
-        keep = orig - removal_count(orig, level, round_to=self.prune_kwargs["round_to"])
+        keep = orig - removal_count(orig, level, round_to=self.prune_options.round_to)
         return max(0, group.size - keep) / group.size
 
-    def _scaled(self, target: float, previous: float) -> dict[str, float | None] | None:
+    def _scaled(self, target: float, previous: float) -> tuple[Override, ...]:
         """The overrides at ``target``: ``o * target / final`` (masked), or the fraction of what
         remains that takes ``o * previous / final`` there (physical, ``previous`` > 0)."""
-        if not self.overrides:
-            return None
-        out: dict[str, float | None] = {}
-        for key, o in self.overrides.items():
-            if o is None:
-                out[key] = None
+        out = []
+        for o in self.prune_options.overrides:
+            if o.sparsity is None:
+                out.append(o)
                 continue
-            now, before = o * target / self.final, o * previous / self.final
-            out[key] = min(max(0.0, (now - before) / (1.0 - before)), 0.999)
-        return out
+            now, before = o.sparsity * target / self.final, o.sparsity * previous / self.final
+            out.append(Override(o.pattern, min(max(0.0, (now - before) / (1.0 - before)), 0.999)))
+        return tuple(out)
 
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Masked mode: zeroes the masked weights again (call after every ``optimizer.step()``)."""

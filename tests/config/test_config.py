@@ -102,7 +102,7 @@ def test_override_precedence():
         ("schedule:\n  final: 1.2\n", "schedule.final", "must be in [0, 1), but got 1.2"),
         ("schedule:\n  final: high\n", "schedule.final", "must be a number"),
         ("schedule:\n  kind: agp\n  start: '10'\n  end: 20\n", "schedule.start", "must be an int"),
-        ("round_to: 0\n", "round_to", "must be >= 1"),
+        ("round_to: 0\n", "round_to", "must be an int >= 1"),
         ("exact_only: 1\n", "exact_only", "must be true or false"),
         ("scope: globl\n", "scope", "must be 'local' or 'global'"),
         ("ignore: fc\n", "ignore", "must be a list"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.config import load_recipe
+from prunekit.recipes import load_recipe
 from prunekit.pipeline import Phase, TrainOptions, run
 
 from ..compat.distiller.test_recipe import FILTERS  # modelled on Distiller's resnet56 filter-rank example

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.config import load_recipe
+from prunekit.recipes import load_recipe
 from prunekit.pipeline import HISTORY_COLUMNS, Phase, TrainOptions, load_checkpoint, read_history, run
 
 SCHEDULE = """\

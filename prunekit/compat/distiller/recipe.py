@@ -41,7 +41,8 @@ from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
-from prunekit.schedules._decisions import apply_decision_, decision_from_plan
+from prunekit.engine import criterion_with_data
+from prunekit.schedules.decisions import apply_decision_, decision_from_plan
 from prunekit.compat.distiller.groups import (
     check_parameter,
     coupling_message,
@@ -58,7 +59,6 @@ from prunekit.schedules.elementwise import (
 )
 from prunekit.schedules.functions import distiller_agp_sparsity
 from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
-from prunekit.schedules.schedule_recipe import build_criterion
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import make_plan
 from prunekit.surgery.selection import removal_count, select_channels
@@ -221,7 +221,7 @@ class DistillerRecipe(Recipe):
             if spec.reconstructs and self._fm is not None:
                 self._fm[1].extend(m for t in targets for m in t.listed if m not in self._fm[1])
             data = calibration if calibration is not None else self._calibration
-            crit = build_criterion(
+            crit = criterion_with_data(
                 spec.criterion, {**spec.criterion_options, **self._data_options(spec)}, data, where=spec.path
             )
             scores = {t.group.id: score_group(crit, model, t.group, group_type=spec.group_type) for t in targets}

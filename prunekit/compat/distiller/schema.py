@@ -4,7 +4,7 @@ Distiller (Intel Labs) describes compression in a YAML file with the top-level k
 ``pruners``, ``regularizers``, ``lr_schedulers``, ``extensions`` and ``policies``; see its
 documentation, "Compression scheduling". This module checks such a file field by field, with the
 dotted YAML path in every error (``pruners.filter_pruner.desired_sparsity: must be in [0, 1),
-but got 1.2``); :class:`~prunekit.schedules.DistillerRecipe` runs it.
+but got 1.2``); :class:`~prunekit.compat.distiller.DistillerRecipe` runs it.
 
 Parameter names lose a leading ``module.`` (DataParallel's prefix); names that match no
 parameter are reported when the recipe first sees the model.

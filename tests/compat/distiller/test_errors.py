@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from prunekit.config import load_recipe
+from prunekit.recipes import load_recipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
 

@@ -3,21 +3,25 @@
 Two schemas are read, told apart by their top-level keys:
 
 * prunekit's own (:class:`~prunekit.config.PruneConfig`: ``version``, ``criterion``,
-  ``schedule``...) gives a :class:`~prunekit.schedules.ScheduleRecipe`;
+  ``schedule``...) gives a :class:`~prunekit.recipes.ScheduleRecipe`;
 * Distiller's (``pruners``, ``policies``, ``extensions``, ``lr_schedulers``...) gives a
-  :class:`~prunekit.schedules.DistillerRecipe`.
+  :class:`~prunekit.compat.distiller.DistillerRecipe`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prunekit.config.loader import _build, _parse_yaml, load_config
-from prunekit.config.schema import Override, PruneConfig, ScheduleConfig
-from prunekit.errors import ConfigError
+from prunekit.config.loader import build_dataclass, load_config, parse_yaml, schedule_from
+from prunekit.config.schema import PruneConfig
+from prunekit.engine.options import PruneOptions
+from prunekit.errors import ConfigError, option_error
+from prunekit.compat.distiller.recipe import DistillerRecipe
+from prunekit.recipes.schedule import ScheduleRecipe
 from prunekit.schedules.recipe import Recipe
 
 __all__ = ["load_recipe", "recipe_from_options", "DISTILLER_KEYS", "is_distiller"]
@@ -34,13 +38,13 @@ def is_distiller(data: Mapping[str, Any]) -> bool:
 def _read(source: str | os.PathLike[str]) -> tuple[Any, str]:
     """Parses a path, or YAML text given as a string (a string with a newline or ``: ``)."""
     if isinstance(source, str) and ("\n" in source or (": " in source and not Path(source).is_file())):
-        return _parse_yaml(source, "<yaml text>"), "<yaml text>"
+        return parse_yaml(source, "<yaml text>"), "<yaml text>"
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the schedule: {e.strerror}", module=str(path)) from None
-    return _parse_yaml(text, str(path)), str(path)
+    return parse_yaml(text, str(path)), str(path)
 
 
 def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig, *, mode: str | None = None) -> Recipe:
@@ -54,8 +58,6 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
         ConfigError: with the dotted YAML path of the problem (see :func:`load_config` and
             :func:`prunekit.compat.distiller.schema.parse_distiller`).
     """
-    from prunekit.schedules.schedule_recipe import ScheduleRecipe
-
     if isinstance(source, PruneConfig):
         return ScheduleRecipe(source, mode=mode)
     if isinstance(source, Mapping):
@@ -71,8 +73,6 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a schedule must be a mapping, but got {type(data).__name__}", module=where)
     if is_distiller(data):
-        from prunekit.compat.distiller.recipe import DistillerRecipe
-
         if mode is not None:
             raise ConfigError(
                 "mode: Distiller schedules say themselves when to thin (extensions); do not pass mode",
@@ -83,72 +83,33 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
 
 
 def recipe_from_options(
-    *,
-    sparsity: float | None = None,
-    target_macs: float | None = None,
-    target_params: float | None = None,
-    criterion: str = "l1",
-    criterion_options: Mapping[str, Any] | None = None,
-    scope: str = "local",
-    round_to: int = 1,
-    ignore: Sequence[str] = (),
-    overrides: Mapping[str, float | None] | None = None,
-    schedule: str = "one_shot",
-    initial: float = 0.0,
-    start: int = 0,
-    end: int = 1,
-    frequency: int = 1,
-    steps: int = 1,
-    mode: str = "physical",
+    options: PruneOptions | None = None, *, schedule: str = "one_shot", mode: str = "physical", **kwargs: Any
 ) -> Recipe:
-    """A :class:`~prunekit.schedules.ScheduleRecipe` from command-line style options.
+    """A :class:`~prunekit.recipes.ScheduleRecipe` from command-line style options.
 
-    Give ``sparsity`` (the schedule's final sparsity) or one of ``target_macs`` /
-    ``target_params`` (one-shot only). ``overrides`` maps a module name or ``re:`` pattern to its
-    final sparsity (``None`` keeps it). The other arguments are the fields of
-    :class:`PruneConfig` and :class:`ScheduleConfig`. ``mode`` defaults to "physical" (cut
-    at each step), the usual choice for a one-shot prune followed by fine-tuning.
+    Args:
+        options: the :class:`~prunekit.engine.PruneOptions`; keyword arguments named after its
+            fields override it. Give ``sparsity`` (the schedule's final sparsity) or one of
+            ``target_macs`` / ``target_params`` (one-shot only). ``overrides`` maps a module name
+            or ``re:`` pattern to its final sparsity (``None`` keeps it).
+        schedule: a registered schedule kind; the other keyword arguments are its
+            :class:`~prunekit.config.ScheduleConfig` fields (``start``, ``end``, ``steps``,
+            ``initial``, ``frequency``...); those the kind does not read are ignored.
+        mode: "physical" (default: cut at each step, the usual choice for a one-shot prune
+            followed by fine-tuning) or "masked".
 
     Raises:
         ConfigError: none or several of sparsity / target_macs / target_params, or any
             invalid field (the message names it).
     """
-    given = [
-        n
-        for n, v in (("sparsity", sparsity), ("target_macs", target_macs), ("target_params", target_params))
-        if v is not None
-    ]
+    option_names = [f.name for f in dataclasses.fields(PruneOptions)]
+    values = {n: getattr(options, n) for n in option_names} if options is not None else {}
+    values.update({k: v for k, v in kwargs.items() if k in option_names})
+    given = [n for n in ("sparsity", "target_macs", "target_params") if values.get(n) is not None]
     if len(given) != 1:
-        raise ConfigError(
-            f"give exactly one of sparsity, target_macs or target_params, but got {given or 'none'}",
-            module="sparsity",
-        )
-    fields: dict[str, Any] = {"kind": schedule, "start": start}
-    if schedule in ("iterative", "agp"):
-        fields["end"] = end
-    if schedule == "iterative":
-        fields["steps"] = steps
-    if schedule == "agp":
-        fields.update(initial=initial, frequency=frequency)
-    fields["final"] = sparsity if sparsity is not None else 0.0
-    sched = _build(ScheduleConfig, fields, "schedule")
-    cfg = _build(
-        PruneConfig,
-        dict(
-            criterion=criterion,
-            criterion_options=dict(criterion_options or {}),
-            scope=scope,
-            round_to=round_to,
-            ignore=tuple(ignore),
-            schedule=sched,
-            overrides=tuple(
-                _build(Override, {"pattern": k, "sparsity": v}, f"overrides[{k!r}]")
-                for k, v in (overrides or {}).items()
-            ),
-            mode=mode,
-            target_macs=target_macs,
-            target_params=target_params,
-        ),
-        "",
-    )
+        raise option_error("sparsity", f"give exactly one of sparsity, target_macs or target_params, but got {given or 'none'}")
+    sparsity = values.pop("sparsity", None)
+    timing = {k: v for k, v in kwargs.items() if k not in option_names}
+    sched = schedule_from({"kind": schedule, **timing, "final": sparsity or 0.0}, "schedule", lenient=True)
+    cfg = build_dataclass(PruneConfig, {**values, "schedule": sched, "mode": mode}, "")
     return load_recipe(cfg)

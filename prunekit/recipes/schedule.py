@@ -18,6 +18,7 @@ Resuming (what the training pipeline does with ``--resume``)::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,39 +27,19 @@ import torch
 import torch.nn as nn
 
 from prunekit.config.schema import PruneConfig
-from prunekit.criteria import CRITERIA, Criterion, get_criterion
+from prunekit.criteria import CRITERIA, Criterion
+from prunekit.engine import criterion_with_data
 from prunekit.errors import ConfigError
-from prunekit.schedules._decisions import apply_decision_, decision_from_plan
+from prunekit.masks import mask_
+from prunekit.prune import prune, prune_
+from prunekit.schedules.decisions import apply_decision_, decision_from_plan
 from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
-from prunekit.schedules.scheduler import _EPS, PruningScheduler, config_kwargs
+from prunekit.schedules.scheduler import EPS, PruningScheduler, step_options
 
-__all__ = ["ScheduleRecipe", "decisions_from_state", "build_criterion"]
+__all__ = ["ScheduleRecipe", "decisions_from_state"]
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "prunekit.recipe/1"
-
-
-def build_criterion(name: str, options: dict[str, Any], calibration: Iterable[Any] | None, *, where: str) -> Criterion:
-    """The criterion ``name`` with ``options``; a data-driven one gets ``data=calibration``.
-
-    Raises:
-        ConfigError: naming ``where``, if the criterion needs data and none is given, or an
-            option is not one the criterion takes.
-    """
-    needs_data = bool(getattr(CRITERIA.get(name, argument=where), "needs_data", False))
-    kwargs = dict(options)
-    if needs_data:
-        if calibration is None:
-            raise ConfigError(
-                f"{where}: criterion {name!r} scores channels from calibration data, but none was given: "
-                "pass calibration=batches to on_epoch_begin (the pipeline's --calibration-batches)",
-                module=where,
-            )
-        kwargs["data"] = calibration
-    try:
-        return get_criterion(name, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}_options: {exc}", module=f"{where}_options") from None
 
 
 def decisions_from_state(state: dict[str, Any]) -> list[Decision]:
@@ -75,17 +56,19 @@ class ScheduleRecipe(Recipe):
         max_group_sparsity: with ``scope="global"``, the most one group may lose.
     """
 
-    def __init__(self, config: PruneConfig, *, mode: str | None = None, max_group_sparsity: float = 0.9) -> None:
+    def __init__(self, config: PruneConfig, *, mode: str | None = None, max_group_sparsity: float | None = None) -> None:
         if not isinstance(config, PruneConfig):
             raise ConfigError(f"config must be a PruneConfig, but got {type(config).__name__}", module="config")
+        if max_group_sparsity is not None:
+            config = dataclasses.replace(config, max_group_sparsity=max_group_sparsity)
         self.config = config
         self.mode = config.mode if mode is None else mode
         self.needs_data = bool(getattr(CRITERIA.get(config.criterion), "needs_data", False))
         # Validate the criterion options now (a dry build; data-driven ones get an empty iterable).
-        build_criterion(config.criterion, config.criterion_options, () if self.needs_data else None, where="criterion")
+        criterion_with_data(config.criterion, config.criterion_options, () if self.needs_data else None, where="criterion")
         sched = config.schedule
         self.scheduler = PruningScheduler(
-            sched.kind, mode=self.mode, max_group_sparsity=max_group_sparsity, **config_kwargs(config)
+            sched.kind, options=sched.options(), mode=self.mode, prune_options=step_options(config)
         )
         self.num_epochs = sched.start + 1 if sched.kind == "one_shot" else sched.end + 1
         self.decisions: list[Decision] = []
@@ -97,7 +80,7 @@ class ScheduleRecipe(Recipe):
             return not self.target_done and epoch >= self.config.schedule.start
         s = self.scheduler
         target = s.target(epoch)
-        return target > s.applied + _EPS or (s.mode == "masked" and s.masks is None and s.applied > 0.0)
+        return target > s.applied + EPS or (s.mode == "masked" and s.masks is None and s.applied > 0.0)
 
     def on_epoch_begin(
         self,
@@ -110,10 +93,10 @@ class ScheduleRecipe(Recipe):
         """Masks or cuts up to the schedule's target for ``epoch`` (a no-op between changes)."""
         if not self._will_act(epoch):
             return RecipeEvent(epoch)
-        criterion = build_criterion(
+        criterion = criterion_with_data(
             self.config.criterion, self.config.criterion_options, calibration, where="criterion"
         )
-        self.scheduler.prune_kwargs["criterion"] = criterion
+        self.scheduler.prune_options = self.scheduler.prune_options.replace(criterion=criterion)
         if self.config.target is not None:
             return self._prune_to_target(model, example_inputs, epoch, criterion)
         result = self.scheduler.step(model, example_inputs, epoch)
@@ -152,22 +135,18 @@ class ScheduleRecipe(Recipe):
     def _prune_to_target(self, model: nn.Module, example_inputs: Any, epoch: int, criterion: Criterion) -> RecipeEvent:
         """One-shot to ``target_macs``/``target_params``: the sparsity is found on a copy, then
         the model is cut (physical) or masked at that sparsity (masked)."""
-        import prunekit
-
         key, value = self.config.target  # type: ignore[misc]
-        kwargs: dict[str, Any] = dict(self.scheduler.prune_kwargs)
-        kwargs["overrides"] = self.scheduler.overrides or None
+        opts = self.scheduler.prune_options
         self.target_done = True
         if self.mode == "physical":
-            kwargs[key] = value
-            report = prunekit.prune_(model, example_inputs, **kwargs)
+            report = prune_(model, example_inputs, opts.replace(**{key: value}))
             sparsity = float(report.config["sparsity"])
             decision = Decision("physical", report.kept, report.kept_params, info={"epoch": epoch, "target": True})
             event = RecipeEvent(epoch, changed=True, rebuild_optimizer=True, reports=[report])
         else:
-            _, report = prunekit.prune(model, example_inputs, **{key: value}, **kwargs)  # on a copy
+            _, report = prune(model, example_inputs, opts.replace(**{key: value}))  # on a copy
             sparsity = float(report.config["sparsity"])
-            masks = prunekit.mask_(model, example_inputs, sparsity=sparsity, **kwargs)
+            masks = mask_(model, example_inputs, opts.replace(sparsity=sparsity))
             self.scheduler.masks = masks
             decision = decision_from_plan("mask", masks.plan, epoch=epoch, applied=sparsity, target=True)
             event = RecipeEvent(epoch, changed=True)

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.config import PruneConfig, ScheduleConfig, load_recipe, recipe_from_options
+from prunekit.config import PruneConfig, ScheduleConfig
+from prunekit.recipes import load_recipe, recipe_from_options
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.schedules import ScheduleRecipe, agp_sparsity
-from prunekit.schedules._decisions import kept_report
-from prunekit.schedules.schedule_recipe import decisions_from_state
+from prunekit.recipes import ScheduleRecipe
+from prunekit.schedules import agp_sparsity
+from prunekit.schedules.decisions import kept_report
+from prunekit.recipes.schedule import decisions_from_state
 from prunekit.surgery.selection import removal_count
 
 AGP4 = dict(schedule="agp", start=0, end=3, frequency=1)  # 4 epochs: targets at 0, 1, 2, 3

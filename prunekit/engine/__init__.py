@@ -1,0 +1,39 @@
+"""The pruning engine: one options object, planning, budget search and report filling.
+
+Every way of pruning (``prune_``, ``mask_``, reconstruction, sensitivity, schedules, recipes)
+goes through these functions, so an option means the same thing everywhere.
+"""
+
+from prunekit.engine.budget import MAX_SPARSITY, search_sparsity
+from prunekit.engine.options import Override, PruneOptions, option_flags, resolve_options
+from prunekit.engine.planning import (
+    GroupSparsity,
+    build_criterion,
+    criterion_with_data,
+    candidates,
+    check_model_options,
+    global_counts,
+    group_sparsity,
+    plan_pruning,
+)
+from prunekit.engine.report import fill_report, layer_params, report_config
+
+__all__ = [
+    "PruneOptions",
+    "Override",
+    "resolve_options",
+    "option_flags",
+    "GroupSparsity",
+    "check_model_options",
+    "build_criterion",
+    "criterion_with_data",
+    "candidates",
+    "group_sparsity",
+    "plan_pruning",
+    "global_counts",
+    "search_sparsity",
+    "MAX_SPARSITY",
+    "fill_report",
+    "layer_params",
+    "report_config",
+]

@@ -1,0 +1,283 @@
+"""``PruneOptions``: every pruning option, declared once and validated once.
+
+``prune_``, ``mask_``, ``channel_prune_``, ``sensitivity_analysis``, the schedules and the recipes
+take a ``PruneOptions`` (keyword arguments are sugar that build one); the YAML schema
+(:class:`~prunekit.config.PruneConfig` extends this class) and the CLI flags are derived from
+its fields and their ``metadata``. Adding an option is one field here plus its tests.
+
+Each field's ``metadata`` holds:
+
+* ``help``: one line, used for the CLI ``--help`` and the docs;
+* ``flag``: the command-line flag (``None``: no flag); ``choices`` / ``nargs`` for argparse;
+* ``yaml``: False if the YAML schema must not accept the key (``sparsity`` is
+  ``schedule.final`` there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prunekit.criteria import CRITERIA, Criterion
+from prunekit.errors import ConfigError, UnknownNameError, option_error
+
+__all__ = [
+    "PruneOptions",
+    "Override",
+    "SCOPES",
+    "TRACERS",
+    "resolve_options",
+    "option_flags",
+    "option_error",
+    "check_fraction",
+]
+
+SCOPES = ("local", "global")
+TRACERS = ("auto", "fx", "export")
+
+
+def _meta(help: str, *, flag: str | None = "", yaml: bool = True, **argparse: Any) -> dict[str, Any]:
+    """Field metadata; ``flag=""`` derives ``--field-name`` from the field's name."""
+    return {"help": help, "flag": flag, "yaml": yaml, "argparse": argparse}
+
+
+def check_fraction(
+    name: str, value: object, *, low_open: bool = False, high_closed: bool = False, terse: bool = False
+) -> float:
+    """``value`` as a float in [0, 1) (or (0, 1] with the flags), else a ConfigError naming it
+    (``terse``: "must be in [0, 1)" for a number out of range, the YAML schema's wording)."""
+    interval = ("(0" if low_open else "[0") + (", 1]" if high_closed else ", 1)")
+    what = "a fraction in " + interval + " of the original to keep" if low_open else "a number in " + interval
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise option_error(name, f"must be {what}, but got {value!r}")
+    v = float(value)
+    if not ((v > 0.0 if low_open else v >= 0.0) and (v <= 1.0 if high_closed else v < 1.0)):
+        raise option_error(name, f"must be {'in ' + interval if terse else what}, but got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Override:
+    """A per-module sparsity.
+
+    Attributes:
+        pattern: an exact module name, or ``re:<regex>`` matched with ``re.fullmatch``.
+        sparsity: the module's sparsity in [0, 1), or ``None`` to leave it unpruned.
+    """
+
+    pattern: str
+    sparsity: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pattern, str) or not self.pattern or self.pattern == "re:":
+            raise option_error("pattern", f"must be a module name or 're:<regex>', but got {self.pattern!r}")
+        if self.pattern.startswith("re:"):
+            try:
+                re.compile(self.pattern[3:])
+            except re.error as e:
+                raise option_error("pattern", f"invalid regex {self.pattern[3:]!r}: {e}") from None
+        if self.sparsity is not None:
+            check_fraction("sparsity", self.sparsity, terse=True)
+
+    @property
+    def is_regex(self) -> bool:
+        return self.pattern.startswith("re:")
+
+    def matches(self, module_name: str) -> bool:
+        if self.is_regex:
+            return re.fullmatch(self.pattern[3:], module_name) is not None
+        return module_name == self.pattern
+
+
+def _as_overrides(value: object) -> tuple[Override, ...]:
+    """A mapping ``{name or 're:pattern': sparsity}`` or a sequence of Override, as a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        out = []
+        for key, sparsity in value.items():
+            try:
+                if sparsity is not None:
+                    check_fraction("sparsity", sparsity)
+                out.append(Override(key, sparsity))
+            except ConfigError as e:
+                raise option_error(f"overrides[{key!r}]", e.detail or str(e)) from None
+        return tuple(out)
+    if isinstance(value, (tuple, list)) and all(isinstance(o, Override) for o in value):
+        return tuple(value)
+    raise option_error(
+        "overrides", f"must be a dict of module name or 're:' pattern -> sparsity, but got {type(value).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """What to prune and how; validated at construction (a :class:`~prunekit.errors.ConfigError`
+    names the field). Give at most one of ``sparsity``, ``target_macs``, ``target_params``;
+    :func:`prunekit.prune_` needs exactly one.
+
+    Attributes:
+        sparsity: fraction in [0, 1) of channels to remove from each prunable group
+            (``scope="local"``) or overall (``scope="global"``).
+        target_macs: instead of ``sparsity``, the fraction in (0, 1] of the original MACs to
+            keep; the sparsity is found by bisection.
+        target_params: the same for the parameter count.
+        criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
+        criterion_options: keyword arguments for a criterion given by name.
+        scope: "local" or "global" (one ranking on mean-normalised scores).
+        ignore: module names whose output channels must not change (a container covers its
+            children); their input channels may still shrink with the layer before.
+        round_to: keep channel counts multiples of this.
+        exact_only: prune only groups where removal is exactly equivalent to zeroing.
+        max_group_sparsity: with ``scope="global"``, the most any one group may lose.
+        overrides: per-module sparsity: an exact name wins, then the first ``re:<regex>`` that
+            fully matches, then ``sparsity``; ``None`` keeps the module. A group takes the
+            smallest override of the layers whose outputs it holds. A dict is accepted.
+        tracer: "auto", "fx" or "export" (see :class:`~prunekit.DependencyGraph`).
+    """
+
+    sparsity: float | None = field(
+        default=None,
+        metadata=_meta("fraction of channels to remove from each group (in [0, 1))", yaml=False, type=float),
+    )
+    target_macs: float | None = field(
+        default=None, metadata=_meta("fraction of the original MACs to keep, e.g. 0.5", type=float)
+    )
+    target_params: float | None = field(
+        default=None, metadata=_meta("fraction of the original parameters to keep", type=float)
+    )
+    criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
+    criterion_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("keyword arguments of the criterion", flag=None)
+    )
+    scope: str = field(default="local", metadata=_meta("rank channels per group or globally", choices=SCOPES))
+    ignore: tuple[str, ...] = field(
+        default=(), metadata=_meta("module names whose output channels are kept", nargs="*")
+    )
+    round_to: int = field(default=1, metadata=_meta("keep channel counts multiples of this", type=int))
+    exact_only: bool = field(
+        default=False, metadata=_meta("prune only groups whose removal is exactly zeroing", action="store_true")
+    )
+    max_group_sparsity: float = field(
+        default=0.9, metadata=_meta("with --scope global, the most one group may lose", type=float)
+    )
+    overrides: tuple[Override, ...] = field(
+        default=(), metadata=_meta("per-module sparsities (exact name, then re:<regex>)", flag=None)
+    )
+    tracer: str = field(default="auto", metadata=_meta("how the model is traced", choices=TRACERS))
+
+    def __post_init__(self) -> None:
+        setattr_ = object.__setattr__  # normalise the accepted input forms of a frozen dataclass
+        amounts = [n for n in ("sparsity", "target_macs", "target_params") if getattr(self, n) is not None]
+        if len(amounts) > 1:
+            raise option_error(amounts[-1], f"give exactly one of sparsity, target_macs or target_params, but got {amounts}")
+        if self.sparsity is not None:
+            setattr_(self, "sparsity", check_fraction("sparsity", self.sparsity))
+        for name in ("target_macs", "target_params"):
+            if getattr(self, name) is not None:
+                setattr_(self, name, check_fraction(name, getattr(self, name), low_open=True, high_closed=True))
+        if isinstance(self.criterion, str):
+            if self.criterion not in CRITERIA:
+                raise option_error("criterion", CRITERIA.unknown_message(self.criterion), UnknownNameError)
+        elif not isinstance(self.criterion, Criterion):
+            raise option_error("criterion", f"must be a criterion name or a Criterion, but got {self.criterion!r}")
+        if self.criterion_options is None:
+            setattr_(self, "criterion_options", {})
+        if not isinstance(self.criterion_options, Mapping) or not all(isinstance(k, str) for k in self.criterion_options):
+            raise option_error("criterion_options", f"must be a mapping with string keys, but got {self.criterion_options!r}")
+        setattr_(self, "criterion_options", dict(self.criterion_options))
+        _choice("scope", self.scope, SCOPES)
+        _choice("tracer", self.tracer, TRACERS)
+        ignore = (self.ignore,) if isinstance(self.ignore, str) else () if self.ignore is None else self.ignore
+        if not isinstance(ignore, (tuple, list)) or not all(isinstance(n, str) for n in ignore):
+            raise option_error("ignore", f"must be a list of module names, but got {self.ignore!r}")
+        setattr_(self, "ignore", tuple(ignore))
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise option_error("round_to", f"must be an int >= 1, but got {self.round_to!r}")
+        if not isinstance(self.exact_only, bool):
+            raise option_error("exact_only", f"must be true or false, but got {self.exact_only!r}")
+        setattr_(self, "max_group_sparsity", check_fraction("max_group_sparsity", self.max_group_sparsity))
+        overrides = _as_overrides(self.overrides)
+        seen: set[str] = set()
+        for i, o in enumerate(overrides):
+            if o.pattern in seen:
+                raise option_error(f"overrides[{i}].pattern", f"duplicate pattern {o.pattern!r}")
+            seen.add(o.pattern)
+        setattr_(self, "overrides", overrides)
+
+    @property
+    def target(self) -> tuple[str, float] | None:
+        """``("target_macs", v)`` or ``("target_params", v)``; None when a sparsity is given."""
+        for name in ("target_macs", "target_params"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        return None
+
+    def require_amount(self) -> None:
+        """Raises unless exactly one of sparsity / target_macs / target_params is given."""
+        if self.sparsity is None and self.target is None:
+            raise option_error("sparsity", "give exactly one of sparsity, target_macs or target_params")
+
+    def override_for(self, module_name: str, default: float | None) -> float | None:
+        """The sparsity of ``module_name``: an exact override, then the first matching ``re:``
+        override, then ``default``. ``None`` means: do not prune it."""
+        for o in self.overrides:
+            if not o.is_regex and o.pattern == module_name:
+                return o.sparsity
+        for o in self.overrides:
+            if o.is_regex and o.matches(module_name):
+                return o.sparsity
+        return default
+
+    def replace(self, **changes: Any) -> PruneOptions:
+        """A copy with ``changes`` (field names checked, values validated)."""
+        return resolve_options(self, **changes)
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close and len(choices) > 2 else ""
+        listed = " or ".join(map(repr, choices)) if len(choices) == 2 else "one of " + ", ".join(map(repr, choices))
+        raise option_error(name, f"must be {listed}, but got {value!r}{hint}")
+
+
+def resolve_options(options: PruneOptions | None = None, /, **kwargs: Any) -> PruneOptions:
+    """``options`` with ``kwargs`` applied: the keyword-argument sugar of every pruning function.
+
+    Raises:
+        ConfigError: an unknown keyword (with the closest field name) or an invalid value.
+    """
+    base = PruneOptions() if options is None else options
+    if not isinstance(base, PruneOptions):
+        raise option_error("options", f"must be a PruneOptions, but got {type(base).__name__}")
+    if not kwargs:
+        return base
+    names = [f.name for f in dataclasses.fields(base)]
+    for key in kwargs:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise option_error(key, f"is not a pruning option{hint} Options: {', '.join(names)}", UnknownNameError)
+    try:
+        return dataclasses.replace(base, **kwargs)
+    except ConfigError as e:  # the Python spelling: "round_to must be ...", the argument's name first
+        if e.detail is None or e.module is None:
+            raise
+        raise type(e)(f"{e.module} {e.detail}", module=e.module, detail=e.detail) from None
+
+
+def option_flags(cls: type = PruneOptions) -> dict[str, str]:
+    """Field name -> command-line flag, for the fields of ``cls`` that have one."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        flag = f.metadata.get("flag", None)
+        if flag is not None:
+            out[f.name] = flag or "--" + f.name.replace("_", "-")
+    return out

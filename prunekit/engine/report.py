@@ -1,0 +1,76 @@
+"""Filling a :class:`~prunekit.PruneReport` from a carried-out plan: per-layer channels,
+parameters and MACs before and after, and the kept indices (original numbering)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from prunekit.engine.options import PruneOptions
+from prunekit.report import LayerChange, PruneReport
+from prunekit.rules.base import get_rule
+from prunekit.surgery.plan import PrunePlan
+
+__all__ = ["layer_params", "fill_report", "report_config"]
+
+
+def layer_params(model: nn.Module) -> dict[str, int]:
+    """Each module's own parameter count (not its children's), by qualified name."""
+    return {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
+
+
+def fill_report(
+    report: PruneReport,
+    model: nn.Module,
+    plan: PrunePlan,
+    params_before: dict[str, int],
+    macs_before: dict[str, int],
+    macs_after: dict[str, int],
+) -> None:
+    """Adds a :class:`LayerChange` row and the kept indices for every module ``plan`` touched."""
+    order = list(params_before)
+    for name in sorted(plan.module_keep, key=order.index):
+        keeps = dict(plan.module_keep[name])
+        sizes = dict(plan.sizes[name])
+        module = model.get_submodule(name)
+        rule = get_rule(type(module))
+        if rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module):
+            # a per-channel layer (BatchNorm...): its input is its output
+            if "out" in keeps:
+                keeps.setdefault("in", keeps["out"])
+            if "out" in sizes:
+                sizes.setdefault("in", sizes["out"])
+        report.kept[name] = {role: idx.tolist() for role, idx in keeps.items() if idx is not None}
+        report.layers.append(
+            LayerChange(
+                name=name,
+                kind=type(module).__name__,
+                in_before=sizes.get("in"),
+                in_after=len(keeps["in"]) if "in" in keeps else sizes.get("in"),
+                out_before=sizes.get("out"),
+                out_after=len(keeps["out"]) if "out" in keeps else sizes.get("out"),
+                params_before=params_before.get(name, 0),
+                params_after=sum(p.numel() for p in module.parameters(recurse=False)),
+                macs_before=macs_before.get(name, 0),
+                macs_after=macs_after.get(name, 0),
+            )
+        )
+    report.kept_params = {t: {d: idx.tolist() for d, idx in dims.items()} for t, dims in plan.param_keep.items()}
+
+
+def report_config(opts: PruneOptions, criterion: Any, sparsity: float) -> dict[str, Any]:
+    """The options as the JSON-ready ``report.config``: the sparsity used, the criterion by name."""
+    config: dict[str, Any] = {
+        "sparsity": sparsity,
+        "criterion": getattr(criterion, "name", type(criterion).__name__),
+        "scope": opts.scope,
+        "ignore": list(opts.ignore),
+        "round_to": opts.round_to,
+        "exact_only": opts.exact_only,
+        "max_group_sparsity": opts.max_group_sparsity,
+        "overrides": {o.pattern: o.sparsity for o in opts.overrides},
+    }
+    if opts.target is not None:
+        config[opts.target[0]] = opts.target[1]
+    return config
