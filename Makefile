@@ -33,12 +33,13 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(DEV_STAMP)
 
-# all three run even when one fails, so one pass shows every problem; make still exits non-zero
+# all four run even when one fails, so one pass shows every problem; make still exits non-zero
 lint: $(DEV_STAMP)
 	status=0; \
 	$(BIN)/ruff check prunekit tests benchmarks || status=1; \
 	$(BIN)/ruff format --check prunekit tests benchmarks || status=1; \
 	$(BIN)/mypy || status=1; \
+	$(BIN)/lint-imports || status=1; \
 	exit $$status
 
 bench: install

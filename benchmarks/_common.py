@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 import prunekit
-from prunekit._io import write_text
+from prunekit.fileio import write_text
 
 
 def write_atomic(path: str, text: str) -> None:

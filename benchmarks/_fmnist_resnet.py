@@ -14,8 +14,8 @@ import time
 import torch
 import torch.nn as nn
 
-from prunekit._io import torch_save
 from prunekit.data import get_dataset, make_loader, make_loaders
+from prunekit.fileio import torch_save
 from prunekit.models import get_model
 from prunekit.pipeline.train import cross_entropy_loss, evaluate, train_epoch
 

@@ -33,10 +33,10 @@ import torch
 import torch.nn as nn
 
 import prunekit
-from prunekit._io import torch_save
 from prunekit.data import get_dataset, make_loader, make_loaders
 from prunekit.data.fashion_mnist import find_fashion_mnist
 from prunekit.errors import ConfigError
+from prunekit.fileio import torch_save
 from prunekit.models import get_model
 from prunekit.pipeline import StepLR, TrainOptions, build_optimizer, evaluate, train_epoch
 from prunekit.pipeline.train import cross_entropy_loss

@@ -146,7 +146,7 @@ def plot(data: dict, path: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    from prunekit._io import write_bytes
+    from prunekit.fileio import write_bytes
 
     write_bytes(path, buf.getvalue())
 

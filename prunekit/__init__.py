@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from prunekit import rules as _rules  # noqa: E402,F401  (registers the built-in layer rules)
 from prunekit.criteria import CRITERIA, Criterion, get_criterion  # noqa: E402
 from prunekit.engine import Override, PruneOptions  # noqa: E402
@@ -24,6 +22,7 @@ from prunekit.metrics import count_macs, count_params  # noqa: E402
 from prunekit.prune import prune, prune_  # noqa: E402
 from prunekit.report import PruneReport  # noqa: E402
 from prunekit.rules import LayerRule, mark_leaf, register_rule, unmark_leaf, unregister_rule  # noqa: E402
+from prunekit.version import __version__  # noqa: E402
 
 if TYPE_CHECKING:
     from prunekit.recipes import load_recipe, recipe_from_options

@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_leaves
 
-from prunekit._batch import as_inputs, with_batch
-from prunekit._io import atomic_write, write_bytes
+from prunekit.batching import as_inputs, with_batch
 from prunekit.errors import ConfigError, EquivalenceError, TraceError
+from prunekit.fileio import atomic_write, write_bytes
 
 __all__ = ["export_program", "export_onnx", "verify_export", "DEFAULT_OPSET"]
 

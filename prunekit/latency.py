@@ -58,7 +58,7 @@ def compare_latency(
         ``{"threads", "min_run_time", "batches": {"1": {"before_ms", "after_ms", "speedup"}, ...}}``;
         ``speedup`` is ``before / after``.
     """
-    from prunekit._batch import with_batch
+    from prunekit.batching import with_batch
 
     model_before, model_after = _on_cpu(model_before), _on_cpu(model_after)
     batches: dict[str, dict[str, float]] = {}

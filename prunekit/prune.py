@@ -20,19 +20,19 @@ from prunekit.engine import (
     GroupSparsity,
     PruneOptions,
     build_criterion,
+    build_report,
     candidates,
     check_model_options,
-    fill_report,
-    layer_params,
     plan_pruning,
     report_config,
     resolve_options,
     search_sparsity,
+    snapshot,
 )
 from prunekit.engine.options import check_fraction
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.metrics import count_params, macs_per_module
+from prunekit.metrics import macs_per_module
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
 
@@ -99,29 +99,20 @@ def prune_(
     crit = build_criterion(opts)
     inputs = as_input_tuple(example_inputs)
     graph = DependencyGraph(model, inputs, tracer=opts.tracer)
-    params_before = count_params(model)
-    macs_before, per_before = macs_per_module(model, inputs)
-    own_params = layer_params(model)
+    before = snapshot(model, inputs)
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
     if opts.target is not None:
         key, target = opts.target
-        before = macs_before if key == "target_macs" else params_before
-        sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * before, criterion=crit)
+        total = before.macs if key == "target_macs" else before.params
+        sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
     plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
-    macs_after, per_after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
-    report = PruneReport(
-        params_before=params_before,
-        params_after=count_params(model),
-        macs_before=macs_before,
-        macs_after=macs_after,
-        groups_pruned=len(plan.removed),
-        channels_removed=int(sum(len(v) for v in plan.removed.values())),
-        channels_total=sum(g.size for g in candidates(graph, opts)),
-        config=report_config(opts, crit, sparsity),
+    after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
+    total_channels = sum(g.size for g in candidates(graph, opts))
+    report = build_report(
+        model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)
     )
     if opts.target is not None:
         report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
-    fill_report(report, model, plan, own_params, per_before, per_after)
     return report
 
 

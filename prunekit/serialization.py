@@ -24,7 +24,7 @@ from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import plan_from_kept
 
-__all__ = ["save", "load", "compose_kept", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_spec", "compose_kept", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 SPEC_FILE = "prunekit.json"
@@ -99,7 +99,7 @@ def save(
         raise
 
 
-def _read_spec(path: str) -> dict[str, Any]:
+def read_spec(path: str) -> dict[str, Any]:
     spec_path = os.path.join(path, SPEC_FILE)
     if not os.path.isfile(spec_path):
         raise ConfigError(f"{spec_path} not found: is {path!r} a folder written by prunekit.save?", module=path)
@@ -129,7 +129,7 @@ def load(path: str | os.PathLike, builder: Callable[..., nn.Module] | str | None
             rebuilt model, or a shape does not match.
     """
     path = os.fspath(path)
-    spec = _read_spec(path)
+    spec = read_spec(path)
     kwargs = spec.get("builder_kwargs", {})
     builder = builder or spec.get("builder")
     if isinstance(builder, str):

@@ -10,9 +10,9 @@ import io
 import os
 from pathlib import Path
 
-from prunekit._io import write_bytes
 from prunekit.analysis.sensitivity import SensitivityResult
 from prunekit.errors import ConfigError
+from prunekit.fileio import write_bytes
 
 __all__ = ["plot_sensitivity"]
 

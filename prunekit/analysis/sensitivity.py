@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit._io import write_text
 from prunekit.engine import PruneOptions, build_criterion, candidates, check_model_options, resolve_options
 from prunekit.engine.options import check_fraction
+from prunekit.fileio import write_text
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.masks import masks_for_plan

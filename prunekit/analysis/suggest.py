@@ -16,8 +16,10 @@ pipeline runs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,8 @@ import torch.nn as nn
 from prunekit.analysis.sensitivity import SensitivityResult
 from prunekit.config import Override, PruneConfig, ScheduleConfig, dump_config
 from prunekit.errors import ConfigError
+from prunekit.prune import prune
+from prunekit.schedules import step_options
 
 __all__ = ["suggest_sparsities", "suggest_for_macs", "schedule_config", "write_schedule", "prune_options"]
 
@@ -46,16 +50,10 @@ def suggest_sparsities(result: SensitivityResult, *, tolerance: float) -> dict[i
     return out
 
 
-def prune_options(cfg: PruneConfig) -> dict[str, object]:
+def prune_options(cfg: PruneConfig) -> dict[str, Any]:
     """The keyword arguments of :func:`prunekit.prune_` that run a one-shot ``cfg``."""
-    return {
-        "sparsity": cfg.schedule.final,
-        "criterion": cfg.criterion,
-        "overrides": {o.pattern: o.sparsity for o in cfg.overrides},
-        "ignore": list(cfg.ignore),
-        "round_to": cfg.round_to,
-        "scope": cfg.scope,
-    }
+    opts = step_options(cfg).replace(sparsity=cfg.schedule.final)
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
 
 
 def schedule_config(result: SensitivityResult, sparsities: dict[int, float], *, round_to: int = 1) -> PruneConfig:
@@ -87,8 +85,6 @@ def suggest_for_macs(
     If even the largest measured tolerance does not reach the target, that suggestion is
     returned with its ratio (above the target); the caller decides.
     """
-    import prunekit
-
     if isinstance(target_macs, bool) or not isinstance(target_macs, (int, float)) or not 0 < target_macs <= 1:
         raise ConfigError(f"target_macs must be a fraction in (0, 1], but got {target_macs!r}", module="target_macs")
     drops = sorted({max(0.0, result.baseline[0] - p.top1) for p in result.points} | {0.0})
@@ -97,9 +93,8 @@ def suggest_for_macs(
         s = suggest_sparsities(result, tolerance=tol)
         if not any(s.values()):
             return s, 1.0
-        _, report = prunekit.prune(
-            copy.deepcopy(model), example_inputs, **prune_options(schedule_config(result, s, round_to=round_to))
-        )  # type: ignore[arg-type]
+        options = prune_options(schedule_config(result, s, round_to=round_to))
+        _, report = prune(copy.deepcopy(model), example_inputs, **options)
         return s, report.macs_ratio
 
     lo, hi = 0, len(drops) - 1

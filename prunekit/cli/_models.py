@@ -24,19 +24,19 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
 
 def read_saved(path: str, *, option: str) -> dict[str, Any]:
     """The ``prunekit.json`` of a folder written by :func:`prunekit.save` (``option`` names the flag)."""
-    from prunekit.serialization import _read_spec
+    from prunekit.serialization import read_spec
 
     if not os.path.isdir(path):
         raise ConfigError(f"{option}: {path!r} is not a folder (give one written by prunekit.save)", module=option)
-    return _read_spec(path)
+    return read_spec(path)
 
 
 def load_saved(path: str, builder: str | None, *, option: str) -> nn.Module:
     """:func:`prunekit.load` of ``path`` in eval mode, with ``builder`` or the saved builder name."""
-    import prunekit
+    from prunekit.serialization import load
 
     read_saved(path, option=option)
-    return prunekit.load(path, builder).eval()
+    return load(path, builder).eval()
 
 
 def _state_dict(obj: Any) -> dict[str, torch.Tensor] | None:

@@ -10,8 +10,8 @@ __all__ = ["register"]
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    import prunekit
     from prunekit.errors import UnknownNameError
+    from prunekit.graph import DependencyGraph
     from prunekit.models import get_model
 
     try:
@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         # a bare torchvision name (resnet50), as the command accepted before model specs existed
         model = get_model(f"torchvision:{args.model}", num_classes=args.num_classes, in_channels=args.in_channels)
     model.eval()
-    print(prunekit.DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size)))
+    print(DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size)))
     return 0
 
 

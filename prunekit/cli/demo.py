@@ -64,9 +64,9 @@ def run_demo(args: argparse.Namespace) -> int:
         return engine_demo(args)
     import torch
 
-    from prunekit.recipes.loading import recipe_from_options
     from prunekit.data import make_loaders
     from prunekit.pipeline import ModelSource, Phase, TrainOptions, run
+    from prunekit.recipes.loading import recipe_from_options
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -129,7 +129,7 @@ def _print_table(result, latency, args, seconds) -> int:  # type: ignore[no-unty
     for r in rows:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
     files = result.files
-    print(f"\nsaved pruned model: {files.get('model')}  (prunekit.load(path) rebuilds it)")
+    print(f"\nsaved pruned model: {files.get('model')}  (load(path) rebuilds it)")
     print(f"report and plots:   {Path(args.out) / 'report'}  (report.md, channels.png, training_curves.png, ...)")
     print(f"training log:       {files.get('history')}")
     drop = acc["before"] - acc["after_finetune"]
@@ -150,22 +150,24 @@ def engine_demo(args: argparse.Namespace) -> int:
     import torch
     import torchvision
 
-    import prunekit
+    from prunekit.equivalence import check_equivalence
+    from prunekit.graph import DependencyGraph
     from prunekit.latency import measure_latency
+    from prunekit.prune import prune_
 
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.model)(weights=None).eval()
     x = torch.randn(1, 3, args.size, args.size)
     original = copy.deepcopy(model)
     t0 = time.perf_counter()
-    graph = prunekit.DependencyGraph(model, x)
+    graph = DependencyGraph(model, x)
     print(graph)
     print(f"\ndependency graph built in {time.perf_counter() - t0:.2f} s ({graph.num_nodes} fx nodes)\n")
     t0 = time.perf_counter()
-    report = prunekit.prune_(model, x, sparsity=args.sparsity, criterion="l1")
+    report = prune_(model, x, sparsity=args.sparsity, criterion="l1")
     print(report)
     print(f"\ngraph + prune {args.sparsity:.0%} with l1 took {time.perf_counter() - t0:.2f} s")
-    res = prunekit.check_equivalence(original, model, x, report)
+    res = check_equivalence(original, model, x, report)
     print(
         f"equivalent to the zeroed-channel original: {res.ok} "
         f"(max error {res.max_error:.2e}, output scale {res.scale:.2e})"

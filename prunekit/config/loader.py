@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
-from prunekit._io import write_text
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig, kind_fields
 from prunekit.errors import ConfigError
+from prunekit.fileio import write_text
 from prunekit.schedules.registry import SCHEDULES
 
 __all__ = ["load_config", "config_to_dict", "dump_config", "parse_yaml", "build_dataclass", "schedule_from"]

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunekit.criteria.base import CRITERIA
-from prunekit.criteria.data_driven import ActivationCriterion, _device, _signature, channel_dim, evaluating
+from prunekit.criteria.data_driven import ActivationCriterion, channel_dim, evaluating, model_device, model_signature
 from prunekit.errors import ConfigError
 from prunekit.graph.groups import Group, Member
 
@@ -78,7 +78,7 @@ class AccuracyDropCriterion(ActivationCriterion):
         return self._batches
 
     def _measure(self, model: nn.Module) -> float:
-        device = _device(model)
+        device = model_device(model)
         total, n = 0.0, 0
         for x, y in self._cached_batches():
             out = model(x.to(device))
@@ -96,7 +96,7 @@ class AccuracyDropCriterion(ActivationCriterion):
             names = ", ".join(sorted(group.modules()))
             raise ConfigError(f"group {group.id} ({names}) has no layer output to zero", module=names)
         with evaluating(model), torch.no_grad():
-            key = _signature(model)
+            key = model_signature(model)
             if key != self._cache_key:
                 self._baseline = self._measure(model)
                 self._cache_key = key

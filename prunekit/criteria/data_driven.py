@@ -23,6 +23,8 @@ from prunekit.rules.base import get_rule
 
 __all__ = [
     "ActivationCriterion",
+    "model_device",
+    "model_signature",
     "split_batch",
     "channel_dim",
     "producer_members",
@@ -69,7 +71,7 @@ def producer_members(model: nn.Module, group: Group) -> list[Member]:
     return bns or outs
 
 
-def _signature(model: nn.Module) -> tuple:
+def model_signature(model: nn.Module) -> tuple:
     return (id(model),) + tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
 
 
@@ -141,7 +143,7 @@ class ActivationCriterion(Criterion):
         for name, module in model.named_modules():
             if name and get_rule(type(module)) is not None:
                 handles.append(module.register_forward_hook(hook_for(name, channel_dim(module))))
-        device = _device(model)
+        device = model_device(model)
         with evaluating(model), torch.no_grad():
             try:
                 for x, _ in self.batches():
@@ -153,7 +155,7 @@ class ActivationCriterion(Criterion):
 
     def channel_stats(self, model: nn.Module) -> dict[str, np.ndarray]:
         """The cached per-position scores of every layer, collected again for a new model."""
-        key = _signature(model)
+        key = model_signature(model)
         if key != self._cache_key:
             self._cache = self._collect(model)
             self._cache_key = key
@@ -194,7 +196,7 @@ class _Held:
         self.channels = channels
 
 
-def _device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 

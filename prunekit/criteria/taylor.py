@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from prunekit.criteria.base import CRITERIA, reduce_to_channels
 from prunekit.criteria.data_driven import (
     ActivationCriterion,
-    _device,
     as_ncl,
     channel_dim,
     combine_producers,
     evaluating,
+    model_device,
 )
 from prunekit.errors import ConfigError
 from prunekit.graph.groups import Group, Member
@@ -102,7 +102,7 @@ class TaylorCriterion(ActivationCriterion):
             for name, module in model.named_modules():
                 if name and get_rule(type(module)) is not None:
                     handles.append(module.register_forward_hook(hook_for(name, channel_dim(module))))
-        device = _device(model)
+        device = model_device(model)
         try:
             for p in params.values():
                 p.requires_grad_(True)

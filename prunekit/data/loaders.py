@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from prunekit.data.registry import DEFAULT_DATASET, get_dataset
 from prunekit.errors import ConfigError, option_error
 
-__all__ = ["make_loader", "make_loaders"]
+__all__ = ["make_loader", "make_loaders", "reseed"]
 
 
-def _reseed(dataset: object, seed: int) -> None:
+def reseed(dataset: object, seed: int) -> None:
     transform = getattr(dataset, "transform", None)
     if callable(getattr(transform, "reseed", None)):
         transform.reseed(seed)  # type: ignore[union-attr]
@@ -30,7 +30,7 @@ def _reseed_worker(worker_id: int) -> None:
     # torch.initial_seed() in a worker is the loader's base seed + worker_id.
     info = get_worker_info()
     if info is not None:
-        _reseed(info.dataset, torch.initial_seed() % 2**63)
+        reseed(info.dataset, torch.initial_seed() % 2**63)
 
 
 def make_loader(
@@ -53,7 +53,7 @@ def make_loader(
         raise ConfigError(f"batch_size must be a positive int, but got {batch_size!r}", module="batch_size")
     if not isinstance(workers, int) or workers < 0:
         raise option_error("workers", f"must be an int >= 0, but got {workers!r}")
-    _reseed(dataset, seed)
+    reseed(dataset, seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,

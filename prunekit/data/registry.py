@@ -20,7 +20,7 @@ from prunekit.data.embedded import load_fashion_mnist_embedded
 from prunekit.data.fashion_mnist import load_fashion_mnist
 from prunekit.data.imagefolder import load_imagefolder
 from prunekit.data.transforms import train_transform
-from prunekit.errors import ConfigError, option_error
+from prunekit.errors import option_error
 from prunekit.registry import Registry
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetFactory", "get_dataset", "list_datasets", "register_dataset"]
@@ -58,7 +58,9 @@ def _augmentation(size: int, augment: bool, seed: int | None) -> Transform | Non
 
 def _fixed_size(name: str, native: int, image_size: int | None) -> None:
     if image_size is not None and image_size != native:
-        raise option_error("image_size", f"{name} images are {native}x{native} and are not resized, but got {image_size}")
+        raise option_error(
+            "image_size", f"{name} images are {native}x{native} and are not resized, but got {image_size}"
+        )
 
 
 @register_dataset(DEFAULT_DATASET, description="10k/2k class-balanced Fashion-MNIST subset shipped with prunekit")

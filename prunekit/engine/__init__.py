@@ -9,14 +9,14 @@ from prunekit.engine.options import Override, PruneOptions, option_flags, resolv
 from prunekit.engine.planning import (
     GroupSparsity,
     build_criterion,
-    criterion_with_data,
     candidates,
     check_model_options,
+    criterion_with_data,
     global_counts,
     group_sparsity,
     plan_pruning,
 )
-from prunekit.engine.report import fill_report, layer_params, report_config
+from prunekit.engine.report import Snapshot, build_report, fill_report, layer_params, report_config, snapshot
 
 __all__ = [
     "PruneOptions",
@@ -36,4 +36,7 @@ __all__ = [
     "fill_report",
     "layer_params",
     "report_config",
+    "Snapshot",
+    "snapshot",
+    "build_report",
 ]

@@ -175,7 +175,9 @@ class PruneOptions:
         setattr_ = object.__setattr__  # normalise the accepted input forms of a frozen dataclass
         amounts = [n for n in ("sparsity", "target_macs", "target_params") if getattr(self, n) is not None]
         if len(amounts) > 1:
-            raise option_error(amounts[-1], f"give exactly one of sparsity, target_macs or target_params, but got {amounts}")
+            raise option_error(
+                amounts[-1], f"give exactly one of sparsity, target_macs or target_params, but got {amounts}"
+            )
         if self.sparsity is not None:
             setattr_(self, "sparsity", check_fraction("sparsity", self.sparsity))
         for name in ("target_macs", "target_params"):
@@ -188,8 +190,12 @@ class PruneOptions:
             raise option_error("criterion", f"must be a criterion name or a Criterion, but got {self.criterion!r}")
         if self.criterion_options is None:
             setattr_(self, "criterion_options", {})
-        if not isinstance(self.criterion_options, Mapping) or not all(isinstance(k, str) for k in self.criterion_options):
-            raise option_error("criterion_options", f"must be a mapping with string keys, but got {self.criterion_options!r}")
+        if not isinstance(self.criterion_options, Mapping) or not all(
+            isinstance(k, str) for k in self.criterion_options
+        ):
+            raise option_error(
+                "criterion_options", f"must be a mapping with string keys, but got {self.criterion_options!r}"
+            )
         setattr_(self, "criterion_options", dict(self.criterion_options))
         _choice("scope", self.scope, SCOPES)
         _choice("tracer", self.tracer, TRACERS)

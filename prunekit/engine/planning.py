@@ -65,7 +65,9 @@ def check_model_options(model: nn.Module, options: PruneOptions) -> None:
         if o.is_regex:
             rx = re.compile(o.pattern[3:])
             if not any(rx.fullmatch(n) for n in names):
-                raise UnknownNameError(f"{where}: the pattern matches no module of {type(model).__name__}", module=where)
+                raise UnknownNameError(
+                    f"{where}: the pattern matches no module of {type(model).__name__}", module=where
+                )
         elif o.pattern not in known:
             raise unknown(where, o.pattern, where)
 
@@ -80,7 +82,9 @@ def build_criterion(options: PruneOptions) -> Criterion:
         raise option_error("criterion_options", str(exc)) from exc
 
 
-def criterion_with_data(name: str, options: dict[str, Any], calibration: Iterable[Any] | None, *, where: str) -> Criterion:
+def criterion_with_data(
+    name: str, options: dict[str, Any], calibration: Iterable[Any] | None, *, where: str
+) -> Criterion:
     """The criterion ``name`` with ``options``; a data-driven one gets ``data=calibration``.
 
     Raises:

@@ -3,16 +3,62 @@ parameters and MACs before and after, and the kept indices (original numbering).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch.nn as nn
 
 from prunekit.engine.options import PruneOptions
+from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import LayerChange, PruneReport
 from prunekit.rules.base import get_rule
 from prunekit.surgery.plan import PrunePlan
 
-__all__ = ["layer_params", "fill_report", "report_config"]
+__all__ = ["Snapshot", "snapshot", "build_report", "layer_params", "fill_report", "report_config"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A model's size before a prune: totals, and per module (for the report's rows)."""
+
+    params: int
+    macs: int
+    module_macs: dict[str, int]
+    module_params: dict[str, int]
+
+
+def snapshot(model: nn.Module, inputs: tuple[Any, ...]) -> Snapshot:
+    """The parameters and MACs of ``model`` on ``inputs``, in total and per module."""
+    macs, per_module = macs_per_module(model, inputs)
+    return Snapshot(count_params(model), macs, per_module, layer_params(model))
+
+
+def build_report(
+    model: nn.Module,
+    plan: PrunePlan,
+    before: Snapshot,
+    after: tuple[int, dict[str, int]],
+    *,
+    channels_total: int,
+    config: dict[str, Any],
+    cls: type[PruneReport] = PruneReport,
+    **extra: Any,
+) -> PruneReport:
+    """The report of a carried-out ``plan``: totals from ``before`` and ``after`` (the MACs and
+    per-module MACs :func:`~prunekit.surgery.apply.apply_plan` measured), then the rows."""
+    report = cls(
+        params_before=before.params,
+        params_after=count_params(model),
+        macs_before=before.macs,
+        macs_after=after[0],
+        groups_pruned=len(plan.removed),
+        channels_removed=int(sum(len(v) for v in plan.removed.values())),
+        channels_total=channels_total,
+        config=config,
+        **extra,
+    )
+    fill_report(report, model, plan, before.module_params, before.module_macs, after[1])
+    return report
 
 
 def layer_params(model: nn.Module) -> dict[str, int]:

@@ -4,7 +4,7 @@ A checkpoint is a dict of tensors and plain containers only (no pickled classes)
 never runs code from the file. :class:`~prunekit.schedules.recipe.Decision` objects and
 :class:`~prunekit.PruneReport` objects are stored as plain dicts (``decision_to_dict`` of
 :mod:`prunekit.schedules.recipe`, :func:`report_to_data` here); numpy arrays become lists. A run killed at any moment leaves the previous checkpoint or the new one, never a
-half-written file (:func:`prunekit._io.torch_save`).
+half-written file (:func:`prunekit.fileio.torch_save`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunekit._io import torch_save
 from prunekit.errors import ConfigError
+from prunekit.fileio import torch_save
 from prunekit.report import LayerChange, PruneReport
 
 __all__ = [

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prunekit._io import write_text
+from prunekit.fileio import write_text
 
 __all__ = ["HISTORY_COLUMNS", "write_history", "read_history"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from prunekit._io import write_text
+from prunekit.fileio import write_text
 from prunekit.report import PruneReport
 from prunekit.serialization import save as save_model
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from prunekit.data.loaders import _reseed
+from prunekit.data.loaders import reseed
 from prunekit.errors import ConfigError
 from prunekit.metrics import count_macs, count_params
 from prunekit.pipeline.checkpoint import (
@@ -219,7 +219,7 @@ class Runner:
             loader.sampler.set_epoch(g)
         if loader.generator is not None:
             loader.generator.manual_seed(s)
-        _reseed(loader.dataset, s + 7919 * self.ctx.rank)
+        reseed(loader.dataset, s + 7919 * self.ctx.rank)
 
     def _calibration(self, g: int) -> list[Any]:
         batches = [

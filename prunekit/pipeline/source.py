@@ -38,10 +38,10 @@ class ModelSource:
     @classmethod
     def from_saved(cls, path: str | os.PathLike[str]) -> ModelSource:
         """The source of a pruned model saved with :func:`prunekit.save` (builder read from it)."""
-        from prunekit.serialization import _read_spec
+        from prunekit.serialization import read_spec
 
         path = os.fspath(path)
-        spec = _read_spec(path)
+        spec = read_spec(path)
         kwargs = spec.get("builder_kwargs") or {}
         if not spec.get("builder"):
             raise ConfigError(f"{path}: the saved model names no builder, so it cannot be rebuilt", module=path)
@@ -70,9 +70,9 @@ class ModelSource:
         """The cut a saved model already carries (one report in the builder's dims), else []."""
         if self.saved is None:
             return []
-        from prunekit.serialization import _read_spec
+        from prunekit.serialization import read_spec
 
-        spec = _read_spec(self.saved)
+        spec = read_spec(self.saved)
         kept_params = {t: {int(d): i for d, i in dims.items()} for t, dims in spec.get("params", {}).items()}
         return [PruneReport(kept=spec.get("layers", {}), kept_params=kept_params)]
 

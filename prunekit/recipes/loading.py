@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.config.loader import build_dataclass, load_config, parse_yaml, schedule_from
 from prunekit.config.schema import PruneConfig
 from prunekit.engine.options import PruneOptions
 from prunekit.errors import ConfigError, option_error
-from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.recipes.schedule import ScheduleRecipe
 from prunekit.schedules.recipe import Recipe
 
@@ -107,7 +107,9 @@ def recipe_from_options(
     values.update({k: v for k, v in kwargs.items() if k in option_names})
     given = [n for n in ("sparsity", "target_macs", "target_params") if values.get(n) is not None]
     if len(given) != 1:
-        raise option_error("sparsity", f"give exactly one of sparsity, target_macs or target_params, but got {given or 'none'}")
+        raise option_error(
+            "sparsity", f"give exactly one of sparsity, target_macs or target_params, but got {given or 'none'}"
+        )
     sparsity = values.pop("sparsity", None)
     timing = {k: v for k, v in kwargs.items() if k not in option_names}
     sched = schedule_from({"kind": schedule, **timing, "final": sparsity or 0.0}, "schedule", lenient=True)

@@ -56,16 +56,21 @@ class ScheduleRecipe(Recipe):
         max_group_sparsity: with ``scope="global"``, the most one group may lose.
     """
 
-    def __init__(self, config: PruneConfig, *, mode: str | None = None, max_group_sparsity: float | None = None) -> None:
+    def __init__(
+        self, config: PruneConfig, *, mode: str | None = None, max_group_sparsity: float | None = None
+    ) -> None:
         if not isinstance(config, PruneConfig):
             raise ConfigError(f"config must be a PruneConfig, but got {type(config).__name__}", module="config")
         if max_group_sparsity is not None:
             config = dataclasses.replace(config, max_group_sparsity=max_group_sparsity)
         self.config = config
         self.mode = config.mode if mode is None else mode
-        self.needs_data = bool(getattr(CRITERIA.get(config.criterion), "needs_data", False))
+        self.criterion = str(config.criterion)  # a PruneConfig names its criterion
+        self.needs_data = bool(getattr(CRITERIA.get(self.criterion), "needs_data", False))
         # Validate the criterion options now (a dry build; data-driven ones get an empty iterable).
-        criterion_with_data(config.criterion, config.criterion_options, () if self.needs_data else None, where="criterion")
+        criterion_with_data(
+            self.criterion, config.criterion_options, () if self.needs_data else None, where="criterion"
+        )
         sched = config.schedule
         self.scheduler = PruningScheduler(
             sched.kind, options=sched.options(), mode=self.mode, prune_options=step_options(config)
@@ -93,9 +98,7 @@ class ScheduleRecipe(Recipe):
         """Masks or cuts up to the schedule's target for ``epoch`` (a no-op between changes)."""
         if not self._will_act(epoch):
             return RecipeEvent(epoch)
-        criterion = criterion_with_data(
-            self.config.criterion, self.config.criterion_options, calibration, where="criterion"
-        )
+        criterion = criterion_with_data(self.criterion, self.config.criterion_options, calibration, where="criterion")
         self.scheduler.prune_options = self.scheduler.prune_options.replace(criterion=criterion)
         if self.config.target is not None:
             return self._prune_to_target(model, example_inputs, epoch, criterion)

@@ -38,22 +38,22 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion, get_criterion
 from prunekit.criteria.data_driven import evaluating
-from prunekit.errors import ConfigError
-from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.graph.groups import Group
 from prunekit.engine import (
     PruneOptions,
     build_criterion,
+    build_report,
     candidates,
     check_model_options,
-    fill_report,
-    layer_params,
     report_config,
     resolve_options,
     search_sparsity,
+    snapshot,
 )
+from prunekit.errors import ConfigError
+from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.graph.groups import Group
 from prunekit.masks import ChannelMasks, masks_for_plan
-from prunekit.metrics import count_params, macs_per_module
+from prunekit.metrics import macs_per_module
 from prunekit.reconstruction import sampling
 from prunekit.reconstruction.contributions import Problem, contribution_gram
 from prunekit.reconstruction.lasso import lasso_scores
@@ -190,29 +190,20 @@ def channel_prune_(
         method: "lasso", "thinet", or a criterion name / instance (scored on the original model).
         refit: refit the consumers by least squares (off: selection only).
         num_samples: sampled output points per layer (bounds memory: ``num_samples x features``).
-        num_batches: calibration batches used (kept in memory).
+        num_batches: calibration batches used (kept in memory); seed: seeds the point sampling.
         fallback: criterion for groups whose consumers cannot be linearised.
-        seed: seeds the point sampling.
 
-    Returns:
-        A :class:`ReconstructionReport`: the :class:`~prunekit.PruneReport` plus the relative
-        reconstruction error of every refit layer before and after its refit.
+    Returns a :class:`ReconstructionReport`: a PruneReport plus each refit layer's relative error.
 
     Note:
-        Scope is local and only exact groups are cut (every group loses the same fraction, as
-        ``prune_(scope="local")``), so plain L1 at the same ``sparsity`` removes exactly as many
-        channels. Only Conv2d (``groups=1``) and Linear consumers are linearised; the model must
-        take one input tensor (each calibration batch is passed as ``model(x)``). The original
-        model is held in memory (a deep copy) while pruning.
+        Local scope, exact groups only: plain L1 at the same ``sparsity`` removes as many
+        channels. Only Conv2d (``groups=1``) and Linear consumers are linearised; the model takes
+        one input tensor (``model(x)`` per batch). The original is held in memory while pruning.
 
     Raises:
         ConfigError, UnknownNameError, NoPrunableGroupError, SurgeryError (the model is restored).
     """
-    opts = resolve_options(options, **kwargs)
-    opts.require_amount()
-    if opts.target_params is not None:
-        raise ConfigError("channel_prune_ takes sparsity or target_macs, not target_params", module="target_params")
-    opts = opts.replace(scope="local", exact_only=True, criterion="l1", overrides=())
+    opts = _local_options(resolve_options(options, **kwargs))
     crit = _check_method(method)
     fallback_crit = get_criterion(fallback)
     check_model_options(model, opts)
@@ -220,19 +211,11 @@ def channel_prune_(
     sampler = sampling.RowSampler(num_samples=num_samples, num_batches=len(batches), seed=seed)
     inputs = as_input_tuple(example_inputs)
     graph = DependencyGraph(model, inputs, tracer=opts.tracer)
-    params_before = count_params(model)
-    macs_before, per_before = macs_per_module(model, inputs)
-    own_params = layer_params(model)
+    before = snapshot(model, inputs)
     groups = candidates(graph, opts)
-    for g in graph.groups:
-        if g.prunable and not g.exact:
-            log.info("group %d (%s) left whole: %s", g.id, ", ".join(sorted(g.modules())), g.reason)
-    sparsity = opts.sparsity if opts.sparsity is not None else 0.0
-    if opts.target_macs is not None:
-        budget = opts.target_macs * macs_before
-        sparsity = search_sparsity(
-            model, graph, inputs, opts, key="target_macs", budget=budget, criterion=build_criterion(opts)
-        )
+    for g in (g for g in graph.groups if g.prunable and not g.exact):
+        log.info("group %d (%s) left whole: %s", g.id, ", ".join(sorted(g.modules())), g.reason)
+    sparsity = _sparsity(model, graph, inputs, opts, before)
     run = _start(model, graph, inputs, groups, batches, sampler, crit, fallback_crit, method, refit)
     removed_all: dict[int, np.ndarray] = {}
     try:
@@ -241,33 +224,40 @@ def channel_prune_(
             if n_remove:
                 removed_all[g.id] = _prune_group(run, g, n_remove)
         plan = make_plan(graph, removed_all)
-        macs_after, per_after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
+        after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
     except BaseException:
         model.load_state_dict(run.original.state_dict())
         raise
-    report = ReconstructionReport(
-        params_before=params_before,
-        params_after=count_params(model),
-        macs_before=macs_before,
-        macs_after=macs_after,
-        groups_pruned=len(plan.removed),
-        channels_removed=int(sum(len(v) for v in plan.removed.values())),
-        channels_total=sum(g.size for g in groups),
-        config={
-            **{k: v for k, v in report_config(opts, None, sparsity).items() if k != "criterion"},
-            "method": run.label,
-            "refit": refit,
-            "num_samples": num_samples,
-            "num_batches": len(batches),
-            "fallback": getattr(fallback_crit, "name", str(fallback)),
-            "seed": seed,
-        },
-        reconstruction=run.rows,
+    config = {k: v for k, v in report_config(opts, None, sparsity).items() if k != "criterion"}
+    config.update(method=run.label, refit=refit, num_samples=num_samples, num_batches=len(batches), seed=seed)
+    config["fallback"] = getattr(fallback_crit, "name", str(fallback))
+    report = build_report(
+        model, plan, before, after, cls=ReconstructionReport, channels_total=sum(g.size for g in groups), config=config
     )
+    report.reconstruction = run.rows  # type: ignore[attr-defined]
     if opts.target_macs is not None:
         report.config["realised"] = report.macs_ratio
-    fill_report(report, model, plan, own_params, per_before, per_after)
-    return report
+    return report  # type: ignore[return-value]  # cls=ReconstructionReport
+
+
+def _local_options(opts: PruneOptions) -> PruneOptions:
+    """The options as channel pruning uses them: local scope, exact groups, no overrides."""
+    opts.require_amount()
+    if opts.target_params is not None:
+        raise ConfigError("channel_prune_ takes sparsity or target_macs, not target_params", module="target_params")
+    return opts.replace(scope="local", exact_only=True, criterion="l1", overrides=())
+
+
+def _sparsity(
+    model: nn.Module, graph: DependencyGraph, inputs: tuple[Any, ...], opts: PruneOptions, before: Any
+) -> float:
+    """``opts.sparsity``, or the one that meets ``opts.target_macs`` (bisection with L1)."""
+    if opts.target_macs is None:
+        return float(opts.sparsity or 0.0)
+    budget = opts.target_macs * before.macs
+    return search_sparsity(
+        model, graph, inputs, opts, key="target_macs", budget=budget, criterion=build_criterion(opts)
+    )
 
 
 def _start(

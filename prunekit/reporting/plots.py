@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunekit._io import write_bytes
 from prunekit.errors import ConfigError
+from prunekit.fileio import write_bytes
 from prunekit.reporting.tables import LayerRow
 
 __all__ = ["plot_channels", "plot_history", "plot_accuracy_vs_macs", "have_matplotlib"]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit._batch import with_batch
+from prunekit.batching import with_batch
 from prunekit.errors import ConfigError
 from prunekit.metrics import macs_per_module
 from prunekit.prune import resolve_sparsity

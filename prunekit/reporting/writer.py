@@ -16,14 +16,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit._batch import as_inputs, with_batch
-from prunekit._io import write_text
+from prunekit.batching import as_inputs, with_batch
 from prunekit.errors import ConfigError
+from prunekit.fileio import write_text
 from prunekit.metrics import count_macs, count_params
 from prunekit.report import PruneReport
 from prunekit.reporting.history import accuracy_points, read_history
 from prunekit.reporting.markdown import render_markdown
 from prunekit.reporting.tables import compare_layers
+from prunekit.version import __version__
 
 __all__ = ["write_report", "versions", "REPORT_VERSION"]
 
@@ -37,10 +38,8 @@ def versions() -> dict[str, str]:
     """Versions of Python, torch, torchvision, prunekit and the platform, for the record."""
     import torchvision
 
-    import prunekit
-
     return {
-        "prunekit": prunekit.__version__,
+        "prunekit": __version__,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
@@ -121,14 +120,7 @@ def write_report(
             have the same layers, or a latency option is out of range.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out_dir {str(out)!r} is a file: give a folder for the report", module="out_dir")
-    if isinstance(latency_batch, bool) or not isinstance(latency_batch, int) or latency_batch < 1:
-        raise ConfigError(f"latency_batch must be an int >= 1, but got {latency_batch!r}", module="latency_batch")
-    if not latency_min_run_time > 0:
-        raise ConfigError(
-            f"latency_min_run_time must be > 0 seconds, but got {latency_min_run_time!r}", module="latency_min_run_time"
-        )
+    _check_options(out, latency_batch, latency_min_run_time)
     reports = [prune_reports] if isinstance(prune_reports, PruneReport) else list(prune_reports)
     inputs = as_inputs(example_inputs)
     history = read_history(history_csv) if history_csv is not None else None
@@ -137,26 +129,12 @@ def write_report(
     macs_before, macs_after = count_macs(model_before, one), count_macs(model_after, one)
     params_before, params_after = count_params(model_before), count_params(model_after)
     accuracy = {k: v for k, v in dict((metrics or {}).get("accuracy") or {}).items() if k in ACCURACY_KEYS}
-    timing = None
-    if latency:
-        from prunekit.latency import compare_latency
-
-        timing = compare_latency(
-            model_before, model_after, inputs, batch_sizes=(1, latency_batch), min_run_time=latency_min_run_time
-        )
+    timing = _latency(model_before, model_after, inputs, latency_batch, latency_min_run_time) if latency else None
     data: dict[str, Any] = {
         "format": "prunekit-report",
         "version": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "summary": {
-            "params_before": params_before,
-            "params_after": params_after,
-            "params_ratio": params_after / max(params_before, 1),
-            "macs_before": macs_before,
-            "macs_after": macs_after,
-            "macs_ratio": macs_after / max(macs_before, 1),
-            "input_shape": [list(x.shape[1:]) for x in inputs],
-        },
+        "summary": _summary(params_before, params_after, macs_before, macs_after, inputs),
         "sparsity": _sparsity_summary(rows, reports),
         "accuracy": accuracy,
         "latency": timing,
@@ -178,6 +156,35 @@ def write_report(
     files["json"] = write_text(out / "report.json", json.dumps(data, indent=1, default=str) + "\n")
     log.info("report written to %s", out)
     return files
+
+
+def _summary(params_before: int, params_after: int, macs_before: int, macs_after: int, inputs: Any) -> dict:
+    return {
+        "params_before": params_before,
+        "params_after": params_after,
+        "params_ratio": params_after / max(params_before, 1),
+        "macs_before": macs_before,
+        "macs_after": macs_after,
+        "macs_ratio": macs_after / max(macs_before, 1),
+        "input_shape": [list(x.shape[1:]) for x in inputs],
+    }
+
+
+def _latency(before: nn.Module, after: nn.Module, inputs: Any, batch: int, min_run_time: float) -> Any:
+    from prunekit.latency import compare_latency  # torch.utils.benchmark: only when timing
+
+    return compare_latency(before, after, inputs, batch_sizes=(1, batch), min_run_time=min_run_time)
+
+
+def _check_options(out: Path, latency_batch: object, latency_min_run_time: float) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {str(out)!r} is a file: give a folder for the report", module="out_dir")
+    if isinstance(latency_batch, bool) or not isinstance(latency_batch, int) or latency_batch < 1:
+        raise ConfigError(f"latency_batch must be an int >= 1, but got {latency_batch!r}", module="latency_batch")
+    if not latency_min_run_time > 0:
+        raise ConfigError(
+            f"latency_min_run_time must be > 0 seconds, but got {latency_min_run_time!r}", module="latency_min_run_time"
+        )
 
 
 def _write_plots(out: Path, rows: list, history: Mapping[str, list] | None, points: list) -> dict[str, Path]:

@@ -27,4 +27,3 @@ __all__ = [
     "LRSchedulerSpec",
     "distiller_agp_sparsity",
 ]
-

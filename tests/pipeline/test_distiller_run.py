@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.recipes import load_recipe
 from prunekit.pipeline import Phase, TrainOptions, run
+from prunekit.recipes import load_recipe
 
 from ..compat.distiller.test_recipe import FILTERS  # modelled on Distiller's resnet56 filter-rank example
 

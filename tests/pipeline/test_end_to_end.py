@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.recipes import load_recipe
 from prunekit.pipeline import HISTORY_COLUMNS, Phase, TrainOptions, load_checkpoint, read_history, run
+from prunekit.recipes import load_recipe
 
 SCHEDULE = """\
 version: 1

@@ -9,13 +9,12 @@ import torch
 
 import prunekit
 from prunekit.config import PruneConfig, ScheduleConfig
-from prunekit.recipes import load_recipe, recipe_from_options
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.recipes import ScheduleRecipe
+from prunekit.recipes import ScheduleRecipe, load_recipe, recipe_from_options
+from prunekit.recipes.schedule import decisions_from_state
 from prunekit.schedules import agp_sparsity
 from prunekit.schedules.decisions import kept_report
-from prunekit.recipes.schedule import decisions_from_state
 from prunekit.surgery.selection import removal_count
 
 AGP4 = dict(schedule="agp", start=0, end=3, frequency=1)  # 4 epochs: targets at 0, 1, 2, 3

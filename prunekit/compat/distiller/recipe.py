@@ -33,16 +33,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
-from prunekit.criteria import CRITERIA
-from prunekit.criteria.group_type import score_group
-from prunekit.errors import ConfigError
-from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.masks import ChannelMasks, masks_for_plan
-from prunekit.metrics import count_params, macs_per_module
-from prunekit.report import PruneReport
-from prunekit.engine import criterion_with_data
-from prunekit.schedules.decisions import apply_decision_, decision_from_plan
 from prunekit.compat.distiller.groups import (
     check_parameter,
     coupling_message,
@@ -50,6 +40,16 @@ from prunekit.compat.distiller.groups import (
     leader_scores,
     resolve_targets,
 )
+from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
+from prunekit.criteria import CRITERIA
+from prunekit.criteria.group_type import score_group
+from prunekit.engine import criterion_with_data
+from prunekit.errors import ConfigError
+from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.masks import ChannelMasks, masks_for_plan
+from prunekit.metrics import count_params, macs_per_module
+from prunekit.report import PruneReport
+from prunekit.schedules.decisions import apply_decision_, decision_from_plan
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,

@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from prunekit.recipes import load_recipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
+from prunekit.recipes import load_recipe
 
 BASE = {
     "version": 1,

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.recipes import load_recipe
+from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.compat.distiller.recipe import DistillerRecipe
+from prunekit.recipes import load_recipe
+from prunekit.recipes.schedule import decisions_from_state
 from prunekit.schedules.functions import distiller_agp_sparsity
 from prunekit.schedules.recipe import LRSchedulerSpec
-from prunekit.recipes.schedule import decisions_from_state
 from prunekit.surgery.selection import removal_count
 
 LAYER1_CONV1 = "[module.layer1.0.conv1.weight, module.layer1.1.conv1.weight, module.layer1.2.conv1.weight]"
