@@ -22,7 +22,8 @@ from prunekit.metrics import count_macs, count_params  # noqa: E402
 from prunekit.prune import prune, prune_  # noqa: E402
 from prunekit.report import PruneReport  # noqa: E402
 from prunekit.rules import LayerRule, mark_leaf, register_rule, unmark_leaf, unregister_rule  # noqa: E402
-from prunekit.version import __version__  # noqa: E402
+
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from prunekit.recipes import load_recipe, recipe_from_options

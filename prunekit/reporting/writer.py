@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import logging
 import os
@@ -24,7 +25,6 @@ from prunekit.report import PruneReport
 from prunekit.reporting.history import accuracy_points, read_history
 from prunekit.reporting.markdown import render_markdown
 from prunekit.reporting.tables import compare_layers
-from prunekit.version import __version__
 
 __all__ = ["write_report", "versions", "REPORT_VERSION"]
 
@@ -39,7 +39,7 @@ def versions() -> dict[str, str]:
     import torchvision
 
     return {
-        "prunekit": __version__,
+        "prunekit": importlib.metadata.version("prunekit"),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
