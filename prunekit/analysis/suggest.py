@@ -19,8 +19,8 @@ import copy
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
