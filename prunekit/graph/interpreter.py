@@ -10,10 +10,9 @@ import torch.nn as nn
 from torch.fx.node import map_arg
 
 from prunekit.errors import ExampleInputError, UnsupportedLayerError
-from prunekit.graph._atoms import ParamSource
-from prunekit.graph.context import TraceContext, iter_axes
+from prunekit.channels import ParamSource, TraceContext, iter_axes
 from prunekit.graph.ops import handle_call
-from prunekit.rules.base import get_rule
+from prunekit.rules import get_rule
 
 __all__ = ["ChannelInterpreter"]
 

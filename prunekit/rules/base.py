@@ -2,9 +2,10 @@
 
 A rule is looked up by the module's type (most derived registered class first). It has two jobs:
 
-* :meth:`LayerRule.propagate` runs during tracing: given the channel layouts (:class:`Axis`) of
-  the layer's inputs, it registers the layer's members ("in"/"out" roles) and returns the layout
-  of its output.
+* :meth:`LayerRule.propagate` runs during tracing: given the channel layouts
+  (:class:`prunekit.channels.Axis`) of the layer's inputs, it registers the layer's members
+  ("in"/"out" roles) on the :class:`prunekit.channels.TraceContext` and returns the layout of its
+  output. Everything a rule needs is public in :mod:`prunekit.channels`.
 * :meth:`LayerRule.slice_tensors` / :meth:`LayerRule.new_attributes` run during surgery: given
   the positions to keep per role, they return the layer's new tensors and attributes. They never
   mutate the module, so a failed prune can leave the model untouched.
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from prunekit.channels import Ann, TraceContext
 from prunekit.errors import ConfigError, SurgeryError
 
 __all__ = [
@@ -44,9 +46,23 @@ class LayerRule:
 
     roles: tuple[str, ...] = ("in", "out")
 
-    def propagate(self, ctx: Any, name: str, module: nn.Module, args: tuple, axes: tuple, output: Any) -> Any:
-        """Registers members and returns the output's annotation (see :mod:`prunekit.graph`)."""
-        raise NotImplementedError
+    def propagate(
+        self, ctx: TraceContext, name: str, module: nn.Module, args: tuple[Any, ...], axes: tuple[Ann, ...], output: Any
+    ) -> Ann:
+        """Registers the layer's members and returns the output's annotation.
+
+        Args:
+            ctx: the trace context to report members, couplings and locks to.
+            name: the module's qualified name.
+            module: the module.
+            args: the real values of its positional inputs on the example inputs.
+            axes: their annotations (an :class:`~prunekit.channels.Axis` where channels flow).
+            output: the module's real output.
+
+        Returns:
+            The output's annotation (an ``Axis``, a tuple of them, or None).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement propagate()")
 
     def role_tensors(self, module: nn.Module, role: str) -> list[tuple[str, int]]:
         """The (attribute name, dim) pairs a role slices; tensors that are None are skipped."""
