@@ -30,6 +30,7 @@ __all__ = [
     "mark_leaf",
     "unmark_leaf",
     "is_marked_leaf",
+    "inherits_rule",
     "registered_rules",
 ]
 
@@ -146,6 +147,22 @@ def get_rule(layer_type: type) -> LayerRule | None:
         if cls is nn.Module:
             break
     return None
+
+
+def inherits_rule(layer_type: type) -> bool:
+    """True when ``layer_type`` is a subclass of a registered type that keeps its ``forward``.
+
+    Such a subclass (``class MyConv(nn.Conv2d): pass``, torchvision's ``Conv3DSimple``) computes
+    what its registered base computes, so the base's rule applies and the tracer treats it as a
+    leaf. A subclass that overrides ``forward`` may do anything (pad first, gate its output): it
+    is traced through unless a rule is registered for it.
+    """
+    for cls in layer_type.__mro__:
+        if cls in _RULES:
+            return getattr(cls, "forward", None) is getattr(layer_type, "forward", None)
+        if cls is nn.Module:
+            break
+    return False
 
 
 def mark_leaf(layer_type: type) -> None:
