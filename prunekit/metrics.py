@@ -26,7 +26,10 @@ def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) ->
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad(), counter:
+        # not under no_grad: FlopCounterMode's module tracker hooks the gradient of every tensor
+        # argument that requires grad, which fails for a parameter passed to a submodule while
+        # grad is off (timm pit_s_224, cait_s24_224: "Expected gradient function to be set")
+        with counter:
             model(*example_inputs)
     finally:
         model.train(was_training)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.errors import ConfigError, ExampleInputError
-from prunekit.graph.context import MemberKey, TraceContext
+from prunekit.errors import ConfigError, ExampleInputError, PrunekitError, TraceError
+from prunekit.channels import MemberKey, TraceContext
 from prunekit.graph.groups import Group, build_groups
 from prunekit.graph.interpreter import run_analysis, set_training
 from prunekit.graph.tracer import restore_buffers, snapshot_buffers, trace_modes
@@ -77,6 +77,22 @@ class DependencyGraph:
             raise ConfigError(f"model must be a torch.nn.Module, but got {type(model).__name__}", module="model")
         inputs = as_input_tuple(example_inputs)
         self.model = model
+        try:
+            ctx = self._analyse(model, inputs, tracer)
+            self.groups: list[Group]
+            self.groups, self._member_roots = build_groups(ctx, model)
+        except PrunekitError:
+            raise
+        except Exception as exc:  # never a raw exception: name the model and chain the cause
+            raise TraceError(
+                f"the dependency analysis of {type(model).__name__} failed: {type(exc).__name__}: {exc}",
+                module=type(model).__name__,
+            ) from exc
+        self.num_nodes = ctx.num_nodes
+        self.notes: list[str] = list(ctx.notes)
+
+    def _analyse(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], tracer: str) -> TraceContext:
+        """Traces and interprets the eval (and train, if different) graphs into one context."""
         ctx = TraceContext(model=model)
         graphs = trace_modes(model, inputs, _doubled(inputs), tracer=tracer)
         self.backend = graphs[0][2]
@@ -96,16 +112,13 @@ class DependencyGraph:
                             f"the train-mode graph of {type(model).__name__} could not be run on the "
                             f"example inputs ({exc}); channels used only in training mode "
                             "(auxiliary heads) are not analysed",
-                            stacklevel=2,
+                            stacklevel=3,
                         )
         finally:
             for name, m in model.named_modules():
                 m.training = modes[name]
             restore_buffers(model, saved)
-        self.num_nodes = ctx.num_nodes
-        self.notes: list[str] = list(ctx.notes)
-        self.groups: list[Group]
-        self.groups, self._member_roots = build_groups(ctx, model)
+        return ctx
 
     # ---------------------------------------------------------------- queries
     @property

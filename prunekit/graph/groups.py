@@ -8,13 +8,15 @@ repeats after a flatten, a permutation after a shuffle).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch.nn as nn
 
-from prunekit.graph.context import MemberKey, TraceContext
-from prunekit.rules.base import get_rule
+from prunekit.channels import MemberKey, TraceContext, UnionFind
+from prunekit.errors import TraceError
+from prunekit.rules import get_rule
 
 __all__ = ["Group", "Member", "build_groups"]
 
@@ -109,35 +111,72 @@ def _add_unique(items: list[str], item: str) -> None:
         items.append(item)
 
 
-def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict[MemberKey, np.ndarray]]:
-    """Turns the traced atoms into groups. Also returns each member's channel roots per position."""
+def _space_components(ctx: TraceContext, roots: np.ndarray) -> np.ndarray:
+    """Per space, its component: spaces whose atoms were coupled, or that share a partition."""
     at = ctx.atoms
-    n = len(at.parent)
-    roots = np.fromiter((at.find(a) for a in range(n)), dtype=np.int64, count=n)
     space_of = np.asarray(at.space_of, dtype=np.int64)
-
-    # spaces whose atoms were coupled, or that share a balanced partition, form one group
-    sp_parent = list(range(len(at.spaces)))
-
-    def sfind(s: int) -> int:
-        while sp_parent[s] != s:
-            sp_parent[s] = sp_parent[sp_parent[s]]
-            s = sp_parent[s]
-        return s
-
-    def sunion(a: int, b: int) -> None:
-        ra, rb = sfind(a), sfind(b)
-        if ra != rb:
-            sp_parent[max(ra, rb)] = min(ra, rb)
-
-    moved = np.nonzero(roots != np.arange(n))[0]
+    uf = UnionFind(len(at.spaces))
+    moved = np.nonzero(roots != np.arange(len(roots)))[0]
     for a in moved.tolist():
-        sunion(int(space_of[a]), int(space_of[roots[a]]))
+        uf.union(int(space_of[a]), int(space_of[roots[a]]))
     for blocks, _ in at.partitions:
         spaces = np.unique(space_of[np.concatenate(blocks)])
         for s in spaces[1:].tolist():
-            sunion(int(spaces[0]), s)
-    comp = np.array([sfind(s) for s in range(len(at.spaces))], dtype=np.int64)
+            uf.union(int(spaces[0]), s)
+    return uf.roots()
+
+
+def _member_tensors(model: nn.Module, key: MemberKey) -> list[tuple[str, int]]:
+    """The (qualified tensor name, dim) pairs a member slices."""
+    if key.role == "param":
+        return [(key.tensor, key.dim)]
+    module = model.get_submodule(key.module)
+    rule = get_rule(type(module))
+    if rule is None:  # members only come from modules that have rules
+        raise TraceError(f"member {key.module!r} has no layer rule", module=key.module)
+    prefix = f"{key.module}." if key.module else ""
+    return [(prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None]
+
+
+class _Resolver:
+    """Maps atoms to (group, channel) once groups are numbered."""
+
+    def __init__(self, roots: np.ndarray, group_of_root: np.ndarray, chan_of_root: np.ndarray, groups: list[Group]):
+        self.roots, self.group_of_root, self.chan_of_root, self.groups = roots, group_of_root, chan_of_root, groups
+
+    def per_group(self, atoms: np.ndarray) -> Iterator[tuple[Group, np.ndarray]]:
+        r = self.roots[atoms]
+        gids = self.group_of_root[r]
+        for gid in np.unique(gids[gids >= 0]).tolist():
+            yield self.groups[gid], self.chan_of_root[r[gids == gid]]
+
+
+def _annotate_groups(ctx: TraceContext, res: _Resolver) -> None:
+    """Copies locks, inexact marks, coupling kinds and coupling sites onto the groups."""
+    at = ctx.atoms
+    for atoms, reason in at.locks:
+        for g, ch in res.per_group(atoms):
+            g.locked[ch] = True
+            _add_unique(g.lock_reasons, reason)
+    for atoms, reason in at.inexact:
+        for g, _ in res.per_group(atoms):
+            _add_unique(g.inexact_reasons, reason)
+    for atoms, kind in at.couplings:
+        for g, _ in res.per_group(atoms):
+            g.couplings.add(kind)
+    for atoms, kind, where in ctx.sites:
+        for g, _ in res.per_group(atoms):
+            if (kind, where) not in g.coupling_sites:
+                g.coupling_sites.append((kind, where))
+
+
+def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict[MemberKey, np.ndarray]]:
+    """Turns the traced atoms into groups. Also returns each member's channel roots per position."""
+    at = ctx.atoms
+    n = len(at)
+    roots = at.roots()
+    space_of = np.asarray(at.space_of, dtype=np.int64)
+    comp = _space_components(ctx, roots)
 
     member_roots = {key: roots[atoms] for key, atoms in ctx.members.items()}
     used_roots = np.unique(np.concatenate(list(member_roots.values()))) if member_roots else np.zeros(0, np.int64)
@@ -156,41 +195,12 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
 
     for key, r in member_roots.items():
         gids = group_of_root[r]
-        module = model.get_submodule(key.module) if key.role != "param" else None
-        if key.role == "param":
-            tensors = [(key.tensor, key.dim)]
-        else:
-            rule = get_rule(type(module))
-            if rule is None or module is None:  # members only come from modules that have rules
-                raise TypeError(f"internal: member {key.module!r} has no layer rule")
-            prefix = f"{key.module}." if key.module else ""
-            tensors = [
-                (prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None
-            ]
+        tensors = _member_tensors(model, key)
         for gid in np.unique(gids[gids >= 0]).tolist():
             pos = np.nonzero(gids == gid)[0]
             groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key))
 
-    def per_group(atoms: np.ndarray):
-        r = roots[atoms]
-        gids = group_of_root[r]
-        for gid in np.unique(gids[gids >= 0]).tolist():
-            yield groups[gid], chan_of_root[r[gids == gid]]
-
-    for atoms, reason in at.locks:
-        for g, ch in per_group(atoms):
-            g.locked[ch] = True
-            _add_unique(g.lock_reasons, reason)
-    for atoms, reason in at.inexact:
-        for g, _ in per_group(atoms):
-            _add_unique(g.inexact_reasons, reason)
-    for atoms, kind in at.couplings:
-        for g, _ in per_group(atoms):
-            g.couplings.add(kind)
-    for atoms, kind, where in ctx.sites:
-        for g, _ in per_group(atoms):
-            if (kind, where) not in g.coupling_sites:
-                g.coupling_sites.append((kind, where))
+    _annotate_groups(ctx, _Resolver(roots, group_of_root, chan_of_root, groups))
     _resolve_partitions(at.partitions, roots, group_of_root, chan_of_root, groups)
     return groups, member_roots
 

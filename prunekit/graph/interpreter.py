@@ -9,13 +9,12 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.fx.node import map_arg
 
-from prunekit.errors import ExampleInputError, UnsupportedLayerError
-from prunekit.graph._atoms import ParamSource
-from prunekit.graph.context import TraceContext, iter_axes
+from prunekit.errors import ExampleInputError, PrunekitError, TraceError, UnsupportedLayerError
+from prunekit.channels import ParamSource, TraceContext, iter_axes, node_label
 from prunekit.graph.ops import handle_call
-from prunekit.rules.base import get_rule
+from prunekit.rules import get_rule
 
-__all__ = ["ChannelInterpreter"]
+__all__ = ["ChannelInterpreter", "run_analysis", "set_training"]
 
 
 class ChannelInterpreter(fx.Interpreter):
@@ -48,8 +47,28 @@ class ChannelInterpreter(fx.Interpreter):
         self.ctx.num_nodes += 1
         anns = map_arg(n.args, lambda a: self.ann.get(a))
         kwanns = map_arg(n.kwargs, lambda a: self.ann.get(a))
-        self.ann[n] = self._annotate(n, args, kwargs, anns, kwanns, result)
+        try:
+            self.ann[n] = self._annotate(n, args, kwargs, anns, kwanns, result)
+        except PrunekitError:
+            raise
+        except Exception as exc:  # a rule failed: name the op, the node and the module
+            raise self._rule_failure(n, exc) from exc
         return result
+
+    def _rule_failure(self, n: fx.Node, exc: Exception) -> TraceError:
+        op, module = node_label(n)
+        if n.op == "call_module":
+            layer = self.module.get_submodule(str(n.target))
+            op, kind = type(layer).__name__, "layer rule"
+        else:
+            kind = "op rule"
+        return TraceError(
+            f"the channel analysis failed at graph node '{n.name}' (op '{op}' in module "
+            f"'{module or '<model>'}'): the {kind} raised {type(exc).__name__}: {exc}. If the rule is "
+            "yours, fix it; otherwise report it, and meanwhile mark the module a leaf with "
+            "prunekit.mark_leaf(ModuleType) so its channels are kept.",
+            module=module or str(n.target),
+        )
 
     def _annotate(self, n: fx.Node, args, kwargs, anns, kwanns, result) -> Any:
         ctx = self.ctx

@@ -11,13 +11,14 @@ import torch.fx as fx
 import torch.nn as nn
 
 from prunekit.errors import TraceError
-from prunekit.rules.base import is_marked_leaf
+from prunekit.rules.base import inherits_rule, is_marked_leaf
 
 __all__ = ["trace", "PrunekitTracer"]
 
 
 class PrunekitTracer(fx.Tracer):
-    """fx tracer that also stops at layer types the user registered or marked as leaves."""
+    """fx tracer that also stops at layer types the user registered or marked as leaves, and at
+    subclasses of registered layers that keep their base's ``forward`` (see ``inherits_rule``)."""
 
     def call_module(self, m: nn.Module, forward, args, kwargs):
         try:
@@ -28,7 +29,7 @@ class PrunekitTracer(fx.Tracer):
             raise
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if is_marked_leaf(type(m)):
+        if is_marked_leaf(type(m)) or inherits_rule(type(m)):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 

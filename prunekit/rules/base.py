@@ -2,9 +2,10 @@
 
 A rule is looked up by the module's type (most derived registered class first). It has two jobs:
 
-* :meth:`LayerRule.propagate` runs during tracing: given the channel layouts (:class:`Axis`) of
-  the layer's inputs, it registers the layer's members ("in"/"out" roles) and returns the layout
-  of its output.
+* :meth:`LayerRule.propagate` runs during tracing: given the channel layouts
+  (:class:`prunekit.channels.Axis`) of the layer's inputs, it registers the layer's members
+  ("in"/"out" roles) on the :class:`prunekit.channels.TraceContext` and returns the layout of its
+  output. Everything a rule needs is public in :mod:`prunekit.channels`.
 * :meth:`LayerRule.slice_tensors` / :meth:`LayerRule.new_attributes` run during surgery: given
   the positions to keep per role, they return the layer's new tensors and attributes. They never
   mutate the module, so a failed prune can leave the model untouched.
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from prunekit.channels import Ann, TraceContext
 from prunekit.errors import ConfigError, SurgeryError
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "mark_leaf",
     "unmark_leaf",
     "is_marked_leaf",
+    "inherits_rule",
     "registered_rules",
 ]
 
@@ -44,9 +47,23 @@ class LayerRule:
 
     roles: tuple[str, ...] = ("in", "out")
 
-    def propagate(self, ctx: Any, name: str, module: nn.Module, args: tuple, axes: tuple, output: Any) -> Any:
-        """Registers members and returns the output's annotation (see :mod:`prunekit.graph`)."""
-        raise NotImplementedError
+    def propagate(
+        self, ctx: TraceContext, name: str, module: nn.Module, args: tuple[Any, ...], axes: tuple[Ann, ...], output: Any
+    ) -> Ann:
+        """Registers the layer's members and returns the output's annotation.
+
+        Args:
+            ctx: the trace context to report members, couplings and locks to.
+            name: the module's qualified name.
+            module: the module.
+            args: the real values of its positional inputs on the example inputs.
+            axes: their annotations (an :class:`~prunekit.channels.Axis` where channels flow).
+            output: the module's real output.
+
+        Returns:
+            The output's annotation (an ``Axis``, a tuple of them, or None).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement propagate()")
 
     def role_tensors(self, module: nn.Module, role: str) -> list[tuple[str, int]]:
         """The (attribute name, dim) pairs a role slices; tensors that are None are skipped."""
@@ -130,6 +147,22 @@ def get_rule(layer_type: type) -> LayerRule | None:
         if cls is nn.Module:
             break
     return None
+
+
+def inherits_rule(layer_type: type) -> bool:
+    """True when ``layer_type`` is a subclass of a registered type that keeps its ``forward``.
+
+    Such a subclass (``class MyConv(nn.Conv2d): pass``, torchvision's ``Conv3DSimple``) computes
+    what its registered base computes, so the base's rule applies and the tracer treats it as a
+    leaf. A subclass that overrides ``forward`` may do anything (pad first, gate its output): it
+    is traced through unless a rule is registered for it.
+    """
+    for cls in layer_type.__mro__:
+        if cls in _RULES:
+            return getattr(cls, "forward", None) is getattr(layer_type, "forward", None)
+        if cls is nn.Module:
+            break
+    return False
 
 
 def mark_leaf(layer_type: type) -> None:

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.graph._atoms import Axis
-from prunekit.rules._helpers import channel_atoms, layer_label
+from prunekit.channels import Axis, channel_atoms, layer_label
 from prunekit.rules.base import LayerRule, require_balanced
 
 __all__ = ["ConvRule"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.graph._atoms import Axis
-from prunekit.rules._helpers import channel_atoms, layer_label
+from prunekit.channels import Axis, channel_atoms, layer_label
 from prunekit.rules.base import LayerRule
 
 __all__ = ["LinearRule", "EmbeddingRule"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch.nn as nn
 
-from prunekit.rules._helpers import channel_atoms, layer_label
+from prunekit.channels import channel_atoms, layer_label
 from prunekit.rules.base import LayerRule
 
 __all__ = ["PerChannelRule", "LayerNormRule", "GroupNormRule"]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunekit.graph._atoms import Axis
-from prunekit.graph._reshape import reshape_axis
-from prunekit.rules._helpers import channel_atoms, layer_label
+from prunekit.channels import Axis, channel_atoms, layer_label, reshape_axis
 from prunekit.rules.base import LayerRule
 
 __all__ = [

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prunekit.graph._atoms import Axis
+from prunekit.channels.atoms import Axis
+from prunekit.channels.context import TraceContext
 
 __all__ = ["match_runs", "reshape_axis", "permute_axis"]
 
@@ -60,7 +61,7 @@ def _constant_along(field: np.ndarray, axis: int) -> bool:
 
 
 def reshape_axis(
-    ctx,
+    ctx: TraceContext,
     axis: Axis,
     in_shape: Sequence[int],
     out_shape: Sequence[int],
@@ -109,7 +110,7 @@ def reshape_axis(
     return Axis(dims, reduced)
 
 
-def permute_axis(ctx, axis: Axis, perm: Sequence[int]) -> Axis:
+def permute_axis(ctx: TraceContext, axis: Axis, perm: Sequence[int]) -> Axis:
     """Maps ``axis`` through ``x.permute(perm)``."""
     ndim = len(perm)
     perm = [p % ndim for p in perm]

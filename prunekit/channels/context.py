@@ -1,20 +1,35 @@
-"""What op and layer rules see while the model is interpreted: atoms, members, and helpers."""
+"""What op and layer rules see while the model is interpreted: the :class:`TraceContext`.
+
+A rule (see :class:`prunekit.rules.LayerRule` and :func:`prunekit.graph.ops.register_op_rule`)
+receives the context, the call's real values and their channel *annotations*, and returns the
+annotation of the result. It reports what it learns through the context:
+
+* ``ctx.new_space(key, n, label)``: fresh atoms for ``n`` new channels (a layer's outputs);
+* ``ctx.member(module, role, atoms)``: the layer's ``role`` ("in"/"out") holds these atoms;
+* ``ctx.union(a, b, why)``: ``a[i]`` and ``b[i]`` must be removed together (a residual add);
+* ``ctx.lock(ann, reason)``: these channels must be kept;
+* ``ctx.partition(blocks, reason)``: every block must keep the same number (grouped conv);
+* ``ctx.inexact(atoms, reason)``: removing them differs from zeroing them (LayerNorm).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch.fx as fx
 import torch.nn as nn
 
-from prunekit.graph._atoms import AtomTable, Axis, ParamSource
+from prunekit.channels.atoms import AtomTable, Axis, ParamSource
 
-__all__ = ["TraceContext", "MemberKey", "Ann"]
+__all__ = ["TraceContext", "MemberKey", "Ann", "iter_axes", "channel_atoms", "layer_label", "node_label"]
 
-# An annotation: the channel layout of a value (Axis), a parameter view, a tuple of annotations
-# for tuple-valued ops (split, chunk...), or None for "no channels prunekit can follow".
-Ann = object
+#: An annotation: the channel layout of a value (:class:`Axis`), a parameter view
+#: (:class:`ParamSource`), a tuple/list/dict of annotations for container-valued ops (split,
+#: chunk...), or None for "no channels prunekit can follow".
+Ann: TypeAlias = Any
 
 
 @dataclass(frozen=True)
@@ -34,9 +49,21 @@ class MemberKey:
     dim: int = -1
 
 
+def node_label(node: fx.Node) -> tuple[str, str]:
+    """``(op name, owning module)`` of a graph node, for messages."""
+    stack = node.meta.get("nn_module_stack") or {}
+    last = list(stack.values())[-1] if stack else ""
+    module = last[0] if isinstance(last, tuple) else str(last)
+    if node.op == "call_module":
+        return str(node.target), str(node.target)
+    target = node.target
+    op = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    return str(op), module
+
+
 @dataclass
 class TraceContext:
-    """Shared state of one dependency analysis."""
+    """Shared state of one dependency analysis (several traced graphs may share one)."""
 
     atoms: AtomTable = field(default_factory=AtomTable)
     members: dict[MemberKey, np.ndarray] = field(default_factory=dict)
@@ -50,28 +77,28 @@ class TraceContext:
 
     # ---- where we are, for messages
     def where(self, node: fx.Node | None = None) -> str:
+        """``'op' in 'module'`` for the node being interpreted (or ``node``)."""
         node = node or self.node
         if node is None:
             return "?"
-        stack = node.meta.get("nn_module_stack") or {}
-        last = list(stack.values())[-1] if stack else ""
-        module = last[0] if isinstance(last, tuple) else str(last)
+        op, module = node_label(node)
         if node.op == "call_module":
-            return f"'{node.target}'"
-        op = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+            return f"'{op}'"
         return f"'{op}' in '{module or '<model>'}'"
 
     # ---- atoms
     def new_space(self, key: object, size: int, label: str) -> np.ndarray:
+        """The atoms of the new channels ``key`` (created once; a reused layer gets the same)."""
         return self.atoms.new_space(key, size, label)
 
     def opaque(self, size: int, reason: str) -> np.ndarray:
-        """Fresh atoms for channels prunekit cannot slice (a constant, the model input...)."""
+        """Fresh locked atoms for channels prunekit cannot slice (a constant, the model input...)."""
         atoms = self.atoms.new_space(object(), size, "opaque")
         self.atoms.lock(atoms, reason)
         return atoms
 
     def union(self, a: np.ndarray, b: np.ndarray, why: str) -> None:
+        """Couples ``a[i]`` with ``b[i]``: they are removed together."""
         self.atoms.union(a, b, why)
         if a.size:
             self.sites.append((a.reshape(-1), why, self.where()))
@@ -92,6 +119,7 @@ class TraceContext:
 
     # ---- members
     def member(self, module: str, role: str, atoms: np.ndarray) -> None:
+        """Records that ``module``'s ``role`` positions hold ``atoms``."""
         self._add(MemberKey(module, role), atoms)
 
     def param_member(self, source: ParamSource, view_dim: int, atoms: np.ndarray) -> bool:
@@ -111,11 +139,12 @@ class TraceContext:
         elif old.shape == atoms.shape:
             self.atoms.union(old, atoms, "reuse")
         else:
-            self.atoms.lock(old, f"{key.module} is called with {old.size} and {atoms.size} channels")
-            self.atoms.lock(atoms, f"{key.module} is called with {old.size} and {atoms.size} channels")
+            reason = f"{key.module} is called with {old.size} and {atoms.size} channels"
+            self.atoms.lock(old, reason)
+            self.atoms.lock(atoms, reason)
 
 
-def iter_axes(ann: Ann):
+def iter_axes(ann: Ann) -> Iterator[Axis]:
     """Yields every Axis inside a (nested) annotation."""
     if isinstance(ann, Axis):
         yield ann
@@ -125,3 +154,22 @@ def iter_axes(ann: Ann):
     elif isinstance(ann, dict):
         for a in ann.values():
             yield from iter_axes(a)
+
+
+def layer_label(name: str, module: object) -> str:
+    """``Conv2d 'layer1.0.conv1'``, for messages."""
+    return f"{type(module).__name__} '{name}'"
+
+
+def channel_atoms(ctx: TraceContext, ann: Ann, cdim: int, what: str) -> np.ndarray | None:
+    """The atoms on dim ``cdim`` of a layer input, or None when that dim carries no channels.
+
+    Channels that sit on any other dim are locked: the layer mixes or reshapes that dim in a way
+    the rule does not describe.
+    """
+    if not isinstance(ann, Axis):
+        return None
+    if ann.dims == (cdim,):
+        return ann.atoms
+    ctx.lock(ann, f"{what} reads channels laid out on dims {ann.dims}, not on its channel dim {cdim}")
+    return None

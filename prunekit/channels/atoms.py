@@ -5,8 +5,8 @@ Every layer output that creates new channels (a conv's filters, a Linear's featu
 :class:`Axis`: which of its dims hold channels and, for every position there, the atom it holds.
 Ops move atoms around (cat concatenates the arrays, a channel shuffle permutes them, flatten
 repeats them H*W times) and couple them: a residual add says atom ``a[i]`` and atom ``b[i]`` must
-be removed together, which :class:`AtomTable` records with union-find. After tracing, each
-union-find class is one prunable *channel*, and connected spaces form a *group*.
+be removed together, which :class:`AtomTable` records with a :class:`UnionFind`. After tracing,
+each union-find class is one prunable *channel*, and connected spaces form a *group*.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from prunekit.channels.unionfind import UnionFind
+from prunekit.errors import TraceError
 
 __all__ = ["Axis", "ParamSource", "AtomTable"]
 
@@ -31,6 +34,7 @@ class Axis:
     atoms: np.ndarray
 
     def shift(self, offset: int) -> Axis:
+        """The same layout on a tensor with ``offset`` more leading dims (broadcasting)."""
         return Axis(tuple(d + offset for d in self.dims), self.atoms)
 
     @property
@@ -59,7 +63,7 @@ class AtomTable:
     ``space_of[a]`` is the space an atom was created in; spaces are what groups are made of.
     """
 
-    parent: list[int] = field(default_factory=list)
+    uf: UnionFind = field(default_factory=UnionFind)
     space_of: list[int] = field(default_factory=list)
     spaces: list[str] = field(default_factory=list)  # a label per space, e.g. "layer1.0.conv1:out"
     space_keys: dict[object, np.ndarray] = field(default_factory=dict)
@@ -70,14 +74,16 @@ class AtomTable:
     # balanced partitions: each is (list of atom arrays (blocks), description)
     partitions: list[tuple[list[np.ndarray], str]] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.uf)
+
     def new_space(self, key: object, size: int, label: str) -> np.ndarray:
         """Returns the atoms of the space ``key``, creating ``size`` fresh atoms the first time."""
         got = self.space_keys.get(key)
         if got is not None and len(got) == size:
             return got
-        start = len(self.parent)
+        start = self.uf.grow(size)
         atoms = np.arange(start, start + size, dtype=np.int64)
-        self.parent.extend(range(start, start + size))
         self.space_of.extend([len(self.spaces)] * size)
         self.spaces.append(label)
         if got is None:
@@ -85,29 +91,21 @@ class AtomTable:
         return atoms
 
     def find(self, a: int) -> int:
-        parent = self.parent
-        root = a
-        while parent[root] != root:
-            root = parent[root]
-        while parent[a] != root:  # path compression
-            parent[a], a = root, parent[a]
-        return root
+        return self.uf.find(a)
 
-    def find_array(self, atoms: np.ndarray) -> np.ndarray:
-        flat = atoms.reshape(-1)
-        return np.fromiter((self.find(int(a)) for a in flat), dtype=np.int64, count=flat.size).reshape(atoms.shape)
+    def roots(self) -> np.ndarray:
+        """The root atom (channel identity) of every atom."""
+        return self.uf.roots()
 
     def union(self, a: np.ndarray, b: np.ndarray, why: str) -> None:
-        """Couples ``a[i]`` with ``b[i]`` for every i (arrays of equal shape)."""
+        """Couples ``a[i]`` with ``b[i]`` for every i (arrays of equal size)."""
         a, b = a.reshape(-1), b.reshape(-1)
         if a.shape != b.shape:
-            raise ValueError(f"cannot couple {a.size} channels with {b.size}")
+            raise TraceError(f"{why}: cannot couple {a.size} channels with {b.size}")
         if np.array_equal(a, b):
             return
         for x, y in zip(a.tolist(), b.tolist()):
-            rx, ry = self.find(x), self.find(y)
-            if rx != ry:
-                self.parent[max(rx, ry)] = min(rx, ry)
+            self.uf.union(x, y)
         self.couplings.append((a, why))
 
     def lock(self, atoms: np.ndarray, reason: str) -> None:

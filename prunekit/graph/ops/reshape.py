@@ -1,0 +1,99 @@
+"""Op rules for reshapes and dim permutations: view, reshape, flatten, permute, transpose.
+
+The channel bookkeeping is :func:`prunekit.channels.reshape_axis`; these rules work out which
+output sizes the model computes at run time (``x.size(0)``, ``-1``) and which it hard-codes: a
+channel dim with a literal size locks its channels, since the pruned model would still ask for
+the old size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prunekit.channels import Axis, permute_axis, reshape_axis
+from prunekit.graph.ops.args import norm_dim
+from prunekit.graph.ops.registry import op_name, op_rule
+
+__all__ = ["shape_args", "view", "structural", "permute", "transpose", "movedim"]
+
+
+def shape_args(args: tuple, node_args: tuple) -> tuple[list[int], list[bool]]:
+    """Sizes given to view/reshape and whether each is computed at run time."""
+    sizes, raw = args[1:], node_args[1:]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
+        sizes, raw = tuple(sizes[0]), raw[0]
+        if not isinstance(raw, (tuple, list)):  # the whole shape is a node: dynamic
+            return list(sizes), [True] * len(sizes)
+    dynamic = [not isinstance(r, int) or r == -1 for r in raw]
+    return list(sizes), dynamic
+
+
+@op_rule(torch.reshape, "view", "reshape")
+def view(ctx, node, args, kwargs, anns, kwanns, result):
+    x, ann = args[0], anns[0]
+    if not isinstance(ann, Axis):
+        return None
+    if "shape" in kwargs or (len(args) > 1 and isinstance(args[1], torch.dtype)):
+        ctx.lock(ann, f"{node.target} at {ctx.where()} with keyword or dtype arguments")
+        return None
+    _, dynamic = shape_args(args, node.args)
+    if len(dynamic) != result.ndim:
+        dynamic = [True] * result.ndim
+    return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, f"{node.target} at {ctx.where()}")
+
+
+@op_rule(
+    torch.flatten, torch.squeeze, torch.unsqueeze, torch.ravel,
+    "flatten", "squeeze", "unsqueeze", "squeeze_", "unsqueeze_", "ravel", "unflatten",
+)  # fmt: skip
+def structural(ctx, node, args, kwargs, anns, kwanns, result):
+    """Reshapes whose sizes follow the input (flatten, squeeze...); ``unflatten`` names its sizes."""
+    x, ann = args[0], anns[0]
+    if not isinstance(ann, Axis):
+        return None
+    what = f"{op_name(node.target)} at {ctx.where()}"
+    dynamic = [True] * result.ndim
+    if node.target == "unflatten":  # the new dims have the given sizes; -1 is computed
+        dim, sizes = norm_dim(args[1], x.ndim), list(args[2])
+        for k, size in enumerate(sizes):
+            dynamic[dim + k] = size == -1
+    if "flatten" in what or "ravel" in what:
+        ctx.tag(ann.flat, "flatten")
+    return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, what)
+
+
+@op_rule(torch.permute, "permute")
+def permute(ctx, node, args, kwargs, anns, kwanns, result):
+    ann = anns[0]
+    if not isinstance(ann, Axis):
+        return None
+    perm = args[1:] if len(args) > 2 or isinstance(args[1], int) else args[1]
+    return permute_axis(ctx, ann, list(perm))
+
+
+@op_rule(torch.transpose, torch.swapaxes, torch.swapdims, "transpose", "swapaxes", "swapdims", "t")
+def transpose(ctx, node, args, kwargs, anns, kwanns, result):
+    x, ann = args[0], anns[0]
+    if not isinstance(ann, Axis):
+        return None
+    if len(args) < 3:
+        d0, d1 = 0, 1
+    else:
+        d0, d1 = norm_dim(args[1], x.ndim), norm_dim(args[2], x.ndim)
+    perm = list(range(x.ndim))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return permute_axis(ctx, ann, perm)
+
+
+@op_rule(torch.movedim, torch.moveaxis, "movedim", "moveaxis")
+def movedim(ctx, node, args, kwargs, anns, kwanns, result):
+    x, ann = args[0], anns[0]
+    if not isinstance(ann, Axis):
+        return None
+    src, dst = args[1], args[2]
+    src = [src] if isinstance(src, int) else list(src)
+    dst = [dst] if isinstance(dst, int) else list(dst)
+    perm = [d for d in range(x.ndim) if d not in [s % x.ndim for s in src]]
+    for s, d in sorted(zip([s % x.ndim for s in src], [d % x.ndim for d in dst]), key=lambda p: p[1]):
+        perm.insert(d, s)
+    return permute_axis(ctx, ann, perm)
