@@ -9,10 +9,10 @@ __all__ = ["register"]
 
 def _run(args: argparse.Namespace) -> int:
     if args.what == "criteria":
-        import prunekit
+        from prunekit.criteria import CRITERIA
 
-        for name in prunekit.CRITERIA.names():
-            print(f"{name:18s} {prunekit.CRITERIA.describe(name)}")
+        for name in CRITERIA.names():
+            print(f"{name:18s} {CRITERIA.describe(name)}")
     elif args.what == "models":
         from prunekit.models import list_models
 

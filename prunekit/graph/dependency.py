@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.errors import ConfigError, ExampleInputError, PrunekitError, TraceError
 from prunekit.channels import MemberKey, TraceContext
+from prunekit.errors import ConfigError, ExampleInputError, PrunekitError, TraceError
 from prunekit.graph.groups import Group, build_groups
 from prunekit.graph.interpreter import run_analysis, set_training
 from prunekit.graph.tracer import restore_buffers, snapshot_buffers, trace_modes

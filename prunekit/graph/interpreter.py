@@ -9,8 +9,8 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.fx.node import map_arg
 
-from prunekit.errors import ExampleInputError, PrunekitError, TraceError, UnsupportedLayerError
 from prunekit.channels import ParamSource, TraceContext, iter_axes, node_label
+from prunekit.errors import ExampleInputError, PrunekitError, TraceError, UnsupportedLayerError
 from prunekit.graph.ops import handle_call
 from prunekit.rules import get_rule
 

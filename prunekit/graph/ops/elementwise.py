@@ -147,12 +147,9 @@ def unary(ctx, node, args, kwargs, anns, kwanns, result):
     return align(ctx, list(args) + list(kwargs.values()), list(anns) + list(kwanns.values()), result, "elementwise")
 
 
-try:  # torchvision wraps stochastic_depth with torch.fx.wrap: identity in eval, per-sample mask in train
-    from torchvision.ops.stochastic_depth import stochastic_depth as _stochastic_depth
-
-    register_op_rule(_stochastic_depth, unary)
-except ImportError:  # pragma: no cover - torchvision is a dependency
-    pass
+# torchvision wraps stochastic_depth with torch.fx.wrap: identity in eval, a per-sample mask in
+# train. Registered by name, so that ``import prunekit`` does not import torchvision.
+register_op_rule("torchvision.ops.stochastic_depth:stochastic_depth", unary)
 
 
 @op_rule(

@@ -16,7 +16,21 @@ from prunekit.graph.ops.registry import op_name, op_rule
 
 __all__ = ["reduce", "softmax"]
 
-_REDUCTIONS = ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod", "norm", "argmax", "argmin")
+_REDUCTIONS = (
+    "mean",
+    "sum",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "std",
+    "var",
+    "logsumexp",
+    "prod",
+    "norm",
+    "argmax",
+    "argmin",
+)
 
 
 @op_rule(*(getattr(torch, n) for n in _REDUCTIONS), *_REDUCTIONS)

@@ -62,8 +62,13 @@ def op_name(target: object) -> str:
 
 def _check_target(target: object) -> OpTarget:
     if isinstance(target, str):
-        if not target.isidentifier():
-            raise ConfigError(f"a method name must be an identifier, but got {target!r}", module=target)
+        module, _, name = target.partition(":")
+        qualified = bool(name) and all(p.isidentifier() for p in module.split(".") + name.split("."))
+        if not target.isidentifier() and not qualified:
+            raise ConfigError(
+                f"a method name must be an identifier (or 'package.module:function'), but got {target!r}",
+                module=target,
+            )
         return target
     if not callable(target):
         raise ConfigError(
@@ -77,8 +82,9 @@ def register_op_rule(target: OpTarget, rule: OpRule, *, replace: bool = False) -
     """Registers ``rule`` for calls of ``target``.
 
     Args:
-        target: a function or builtin (``call_function``), the name of a tensor method
-            (``call_method``), or an ATen op / op packet (``torch.export`` graphs).
+        target: a function or builtin (``call_function``), a function's qualified name
+            (``"package.module:function"``, matched without importing it), the name of a tensor
+            method (``call_method``), or an ATen op / op packet (``torch.export`` graphs).
         rule: ``rule(ctx, node, args, kwargs, anns, kwanns, result)`` returning the annotation of
             ``result`` (see :mod:`prunekit.channels`).
         replace: allow replacing an existing rule (built-in or not) for ``target``.
@@ -104,11 +110,17 @@ def unregister_op_rule(target: OpTarget) -> None:
 
 
 def get_op_rule(target: object) -> OpRule | None:
-    """The rule registered for ``target``, or None."""
+    """The rule registered for ``target``, or None. A function may also be registered by its
+    qualified name, ``"package.module:function"``, so that a rule for a library's op does not
+    import that library (torchvision's ``stochastic_depth``) until a model calls it."""
     try:
-        return _OP_RULES.get(target)  # type: ignore[arg-type]
+        rule = _OP_RULES.get(target)  # type: ignore[arg-type]
     except TypeError:  # an unhashable target
         return None
+    if rule is None and callable(target) and not isinstance(target, str):
+        name = f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', '')}"
+        rule = _OP_RULES.get(name)
+    return rule
 
 
 def registered_op_rules() -> dict[OpTarget, OpRule]:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from prunekit.channels import Axis
 from prunekit.graph.ops.args import arg, reduced_dims
-from prunekit.graph.ops.registry import OpRule, op_name, register_op_rule, op_rule
+from prunekit.graph.ops.registry import OpRule, op_name, op_rule, register_op_rule
 
 __all__ = ["spatial_rule", "pad", "roll"]
 
