@@ -39,6 +39,12 @@ class Registry(Generic[T]):
         self._help[name] = description
         return item
 
+    def remove(self, name: str) -> None:
+        """Unregisters ``name`` (raises with the choices if it is not registered)."""
+        self.get(name)
+        del self._items[name]
+        self._help.pop(name, None)
+
     def register(self, name: str, *, description: str = "") -> Callable[[T], T]:
         """Decorator form of :meth:`add`."""
 

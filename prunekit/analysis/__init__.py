@@ -6,7 +6,6 @@ sparsities, ``schedule_config`` + ``write_schedule`` into a ready-to-run YAML sc
 ``plot_sensitivity`` (matplotlib, imported lazily) into a PNG.
 """
 
-from prunekit.analysis.plot import plot_sensitivity
 from prunekit.analysis.sensitivity import DEFAULT_SPARSITIES, SensitivityPoint, SensitivityResult, sensitivity_analysis
 from prunekit.analysis.suggest import (
     prune_options,
@@ -15,6 +14,7 @@ from prunekit.analysis.suggest import (
     suggest_sparsities,
     write_schedule,
 )
+from prunekit.reporting.plots import plot_sensitivity
 
 __all__ = [
     "DEFAULT_SPARSITIES",

@@ -266,12 +266,12 @@ def resolve_options(options: PruneOptions | None = None, /, **kwargs: Any) -> Pr
     if not kwargs:
         return base
     names = [f.name for f in dataclasses.fields(base)]
-    for key in kwargs:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise option_error(key, f"is not a pruning option{hint} Options: {', '.join(names)}", UnknownNameError)
     try:
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise option_error(key, f"is not a pruning option{hint} Options: {', '.join(names)}", UnknownNameError)
         return dataclasses.replace(base, **kwargs)
     except ConfigError as e:  # the Python spelling: "round_to must be ...", the argument's name first
         if e.detail is None or e.module is None:

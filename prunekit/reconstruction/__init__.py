@@ -10,8 +10,8 @@ from prunekit.reconstruction.contributions import Problem, contribution_gram
 from prunekit.reconstruction.lasso import lasso_gram, lasso_scores
 from prunekit.reconstruction.reconstruct import reconstruct_
 from prunekit.reconstruction.refit import least_squares, refit_, relative_error
-from prunekit.reconstruction.report import LayerReconstruction, ReconstructionReport
 from prunekit.reconstruction.thinet import thinet_scores
+from prunekit.report import LayerReconstruction, ReconstructionReport
 
 __all__ = [
     "channel_prune_",

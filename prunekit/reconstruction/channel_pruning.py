@@ -58,8 +58,8 @@ from prunekit.reconstruction import sampling
 from prunekit.reconstruction.contributions import Problem, contribution_gram
 from prunekit.reconstruction.lasso import lasso_scores
 from prunekit.reconstruction.refit import refit_, relative_error
-from prunekit.reconstruction.report import LayerReconstruction, ReconstructionReport
 from prunekit.reconstruction.thinet import thinet_scores
+from prunekit.report import LayerReconstruction, ReconstructionReport
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import make_plan
 from prunekit.surgery.selection import removal_count, select_channels

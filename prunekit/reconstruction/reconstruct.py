@@ -19,8 +19,7 @@ from prunekit.errors import ConfigError, UnknownNameError
 from prunekit.reconstruction import sampling
 from prunekit.reconstruction.channel_pruning import execution_order
 from prunekit.reconstruction.refit import refit_
-from prunekit.reconstruction.report import LayerReconstruction
-from prunekit.report import PruneReport
+from prunekit.report import LayerReconstruction, PruneReport
 
 __all__ = ["reconstruct_"]
 

@@ -17,7 +17,9 @@ from prunekit.errors import ConfigError
 from prunekit.fileio import write_bytes
 from prunekit.reporting.tables import LayerRow
 
-__all__ = ["plot_channels", "plot_history", "plot_accuracy_vs_macs", "have_matplotlib"]
+__all__ = ["plot_channels", "plot_history", "plot_accuracy_vs_macs", "plot_sensitivity", "have_matplotlib"]
+
+SENSITIVITY_METRICS = ("top1", "top5", "loss")
 
 
 def have_matplotlib() -> bool:
@@ -121,4 +123,27 @@ def plot_accuracy_vs_macs(points: Sequence[Mapping[str, Any]], path: str | os.Pa
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs MACs")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_sensitivity(result: Any, path: str | os.PathLike[str], *, metric: str = "top1") -> Path:
+    """Writes the curves of a :class:`~prunekit.analysis.SensitivityResult` to the PNG ``path``:
+    one line per group, ``metric`` ("top1", "top5" or "loss") against the group's sparsity."""
+    if metric not in SENSITIVITY_METRICS:
+        raise ConfigError(f"metric must be one of {SENSITIVITY_METRICS}, but got {metric!r}", module="metric")
+    plt = _pyplot()
+    scale = 1 if metric == "loss" else 100
+    fig, ax = plt.subplots(figsize=(9, 6))
+    cmap = plt.get_cmap("viridis", max(len(result.modules), 2))
+    for i, gid in enumerate(result.modules):
+        s, v = result.curve(gid, metric)
+        ax.plot(s, v * scale, marker="o", ms=3, color=cmap(i), label=result.labels[gid])
+    base = result.baseline[SENSITIVITY_METRICS.index(metric)]
+    ax.axhline(base * scale, color="k", ls="--", lw=1, label="unpruned")
+    ax.set_xlabel("sparsity of the group (fraction of channels removed)")
+    ax.set_ylabel({"top1": "top-1 accuracy (%)", "top5": "top-5 accuracy (%)", "loss": "cross-entropy"}[metric])
+    ax.set_title(f"Sensitivity to pruning one group at a time ({result.criterion})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
     return _save(fig, path)
