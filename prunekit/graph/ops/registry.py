@@ -114,12 +114,12 @@ def get_op_rule(target: object) -> OpRule | None:
     qualified name, ``"package.module:function"``, so that a rule for a library's op does not
     import that library (torchvision's ``stochastic_depth``) until a model calls it."""
     try:
-        rule = _OP_RULES.get(target)  # type: ignore[arg-type]
+        rule = _OP_RULES.get(target)  # type: ignore[call-overload]
     except TypeError:  # an unhashable target
         return None
     if rule is None and callable(target) and not isinstance(target, str):
         name = f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', '')}"
-        rule = _OP_RULES.get(name)
+        rule = _OP_RULES.get(name)  # type: ignore[call-overload]
     return rule
 
 
