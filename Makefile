@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv install demo test lint bench clean
+.PHONY: venv install demo test lint bench clean chromium
 
 venv: $(BIN)/python
 
@@ -25,7 +25,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python -m prunekit.cli.demo
 
-test: install
+# headless Chromium renders the `prunekit graph --html` page in a test (skipped without it)
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "chromium is not installed: the page-rendering test will be skipped"
+
+test: install chromium
 	# one intra-op thread: the tests use tiny inputs, where thread hand-offs cost more than they save
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --timeout=900
 

@@ -1,4 +1,5 @@
-"""``prunekit graph MODEL``: print the coupled channel groups the tracer found."""
+"""``prunekit graph MODEL [--html FILE]``: print the coupled channel groups the tracer found, and
+optionally draw them (:mod:`prunekit.reporting.graph_view`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ def _run(args: argparse.Namespace) -> int:
         # a bare torchvision name (resnet50), as the command accepted before model specs existed
         model = get_model(f"torchvision:{args.model}", num_classes=args.num_classes, in_channels=args.in_channels)
     model.eval()
-    print(DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size)))
+    graph = DependencyGraph(model, torch.randn(1, args.in_channels, args.size, args.size))
+    print(graph)
+    if args.html:
+        from prunekit.reporting.graph_view import write_graph_html
+
+        print(f"wrote {write_graph_html(graph, args.html, title=args.model)}")
     return 0
 
 
@@ -36,4 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
     p.add_argument("--in-channels", type=int, default=3, help="input channels (default 3)")
     p.add_argument("--num-classes", type=int, default=1000, help="classes (default 1000)")
+    p.add_argument(
+        "--html", metavar="FILE", help="also draw the network with each group coloured and each locked group's reason"
+    )
     p.set_defaults(func=_run)
