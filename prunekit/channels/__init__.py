@@ -6,12 +6,13 @@ or op imports everything it needs from here, with no private names:
 
 * :class:`Axis`: which dims of a tensor hold channels and which channel (atom) sits where;
 * :class:`ParamSource`: a tensor that is a view of a parameter;
+* :class:`SizeOf`: a number the model computes from channel counts (``C // heads``);
 * :class:`TraceContext`: what a rule reports to (new channels, members, couplings, locks);
 * :func:`channel_atoms`, :func:`reshape_axis`, :func:`permute_axis`: helpers for rules;
 * :class:`UnionFind`, :class:`AtomTable`: the bookkeeping under it all.
 """
 
-from prunekit.channels.atoms import AtomTable, Axis, ParamSource
+from prunekit.channels.atoms import AtomTable, Axis, ParamSource, SizeOf
 from prunekit.channels.context import (
     Ann,
     MemberKey,
@@ -30,6 +31,7 @@ __all__ = [
     "Axis",
     "MemberKey",
     "ParamSource",
+    "SizeOf",
     "TraceContext",
     "UnionFind",
     "channel_atoms",

@@ -18,7 +18,7 @@ import numpy as np
 from prunekit.channels.unionfind import UnionFind
 from prunekit.errors import TraceError
 
-__all__ = ["Axis", "ParamSource", "AtomTable"]
+__all__ = ["Axis", "ParamSource", "SizeOf", "AtomTable"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,17 @@ class ParamSource:
     dim_map: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class SizeOf:
+    """A Python number computed from channel counts (``C = x.shape[1]``, ``C // heads``).
+
+    Attributes:
+        atoms: the channels whose count the number depends on (flat int64 array).
+    """
+
+    atoms: np.ndarray
+
+
 @dataclass
 class AtomTable:
     """Union-find over atoms, plus what is known about each atom.
@@ -73,6 +84,8 @@ class AtomTable:
     couplings: list[tuple[np.ndarray, str]] = field(default_factory=list)
     # balanced partitions: each is (list of atom arrays (blocks), description)
     partitions: list[tuple[list[np.ndarray], str]] = field(default_factory=list)
+    # (channels on a reshaped dim, channels its size is computed from, description)
+    size_links: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.uf)
@@ -120,6 +133,14 @@ class AtomTable:
         """Records that each block must keep the same number of positions."""
         if len(blocks) > 1:
             self.partitions.append((blocks, reason))
+
+    def link_size(self, held: np.ndarray, source: np.ndarray, reason: str) -> None:
+        """Records that a dim holding channels ``held`` has a size computed from ``source``.
+
+        After tracing, the two must be the same channels; otherwise both are locked, since
+        pruning either would make the model's own size computation disagree with the data.
+        """
+        self.size_links.append((held.reshape(-1), source.reshape(-1), reason))
 
     def tag(self, atoms: np.ndarray, coupling: str) -> None:
         """Records the kind of op (cat, flatten...) a set of atoms passes through, for display."""

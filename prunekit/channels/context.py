@@ -22,13 +22,14 @@ import numpy as np
 import torch.fx as fx
 import torch.nn as nn
 
-from prunekit.channels.atoms import AtomTable, Axis, ParamSource
+from prunekit.channels.atoms import AtomTable, Axis, ParamSource, SizeOf
 
 __all__ = ["TraceContext", "MemberKey", "Ann", "iter_axes", "channel_atoms", "layer_label", "node_label"]
 
 #: An annotation: the channel layout of a value (:class:`Axis`), a parameter view
-#: (:class:`ParamSource`), a tuple/list/dict of annotations for container-valued ops (split,
-#: chunk...), or None for "no channels prunekit can follow".
+#: (:class:`ParamSource`), a number computed from channel counts (:class:`SizeOf`), a
+#: tuple/list/dict of annotations for container-valued ops (split, chunk, ``x.shape``...), or
+#: None for "no channels prunekit can follow".
 Ann: TypeAlias = Any
 
 
@@ -116,6 +117,10 @@ class TraceContext:
 
     def tag(self, atoms: np.ndarray, coupling: str) -> None:
         self.atoms.tag(atoms, coupling)
+
+    def link_size(self, held: np.ndarray, source: SizeOf, reason: str) -> None:
+        """A dim holding ``held`` channels gets its size from ``source`` (see AtomTable.link_size)."""
+        self.atoms.link_size(held, source.atoms, reason)
 
     # ---- members
     def member(self, module: str, role: str, atoms: np.ndarray) -> None:

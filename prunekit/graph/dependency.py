@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,33 +14,18 @@ from prunekit.channels import MemberKey, TraceContext
 from prunekit.errors import ConfigError, ExampleInputError, PrunekitError, TraceError
 from prunekit.graph.groups import Group, build_groups
 from prunekit.graph.interpreter import run_analysis, set_training
-from prunekit.graph.tracer import restore_buffers, snapshot_buffers, trace_modes
+from prunekit.graph.recorder import restore_buffers, snapshot_buffers
+from prunekit.graph.tracer import TRACERS, trace_modes
+from prunekit.inputs import ExampleInputs, as_example_inputs, as_input_tuple
 
 __all__ = ["DependencyGraph", "as_input_tuple"]
 
 log = logging.getLogger(__name__)
 
 
-def as_input_tuple(example_inputs: object) -> tuple[torch.Tensor, ...]:
-    """Normalises example inputs to a tuple of tensors, or raises :class:`ExampleInputError`."""
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if (
-        isinstance(example_inputs, (tuple, list))
-        and example_inputs
-        and all(isinstance(t, torch.Tensor) for t in example_inputs)
-    ):
-        return tuple(example_inputs)
-    kind = type(example_inputs).__name__
-    raise ExampleInputError(
-        f"example_inputs must be a Tensor or a non-empty tuple of Tensors (one per forward argument), but got {kind}",
-        module="example_inputs",
-    )
-
-
-def _doubled(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+def _doubled(inputs: ExampleInputs) -> ExampleInputs:
     """Batch of at least 2 for the train-mode pass (BatchNorm refuses one value per channel)."""
-    return tuple(torch.cat([t, t]) if t.ndim > 0 and t.shape[0] == 1 else t for t in inputs)
+    return inputs.map(lambda t: torch.cat([t, t]) if t.ndim > 0 and t.shape[0] == 1 else t)
 
 
 class DependencyGraph:
@@ -52,15 +37,19 @@ class DependencyGraph:
 
     Args:
         model: the model to analyse.
-        example_inputs: a Tensor, or a tuple of Tensors for a multi-input forward.
+        example_inputs: a Tensor; a tuple (one item per positional argument); a list (one
+            argument that is a list, as torchvision detection models take); a dict (keyword
+            arguments); or a :class:`~prunekit.inputs.ExampleInputs`. See :mod:`prunekit.inputs`.
         tracer: "auto" (``torch.fx``, falling back to ``torch.export`` when fx cannot trace the
-            model), "fx" or "export".
+            model), "fx", "export", or "record": run the model once and record what runs, for
+            models whose Python control flow depends on tensor values (see
+            :mod:`prunekit.graph.recorder` for what that analysis can miss).
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
         num_nodes: number of fx nodes interpreted.
         notes: parameters used by ops prunekit has no rule for (their channels are kept).
-        backend: "fx" or "export", the tracer that produced the graph.
+        backend: "fx", "export" or "record", the tracer that produced the graph.
 
     Raises:
         TraceError: the model cannot be traced.
@@ -68,14 +57,13 @@ class DependencyGraph:
         UnsupportedLayerError: a leaf layer has parameters and no rule.
     """
 
-    def __init__(
-        self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], *, tracer: str = "auto"
-    ) -> None:
-        if tracer not in ("auto", "fx", "export"):
-            raise ConfigError(f"tracer must be 'auto', 'fx' or 'export', but got {tracer!r}", module="tracer")
+    def __init__(self, model: nn.Module, example_inputs: Any, *, tracer: str = "auto") -> None:
+        if tracer not in TRACERS:
+            choices = ", ".join(repr(t) for t in TRACERS)
+            raise ConfigError(f"tracer must be one of {choices}, but got {tracer!r}", module="tracer")
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, but got {type(model).__name__}", module="model")
-        inputs = as_input_tuple(example_inputs)
+        inputs = as_example_inputs(example_inputs)
         self.model = model
         try:
             ctx = self._analyse(model, inputs, tracer)
@@ -91,22 +79,22 @@ class DependencyGraph:
         self.num_nodes = ctx.num_nodes
         self.notes: list[str] = list(ctx.notes)
 
-    def _analyse(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], tracer: str) -> TraceContext:
+    def _analyse(self, model: nn.Module, inputs: ExampleInputs, tracer: str) -> TraceContext:
         """Traces and interprets the eval (and train, if different) graphs into one context."""
         ctx = TraceContext(model=model)
         graphs = trace_modes(model, inputs, _doubled(inputs), tracer=tracer)
-        self.backend = graphs[0][2]
+        self.backend = graphs[0].backend
         saved = snapshot_buffers(model)
         modes = {name: m.training for name, m in model.named_modules()}
         try:
-            for training, gm, _ in graphs:
-                set_training(model, training)
-                if not training:
-                    run_analysis(gm, ctx, inputs)
+            for traced in graphs:
+                set_training(model, traced.training)
+                if not traced.training:
+                    run_analysis(traced, ctx, inputs, model=model)
                     continue
                 with torch.random.fork_rng(devices=[]):
                     try:
-                        run_analysis(gm, ctx, _doubled(inputs))
+                        run_analysis(traced, ctx, _doubled(inputs), model=model)
                     except ExampleInputError as exc:
                         warnings.warn(
                             f"the train-mode graph of {type(model).__name__} could not be run on the "

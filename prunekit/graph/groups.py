@@ -151,6 +151,21 @@ class _Resolver:
             yield self.groups[gid], self.chan_of_root[r[gids == gid]]
 
 
+def _check_size_links(ctx: TraceContext, roots: np.ndarray) -> None:
+    """Locks both sides of every reshape whose size is computed from other channels.
+
+    ``x.reshape(B, N, C // h)`` with ``C`` read from another tensor stays consistent after
+    pruning only if the reshaped dim holds exactly the channels ``C`` counts.
+    """
+    at = ctx.atoms
+    for held, source, reason in at.size_links:
+        if held.size and set(roots[held].tolist()) == set(roots[source].tolist()):
+            continue
+        why = f"{reason} that are not the channels it reshapes; pruning them would break the reshape"
+        at.lock(held, why)
+        at.lock(source, why)
+
+
 def _annotate_groups(ctx: TraceContext, res: _Resolver) -> None:
     """Copies locks, inexact marks, coupling kinds and coupling sites onto the groups."""
     at = ctx.atoms
@@ -200,6 +215,7 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
             pos = np.nonzero(gids == gid)[0]
             groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key))
 
+    _check_size_links(ctx, roots)
     _annotate_groups(ctx, _Resolver(roots, group_of_root, chan_of_root, groups))
     _resolve_partitions(at.partitions, roots, group_of_root, chan_of_root, groups)
     return groups, member_roots

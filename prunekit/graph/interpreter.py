@@ -12,6 +12,8 @@ from torch.fx.node import map_arg
 from prunekit.channels import ParamSource, TraceContext, iter_axes, node_label
 from prunekit.errors import ExampleInputError, PrunekitError, TraceError, UnsupportedLayerError
 from prunekit.graph.ops import handle_call
+from prunekit.graph.tracer import Traced
+from prunekit.inputs import ExampleInputs
 from prunekit.rules import get_rule
 
 __all__ = ["ChannelInterpreter", "run_analysis", "set_training"]
@@ -21,12 +23,13 @@ class ChannelInterpreter(fx.Interpreter):
     """An ``fx.Interpreter`` that computes each node's value and its channel annotation.
 
     Args:
-        gm: the traced model.
+        root: the module the graph's ``get_attr`` / ``call_module`` targets are looked up in.
         ctx: the shared trace context (several graphs, e.g. eval and train, share one).
+        graph: the graph (``root.graph`` when omitted).
     """
 
-    def __init__(self, gm: fx.GraphModule, ctx: TraceContext) -> None:
-        super().__init__(gm, garbage_collect_values=True)
+    def __init__(self, root: nn.Module, ctx: TraceContext, graph: fx.Graph | None = None) -> None:
+        super().__init__(root, garbage_collect_values=True, graph=graph)
         self.ctx = ctx
         self.ann: dict[fx.Node, Any] = {}
 
@@ -40,7 +43,7 @@ class ChannelInterpreter(fx.Interpreter):
                 raise ExampleInputError(
                     f"the model failed on the example inputs at {self.ctx.where(n)}: "
                     f"{type(exc).__name__}: {exc}. Pass example inputs of the shape and dtype "
-                    "the model expects (a Tensor or a tuple of Tensors, batch dim first).",
+                    "the model expects (see prunekit.inputs for the accepted forms).",
                     module=str(n.target),
                 ) from exc
         self.ctx.node = n
@@ -106,10 +109,15 @@ class ChannelInterpreter(fx.Interpreter):
         return None
 
 
-def run_analysis(gm: fx.GraphModule, ctx: TraceContext, inputs: tuple) -> None:
-    """Interprets ``gm`` on ``inputs`` under ``no_grad``, filling ``ctx``."""
+def run_analysis(traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, model: nn.Module) -> None:
+    """Interprets a traced graph on ``inputs`` under ``no_grad``, filling ``ctx``.
+
+    An fx graph has one placeholder per parameter of ``model.forward``; an exported or recorded
+    graph has one per leaf of the flattened inputs.
+    """
+    placeholders = inputs.bind(model) if traced.backend == "fx" else tuple(inputs.leaves())
     with torch.no_grad():
-        ChannelInterpreter(gm, ctx).run(*inputs)
+        ChannelInterpreter(traced.root, ctx, traced.graph).run(*placeholders)
 
 
 def set_training(model: nn.Module, training: bool) -> dict[str, bool]:

@@ -6,14 +6,22 @@ Inception have auxiliary heads only in training): channels must stay consistent 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
 from prunekit.errors import TraceError
+from prunekit.graph.recorder import record, restore_buffers, snapshot_buffers
+from prunekit.inputs import ExampleInputs
 from prunekit.rules.base import inherits_rule, is_marked_leaf
 
-__all__ = ["trace", "PrunekitTracer"]
+__all__ = ["TRACERS", "Traced", "trace", "trace_modes", "PrunekitTracer"]
+
+#: The tracer choices: "auto" (fx, then torch.export), "fx", "export", "record" (opt-in: see
+#: :mod:`prunekit.graph.recorder`).
+TRACERS = ("auto", "fx", "export", "record")
 
 
 class PrunekitTracer(fx.Tracer):
@@ -34,84 +42,129 @@ class PrunekitTracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def trace(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...] | None = None, *, tracer: str = "auto"
-) -> tuple[fx.GraphModule, str]:
-    """Traces ``model`` in its current mode with fx, else with ``torch.export``.
+@dataclass(frozen=True)
+class Traced:
+    """One traced graph, ready to interpret.
 
-    Returns:
-        ``(graph_module, backend)`` with backend "fx" or "export".
-
-    Raises:
-        TraceError: neither works; the message names the construct and what to do.
+    Attributes:
+        root: what the graph's ``get_attr`` / ``call_module`` targets are looked up in.
+        graph: the graph.
+        backend: "fx", "export" or "record".
+        training: the mode the model was traced in.
     """
-    fx_error: Exception | None = None
-    if tracer in ("auto", "fx"):
-        fx_tracer = PrunekitTracer()
-        try:
-            graph = fx_tracer.trace(model)
-            return fx.GraphModule(fx_tracer.root, graph, type(model).__name__), "fx"
-        except Exception as exc:  # fx raises many types; all mean "cannot trace"
-            fx_error = exc
-            if tracer == "fx":
-                inputs = None
-    export_error: Exception | None = None
-    if inputs is not None:
-        try:
-            program = torch.export.export(model, inputs, strict=False)
-            return program.module(), "export"
-        except Exception as exc:  # export raises many types too
-            export_error = exc
+
+    root: nn.Module
+    graph: fx.Graph
+    backend: str
+    training: bool = False
+
+
+def _trace_fx(model: nn.Module, inputs: ExampleInputs | None) -> Traced:
+    fx_tracer = PrunekitTracer()
+    constants = inputs.constants(model) if inputs is not None else None
+    graph = fx_tracer.trace(model, concrete_args=constants)
+    gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)
+    return Traced(gm, gm.graph, "fx", model.training)
+
+
+def _trace_export(model: nn.Module, inputs: ExampleInputs) -> Traced:
+    # a forward that caches values on its module (ultralytics' Detect stores its anchors and the
+    # shape they are for) would keep export's fake tensors there: put every attribute back
+    saved = [(m, dict(vars(m))) for m in model.modules()]
+    try:
+        program = torch.export.export(model, tuple(inputs.args), dict(inputs.kwargs), strict=False)
+    finally:
+        for m, attrs in saved:
+            vars(m).clear()
+            vars(m).update(attrs)
+    gm = program.module()
+    return Traced(gm, gm.graph, "export", model.training)
+
+
+def _trace_record(model: nn.Module, inputs: ExampleInputs) -> Traced:
+    saved = snapshot_buffers(model)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            graph = record(model, inputs, PrunekitTracer().is_leaf_module)
+    finally:
+        restore_buffers(model, saved)
+    return Traced(model, graph, "record", model.training)
+
+
+def _trace_error(model: nn.Module, errors: dict[str, Exception]) -> TraceError:
+    fx_error = errors.get("fx")
     culprit, culprit_type = getattr(fx_error, "_prunekit_module", (None, None))
     inside = f" inside module '{culprit}' ({culprit_type})" if culprit else ""
-    fx_msg = f"torch.fx cannot trace it{inside}: {type(fx_error).__name__}: {str(fx_error)[:300]}" if fx_error else ""
-    ex_msg = (
-        f"torch.export cannot either: {type(export_error).__name__}: {str(export_error)[:300]}" if export_error else ""
+    parts = []
+    for backend, exc in errors.items():
+        head = {"fx": f"torch.fx cannot trace it{inside}", "export": "torch.export cannot either"}.get(
+            backend, "recording it failed"
+        )
+        parts.append(f"{head}: {type(exc).__name__}: {str(exc)[:300]}")
+    hint = (
+        ' or, if the example inputs take the path you prune for, record what runs with tracer="record"'
+        if "record" not in errors
+        else ""
     )
-    raise TraceError(
-        f"cannot trace {type(model).__name__}: " + "; ".join(m for m in (fx_msg, ex_msg) if m) + ". "
+    return TraceError(
+        f"cannot trace {type(model).__name__}: " + "; ".join(parts) + ". "
         "Usually a Python construct that depends on tensor values (if/for on a tensor, "
         ".item(), len() of a tensor) inside some module. Mark that module as a leaf with "
         "prunekit.mark_leaf(ModuleType) (its channels are then kept) or give it a rule with "
-        "prunekit.register_rule(ModuleType, rule).",
+        f"prunekit.register_rule(ModuleType, rule){hint}.",
         module=culprit or type(model).__name__,
-    ) from (fx_error or export_error)
+    )
+
+
+def trace(model: nn.Module, inputs: ExampleInputs | None = None, *, tracer: str = "auto") -> Traced:
+    """Traces ``model`` in its current mode.
+
+    "auto" tries ``torch.fx``, then ``torch.export`` (needs ``inputs``); "fx", "export" and
+    "record" (:mod:`prunekit.graph.recorder`) use that backend only.
+
+    Raises:
+        TraceError: no backend works; the message names the construct and what to do.
+    """
+    order = {"auto": ("fx", "export"), "fx": ("fx",), "export": ("export",), "record": ("record",)}[tracer]
+    errors: dict[str, Exception] = {}
+    for backend in order:
+        if backend != "fx" and inputs is None:
+            continue
+        try:
+            if backend == "fx":
+                return _trace_fx(model, inputs)
+            if backend == "export":
+                return _trace_export(model, inputs)  # type: ignore[arg-type]
+            return _trace_record(model, inputs)  # type: ignore[arg-type]
+        except Exception as exc:  # the tracers raise many types; all mean "cannot trace"
+            errors[backend] = exc
+    first = next(iter(errors.values()))
+    raise _trace_error(model, errors) from first
 
 
 def trace_modes(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...], train_inputs: tuple[torch.Tensor, ...], *, tracer: str = "auto"
-) -> list[tuple[bool, fx.GraphModule, str]]:
+    model: nn.Module, inputs: ExampleInputs, train_inputs: ExampleInputs, *, tracer: str = "auto"
+) -> list[Traced]:
     """Traces in eval mode and, if its graph differs, in train mode; restores the model's mode.
 
     Returns:
-        ``[(training, graph_module, backend), ...]`` with the eval graph first.
+        The eval graph, then the train graph when it differs.
     """
     modes = {name: m.training for name, m in model.named_modules()}
     try:
         model.eval()
-        eval_gm, backend = trace(model, inputs, tracer=tracer)
-        graphs = [(False, eval_gm, backend)]
+        eval_traced = trace(model, inputs, tracer=tracer)
+        graphs = [eval_traced]
         model.train()
         try:
-            train_gm, train_backend = trace(model, train_inputs, tracer=tracer)
+            train_traced = trace(model, train_inputs, tracer=tracer)
         except TraceError:
-            if backend == "fx":
+            if eval_traced.backend == "fx":
                 raise
-            train_gm, train_backend = eval_gm, backend  # export of the train graph failed: eval only
-        if train_gm.code != eval_gm.code:
-            graphs.append((True, train_gm, train_backend))
+            train_traced = eval_traced  # the train graph failed to export or record: eval only
+        if str(train_traced.graph) != str(eval_traced.graph):
+            graphs.append(train_traced)
     finally:
         for name, m in model.named_modules():
             m.training = modes[name]
     return graphs
-
-
-def snapshot_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.named_buffers()}
-
-
-def restore_buffers(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
-    with torch.no_grad():
-        for k, v in model.named_buffers():
-            if k in saved:
-                v.copy_(saved[k])

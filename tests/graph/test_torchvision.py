@@ -43,7 +43,9 @@ MODELS: dict[str, tuple[dict, int, int, set[str], int]] = {
     "convnext_tiny": ({}, 64, 1, {OUTPUT}, 4),
     "vit_b_16": ({"image_size": 32}, 32, 14, {OUTPUT, "hard-codes the channel size", "cannot slice"}, 0),
     "swin_t": ({}, 64, 17, {OUTPUT, "shifted_window_attention", "cannot slice"}, 4),
-    "maxvit_t": ({}, 224, 23, {OUTPUT, "hard-codes the channel size"}, 4),
+    # 27: the four MBConv-output widths feed `reshape(B, G, P, D)` with D read from x (their cut
+    # failed the surgery check forward before the size links existed)
+    "maxvit_t": ({}, 224, 27, {OUTPUT, "hard-codes the channel size", "computes the size of its dim"}, 4),
 }
 SLOW = {"maxvit_t", "wide_resnet50_2", "efficientnet_v2_s", "inception_v3"}
 

@@ -2,11 +2,11 @@
 
 Layer types have :mod:`prunekit.rules`; functional calls have this registry. The built-in
 rules live in one module per family (:mod:`.elementwise`, :mod:`.cat_split`, :mod:`.reshape`,
-:mod:`.reduce`, :mod:`.spatial`, :mod:`.norm`; :mod:`.aten` for ``torch.export`` graphs) and
+:mod:`.reduce`, :mod:`.spatial`, :mod:`.norm`, :mod:`.sizes`; :mod:`.aten` for ``torch.export`` graphs) and
 register themselves on import. Register your own with :func:`register_op_rule`.
 """
 
-from prunekit.graph.ops import cat_split, elementwise, norm, reduce, reshape, spatial  # noqa: F401  (registers)
+from prunekit.graph.ops import cat_split, elementwise, norm, reduce, reshape, sizes, spatial  # noqa: F401  (registers)
 from prunekit.graph.ops.dispatch import handle_call
 from prunekit.graph.ops.registry import (
     OpRule,

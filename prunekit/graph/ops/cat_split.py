@@ -26,6 +26,8 @@ def cat(ctx, node, args, kwargs, anns, kwanns, result):
     """Along the channel dim: the atom arrays are concatenated. Elsewhere: element-wise."""
     tensors = arg(args, kwargs, 0, "tensors")
     tanns = anns[0] if anns else kwanns.get("tensors")
+    if not isinstance(tanns, (tuple, list)):  # the list itself is an input: no channels to follow
+        return None
     dim = norm_dim(arg(args, kwargs, 1, "dim", 0), result.ndim)
     axes = [a for a in tanns if isinstance(a, Axis)]
     if not axes:
@@ -52,6 +54,8 @@ def stack(ctx, node, args, kwargs, anns, kwanns, result):
     """A new dim is inserted; the operands are then combined element-wise."""
     tensors = arg(args, kwargs, 0, "tensors")
     tanns = anns[0] if anns else kwanns.get("tensors")
+    if not isinstance(tanns, (tuple, list)):
+        return None
     dim = norm_dim(arg(args, kwargs, 1, "dim", 0), result.ndim)
     shifted: list[Ann] = []
     for a in tanns:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from prunekit.channels import Ann, Axis, ParamSource, TraceContext
-from prunekit.graph.ops.registry import OpRule, op_rule, register_op_rule
+from prunekit.graph.ops.registry import OpRule, base_name, op_rule, register_op_rule
+from prunekit.graph.ops.sizes import merge_sizes
 
 __all__ = ["align", "unary", "no_channels", "expand", "expand_axis", "UNARY_FUNCTIONS", "UNARY_METHODS"]
 
@@ -113,9 +114,12 @@ def _make_elementwise(kind: str) -> OpRule:
     def rule(ctx, node, args, kwargs, anns, kwanns, result):
         values = list(args) + list(kwargs.values())
         annots = list(anns) + list(kwanns.values())
-        if node.target in ("type_as", "expand_as"):  # only the first argument's channels flow on
+        if not any(isinstance(v, torch.Tensor) for v in values):  # arithmetic on sizes
+            return merge_sizes(annots)
+        name = base_name(node.target)
+        if name in ("type_as", "expand_as"):  # only the first argument's channels flow on
             values, annots = values[:1], annots[:1]
-            if node.target == "expand_as" and isinstance(annots[0], Axis):
+            if name == "expand_as" and isinstance(annots[0], Axis):
                 return expand_axis(ctx, args[0], annots[0], result)
         return align(ctx, values, annots, result, kind)
 
@@ -153,9 +157,9 @@ register_op_rule("torchvision.ops.stochastic_depth:stochastic_depth", unary)
 
 
 @op_rule(
-    builtins.getattr, torch._assert, operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
-    operator.floordiv, operator.mod, builtins.len, torch.numel,
-    "size", "dim", "numel", "type", "is_contiguous", "get_device", "element_size", "nelement",
+    torch._assert, operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
+    builtins.len, torch.numel,
+    "dim", "numel", "type", "is_contiguous", "get_device", "element_size", "nelement",
 )  # fmt: skip
 def no_channels(ctx, node, args, kwargs, anns, kwanns, result):
     """Shape queries and comparisons of sizes: no channels flow through."""
@@ -166,17 +170,18 @@ def no_channels(ctx, node, args, kwargs, anns, kwanns, result):
 def expand(ctx, node, args, kwargs, anns, kwanns, result):
     """``expand`` broadcasts; ``repeat``/``tile`` of a channel dim would repeat channels (locked)."""
     x, ann = args[0], anns[0]
+    name = base_name(node.target)
     if isinstance(ann, ParamSource):
         off = result.ndim - x.ndim
-        if node.target != "expand":
+        if name != "expand":
             return None
         return ParamSource(ann.name, (-1,) * off + ann.dim_map)
     if not isinstance(ann, Axis):
         return None
-    if node.target != "expand":
+    if name != "expand":
         off = result.ndim - x.ndim
         if any(x.shape[d] != result.shape[d + off] for d in ann.dims):
-            ctx.lock(ann, f"{node.target} at {ctx.where()} repeats channels")
+            ctx.lock(ann, f"{name} at {ctx.where()} repeats channels")
             return None
         return ann.shift(off)
     return expand_axis(ctx, x, ann, result)

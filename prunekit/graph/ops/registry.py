@@ -40,6 +40,7 @@ __all__ = [
     "registered_op_rules",
     "op_rule",
     "op_name",
+    "base_name",
 ]
 
 #: ``rule(ctx, node, args, kwargs, anns, kwanns, result) -> annotation of result``: ``args`` and
@@ -58,6 +59,15 @@ def op_name(target: object) -> str:
     if isinstance(target, str):
         return target
     return str(getattr(target, "__name__", None) or target)
+
+
+def base_name(target: object) -> str:
+    """The bare name of a call target, the same for ``"view"``, ``torch.Tensor.view`` and
+    ``aten.view.default`` (rules shared by methods and ATen ops compare this)."""
+    packet = getattr(target, "overloadpacket", None)
+    if packet is not None:
+        return str(packet.__name__)
+    return op_name(target)
 
 
 def _check_target(target: object) -> OpTarget:

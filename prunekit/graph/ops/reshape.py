@@ -8,11 +8,15 @@ the old size.
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
-from prunekit.channels import Axis, permute_axis, reshape_axis
+import torch
+import torch.fx as fx
+
+from prunekit.channels import Ann, Axis, TraceContext, permute_axis, reshape_axis
 from prunekit.graph.ops.args import norm_dim
-from prunekit.graph.ops.registry import op_name, op_rule
+from prunekit.graph.ops.registry import base_name, op_name, op_rule
+from prunekit.graph.ops.sizes import link_sizes
 
 __all__ = ["shape_args", "view", "structural", "permute", "transpose", "movedim"]
 
@@ -30,6 +34,13 @@ def shape_args(args: tuple, node_args: tuple) -> tuple[list[int], list[bool]]:
 
 @op_rule(torch.reshape, "view", "reshape")
 def view(ctx, node, args, kwargs, anns, kwanns, result):
+    out = _view_axis(ctx, node, args, kwargs, anns, result)
+    sizes = list(anns[1]) if len(anns) == 2 and isinstance(anns[1], (tuple, list)) else list(anns[1:])
+    link_sizes(ctx, sizes, 0, result, out, f"{op_name(node.target)} at {ctx.where()}")
+    return out
+
+
+def _view_axis(ctx: TraceContext, node: fx.Node, args: tuple, kwargs: dict, anns: tuple, result: Any) -> Ann:
     x, ann = args[0], anns[0]
     if not isinstance(ann, Axis):
         return None
@@ -53,13 +64,17 @@ def structural(ctx, node, args, kwargs, anns, kwanns, result):
         return None
     what = f"{op_name(node.target)} at {ctx.where()}"
     dynamic = [True] * result.ndim
-    if node.target == "unflatten":  # the new dims have the given sizes; -1 is computed
-        dim, sizes = norm_dim(args[1], x.ndim), list(args[2])
-        for k, size in enumerate(sizes):
-            dynamic[dim + k] = size == -1
-    if "flatten" in what or "ravel" in what:
-        ctx.tag(ann.flat, "flatten")
-    return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, what)
+    if base_name(node.target) != "unflatten":
+        if "flatten" in what or "ravel" in what:
+            ctx.tag(ann.flat, "flatten")
+        return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, what)
+    dim, sizes = norm_dim(args[1], x.ndim), list(args[2])
+    for k, size in enumerate(sizes):  # the new dims have the given sizes; -1 is computed
+        dynamic[dim + k] = size == -1
+    out = reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, what)
+    if len(anns) > 2 and isinstance(anns[2], (tuple, list)):
+        link_sizes(ctx, list(anns[2]), dim, result, out, what)
+    return out
 
 
 @op_rule(torch.permute, "permute")
