@@ -18,6 +18,7 @@ from torch.utils._pytree import tree_leaves
 
 from prunekit.errors import EquivalenceError
 from prunekit.graph.dependency import as_input_tuple
+from prunekit.modes import training_flags
 from prunekit.report import PruneReport
 from prunekit.rules.base import get_rule
 
@@ -29,8 +30,9 @@ class EquivalenceResult:
     """Outcome of :func:`check_equivalence`.
 
     Attributes:
-        ok: ``max_error <= tol * scale``.
-        max_error: largest absolute difference over all outputs.
+        ok: ``max_error <= tol * scale``, and every output of both models is finite.
+        max_error: largest absolute difference over all outputs (NaN when an output is not
+            finite, inf when the outputs differ in number or shape).
         scale: largest absolute value of the oracle's outputs (at least 1e-6).
         tol: the relative tolerance used.
     """
@@ -94,23 +96,24 @@ def check_equivalence(
     """
     inputs = as_input_tuple(example_inputs)
     oracle = zeroed_original(original, report).eval()
-    was = pruned.training
-    pruned.eval()
-    try:
+    with training_flags(pruned, False):
         expected = tree_leaves(oracle(*inputs))
         got = tree_leaves(pruned(*inputs))
-    finally:
-        pruned.train(was)
     err, scale = 0.0, 1e-6
     if len(expected) != len(got):
         return EquivalenceResult(False, float("inf"), scale, tol)
     for e, g in zip(expected, got):
         if not isinstance(e, torch.Tensor):
             continue
-        if e.shape != g.shape:
+        if not isinstance(g, torch.Tensor) or e.shape != g.shape:
             return EquivalenceResult(False, float("inf"), scale, tol)
-        err = max(err, float((e.float() - g.float()).abs().max()) if e.numel() else 0.0)
-        scale = max(scale, float(e.float().abs().max()) if e.numel() else 0.0)
+        if not e.numel():
+            continue
+        # a non-finite output is never "equal": max() would silently skip a NaN difference
+        if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(g).all())):
+            return EquivalenceResult(False, float("nan"), scale, tol)
+        err = max(err, float((e.float() - g.float()).abs().max()))
+        scale = max(scale, float(e.float().abs().max()))
     return EquivalenceResult(err <= tol * scale, err, scale, tol)
 
 
@@ -125,6 +128,12 @@ def assert_equivalent(
     """Like :func:`check_equivalence` but raises :class:`EquivalenceError` when not equivalent."""
     res = check_equivalence(original, pruned, example_inputs, report, tol=tol)
     if not res.ok:
+        if res.max_error != res.max_error:
+            raise EquivalenceError(
+                "an output of the pruned model or of the zeroed-channel original is NaN or inf; "
+                "prunekit.finite.check_finite(model) names the tensor",
+                module=type(pruned).__name__,
+            )
         raise EquivalenceError(
             f"pruned model differs from the zeroed-channel original by {res.max_error:.3g} "
             f"(output scale {res.scale:.3g}, tolerance {tol:g} relative)",

@@ -17,6 +17,7 @@ __all__ = [
     "NoPrunableGroupError",
     "SurgeryError",
     "EquivalenceError",
+    "NonFiniteError",
 ]
 
 
@@ -63,3 +64,7 @@ class SurgeryError(PrunekitError):
 
 class EquivalenceError(PrunekitError, AssertionError):
     """A pruned model does not compute what the zeroed-channel original computes."""
+
+
+class NonFiniteError(PrunekitError, ValueError):
+    """A weight, buffer, input or loss is NaN or infinite (the message names the tensor)."""

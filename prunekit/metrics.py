@@ -8,6 +8,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from prunekit._batch import as_inputs
+from prunekit.modes import training_flags
+
 __all__ = ["count_params", "count_macs", "macs_per_module"]
 
 
@@ -16,20 +19,18 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
+def macs_per_module(model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
     """Total MACs of one eval-mode forward, and MACs per module qualified name.
 
     MACs are FLOPs / 2 as counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which
-    counts matmuls and convolutions (element-wise ops are not counted).
+    counts matmuls and convolutions (element-wise ops are not counted). ``example_inputs`` is a
+    Tensor or a tuple of Tensors, as for :func:`prunekit.prune_`; every module's own train/eval
+    flag is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
+    inputs = as_inputs(example_inputs)
     counter = FlopCounterMode(display=False)
-    try:
-        with torch.no_grad(), counter:
-            model(*example_inputs)
-    finally:
-        model.train(was_training)
+    with training_flags(model, False), torch.no_grad(), counter:
+        model(*inputs)
     per: dict[str, int] = {}
     root = type(model).__name__
     for name, counts in counter.get_flop_counts().items():
@@ -40,6 +41,6 @@ def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) ->
     return int(counter.get_total_flops()) // 2, per
 
 
-def count_macs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> int:
+def count_macs(model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> int:
     """Total MACs of one eval-mode forward on ``example_inputs``."""
     return macs_per_module(model, example_inputs)[0]

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion, get_criterion
 from prunekit.errors import ConfigError, NoPrunableGroupError, UnknownNameError
+from prunekit.finite import check_finite, check_finite_inputs
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.graph.groups import Group
 from prunekit.metrics import count_params, macs_per_module
@@ -266,6 +267,8 @@ def prune_(
     ignored = _check_ignore(model, ignore)
     crit = get_criterion(criterion)
     inputs = as_input_tuple(example_inputs)
+    check_finite(model)
+    check_finite_inputs(inputs)
     graph = DependencyGraph(model, inputs, tracer=tracer)
     params_before = count_params(model)
     macs_before, per_before = macs_per_module(model, inputs)

@@ -11,6 +11,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from prunekit.errors import TraceError
+from prunekit.modes import restore_training_flags, save_training_flags
 from prunekit.rules.base import is_marked_leaf
 
 __all__ = ["trace", "PrunekitTracer"]
@@ -85,7 +86,7 @@ def trace_modes(
     Returns:
         ``[(training, graph_module, backend), ...]`` with the eval graph first.
     """
-    modes = {name: m.training for name, m in model.named_modules()}
+    flags = save_training_flags(model)
     try:
         model.eval()
         eval_gm, backend = trace(model, inputs, tracer=tracer)
@@ -100,8 +101,7 @@ def trace_modes(
         if train_gm.code != eval_gm.code:
             graphs.append((True, train_gm, train_backend))
     finally:
-        for name, m in model.named_modules():
-            m.training = modes[name]
+        restore_training_flags(flags)
     return graphs
 
 
