@@ -13,7 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save"]
+__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save", "umask_mode"]
+
+
+def umask_mode(*, folder: bool = False) -> int:
+    """The mode ``open()`` / ``mkdir()`` would give a new file or folder under the current umask
+    (``mkstemp`` and ``mkdtemp`` use 0600 / 0700, which would hide outputs from the group)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> Path:
@@ -22,6 +30,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, umask_mode())
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()

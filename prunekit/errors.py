@@ -18,6 +18,7 @@ __all__ = [
     "SurgeryError",
     "EquivalenceError",
     "NonFiniteError",
+    "UntrustedCodeError",
 ]
 
 
@@ -68,3 +69,12 @@ class EquivalenceError(PrunekitError, AssertionError):
 
 class NonFiniteError(PrunekitError, ValueError):
     """A weight, buffer, input or loss is NaN or infinite (the message names the tensor)."""
+
+
+class UntrustedCodeError(ConfigError):
+    """A file names code to import (a ``module:function`` builder) and the caller did not opt in.
+
+    Loading is data-only by default: only builders from prunekit's registries (prunekit models,
+    ``torchvision:``, ``timm:``) are built from a file; pass ``trust_builder=True`` (CLI:
+    ``--trust-builder``) to import any other builder a file names.
+    """

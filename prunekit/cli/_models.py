@@ -24,19 +24,19 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
 
 def read_saved(path: str, *, option: str) -> dict[str, Any]:
     """The ``prunekit.json`` of a folder written by :func:`prunekit.save` (``option`` names the flag)."""
-    from prunekit.serialization import _read_spec
+    from prunekit.serialization import read_spec
 
     if not os.path.isdir(path):
         raise ConfigError(f"{option}: {path!r} is not a folder (give one written by prunekit.save)", module=option)
-    return _read_spec(path)
+    return read_spec(path)
 
 
-def load_saved(path: str, builder: str | None, *, option: str) -> nn.Module:
+def load_saved(path: str, builder: str | None, *, option: str, trust_builder: bool = False) -> nn.Module:
     """:func:`prunekit.load` of ``path`` in eval mode, with ``builder`` or the saved builder name."""
     import prunekit
 
     read_saved(path, option=option)
-    return prunekit.load(path, builder).eval()
+    return prunekit.load(path, builder, trust_builder=trust_builder).eval()
 
 
 def _state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -50,18 +50,20 @@ def _state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def load_before(source: str, spec: dict[str, Any], *, option: str = "--before") -> nn.Module:
+def load_before(
+    source: str, spec: dict[str, Any], *, option: str = "--before", trust_builder: bool = False
+) -> nn.Module:
     """The model before pruning, from a saved folder, a checkpoint file, or a model spec.
 
     A checkpoint's weights are loaded into the saved builder's unpruned model; a model spec
     (``resnet20``, ``torchvision:resnet18``...) is built with the saved builder keyword arguments.
     """
-    from prunekit.models import get_model
+    from prunekit.models.registry import get_model, require_trusted_spec
     from prunekit.serialization import SPEC_FILE
 
     path = Path(source)
     if path.is_dir() and (path / SPEC_FILE).is_file():
-        return load_saved(source, None, option=option)
+        return load_saved(source, None, option=option, trust_builder=trust_builder)
     kwargs = spec.get("builder_kwargs") or {}
     if path.is_file():
         if not spec.get("builder"):
@@ -72,6 +74,7 @@ def load_before(source: str, spec: dict[str, Any], *, option: str = "--before") 
             raise ConfigError(f"{option}: cannot read {source!r} as a checkpoint: {exc}", module=option) from exc
         if state is None:
             raise ConfigError(f"{option}: {source!r} holds no model state dict", module=option)
+        require_trusted_spec(spec["builder"], trust_builder=trust_builder, where=option)
         model = get_model(spec["builder"], **kwargs)
         try:
             model.load_state_dict(state)
