@@ -38,11 +38,16 @@ def _fraction(name: str, value: object) -> None:
         raise _fail(name, f"must be in [0, 1), but got {value!r}")
 
 
+MAX_STEP = 2**53  # the largest step count a float holds exactly
+
+
 def _int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(name, f"must be an int, but got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise _fail(name, f"must be >= {minimum}, but got {value!r}")
+    if value > MAX_STEP:  # beyond int64, torch and numpy overflow deep inside a run
+        raise _fail(name, f"must be <= {MAX_STEP}, but got {value!r}")
 
 
 @dataclass(frozen=True)
