@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,32 @@ class Runner:
             "teacher_is_original": self.teacher is not None and self.teacher is self.original,
             "rng": rng_state(),
             "seed": self.seed,
+            "batch_size": self.train_loader.batch_size,
         }
+
+    def _check_same_options(self, state: dict[str, Any]) -> None:
+        """Refuses to resume with other training options, seed or batch size than the checkpoint's
+        (the result would match neither run); a changed epoch count is allowed, with a warning."""
+        changed: list[str] = []
+        for ph, saved in zip(self.phases, state["phases"]):
+            now = ph.options.to_dict()
+            for key, old in saved["options"].items():
+                if key in now and now[key] != old and key != "eval_batches":
+                    changed.append(f"{ph.name} {key} {old!r} -> {now[key]!r}")
+        if state.get("seed", self.seed) != self.seed:
+            changed.append(f"seed {state['seed']!r} -> {self.seed!r}")
+        batch = self.train_loader.batch_size
+        if state.get("batch_size", batch) != batch:
+            changed.append(f"batch size {state['batch_size']!r} -> {batch!r}")
+        refused = [c for c in changed if " epochs " not in c]
+        if refused:
+            raise ConfigError(
+                f"resume: the checkpoint was made with other options ({'; '.join(refused)}); resume with the same "
+                "options, or start a new run in another folder",
+                module="resume",
+            )
+        for c in changed:
+            warnings.warn(f"resume: {c}: the learning-rate schedule changes from this epoch on", stacklevel=3)
 
     def restore(self, state: dict[str, Any], *, teacher: nn.Module | None = None) -> None:
         """Brings a freshly built runner to the point ``state`` (from :meth:`state_dict`) records."""
@@ -305,6 +331,7 @@ class Runner:
         names = [ph["name"] for ph in state["phases"]]
         if names != [ph.name for ph in self.phases]:
             raise ConfigError(f"resume: the checkpoint's phases are {names}; resume the same command", module="resume")
+        self._check_same_options(state)
         model = self.source.build()
         for entry in state["decisions"]:
             p, decision = entry["phase"], decision_from_dict(entry["decision"])

@@ -8,6 +8,7 @@ are off when ``progress`` is False and tqdm hides them when stderr is not a term
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from prunekit.errors import NonFiniteError
 from prunekit.pipeline.optim import StepLR
 from prunekit.schedules.recipe import Recipe
 
@@ -137,6 +139,9 @@ def train_epoch(
             (it keeps masked weights at zero).
         recipe_model: the unwrapped model the recipe sees (default: ``model``).
         max_batches: stop after this many batches.
+
+    Raises:
+        NonFiniteError: the loss of a batch is NaN or inf; no optimizer step was taken on it.
     """
     device = torch.device(device)
     model.train()
@@ -152,6 +157,13 @@ def train_epoch(
         with autocast(device, amp):
             logits = model(x)
             loss = loss_fn(logits, x, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):  # stop before the step: NaN weights would be checkpointed
+            raise NonFiniteError(
+                f"training loss became {value} at batch {i + 1} of this epoch (learning rate {lr:.3g}); "
+                "the run diverged: lower --lr or check the data",
+                module="loss",
+            )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -163,7 +175,7 @@ def train_epoch(
         if recipe is not None:
             recipe.after_optimizer_step(recipe_model if recipe_model is not None else model)
         steps += 1
-        loss_sum += float(loss.detach()) * y.numel()
+        loss_sum += value * y.numel()
         correct += int((logits.detach().argmax(1) == y).sum())
         n += y.numel()
         if hasattr(bar, "set_postfix"):
