@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_leaves
 
-from prunekit.errors import EquivalenceError
+from prunekit.checks import check_arity, check_module
+from prunekit.errors import ConfigError, EquivalenceError
 from prunekit.graph.dependency import as_input_tuple
 from prunekit.modes import training_flags
 from prunekit.report import PruneReport
@@ -64,7 +65,14 @@ def _zeroing_hook(rule, keep: torch.Tensor):
 def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
     """A copy of ``original`` with the removed channels zeroed where they are consumed."""
     oracle = copy.deepcopy(original)
+    names = {n for n, _ in oracle.named_modules()}
     for name, roles in report.kept.items():
+        if name not in names:
+            raise ConfigError(
+                f"report: names layer {name!r}, which {type(original).__name__} does not have; "
+                "is the report from another model?",
+                module=name,
+            )
         if "in" not in roles:
             continue
         module = oracle.get_submodule(name)
@@ -95,6 +103,9 @@ def check_equivalence(
         tol: tolerance relative to the largest output magnitude.
     """
     inputs = as_input_tuple(example_inputs)
+    check_module(original, argument="original")
+    check_module(pruned, argument="pruned")
+    check_arity(pruned, inputs)
     oracle = zeroed_original(original, report).eval()
     with training_flags(pruned, False):
         expected = tree_leaves(oracle(*inputs))
@@ -131,7 +142,7 @@ def assert_equivalent(
         if res.max_error != res.max_error:
             raise EquivalenceError(
                 "an output of the pruned model or of the zeroed-channel original is NaN or inf; "
-                "prunekit.finite.check_finite(model) names the tensor",
+                "prunekit.checks.check_finite(model) names the tensor",
                 module=type(pruned).__name__,
             )
         raise EquivalenceError(

@@ -9,6 +9,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunekit._batch import as_inputs
+from prunekit.checks import check_arity, check_module
 from prunekit.modes import training_flags
 
 __all__ = ["count_params", "count_macs", "macs_per_module"]
@@ -28,6 +29,8 @@ def macs_per_module(model: nn.Module, example_inputs: torch.Tensor | Sequence[to
     flag is restored afterwards.
     """
     inputs = as_inputs(example_inputs)
+    check_module(model)
+    check_arity(model, inputs)
     counter = FlopCounterMode(display=False)
     with training_flags(model, False), torch.no_grad(), counter:
         model(*inputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion, get_criterion
 from prunekit.errors import ConfigError, NoPrunableGroupError, UnknownNameError
-from prunekit.finite import check_finite, check_finite_inputs
+from prunekit.checks import check_model, check_module
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.graph.groups import Group
 from prunekit.metrics import count_params, macs_per_module
@@ -50,6 +51,8 @@ def _check_ignore(model: nn.Module, ignore: Iterable[str] | None) -> list[str]:
         return []
     if isinstance(ignore, str):
         ignore = [ignore]
+    if not isinstance(ignore, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in ignore):
+        raise ConfigError(f"ignore: must be a list of module names, but got {ignore!r}", module="ignore")
     out = []
     for name in ignore:
         if name not in known:
@@ -264,11 +267,11 @@ def prune_(
             )
     sparsity = check_sparsity(sparsity) if sparsity is not None else 0.0
     check_options(scope=scope, round_to=round_to, max_group_sparsity=max_group_sparsity)
+    check_module(model)
     ignored = _check_ignore(model, ignore)
     crit = get_criterion(criterion)
     inputs = as_input_tuple(example_inputs)
-    check_finite(model)
-    check_finite_inputs(inputs)
+    check_model(model, inputs)
     graph = DependencyGraph(model, inputs, tracer=tracer)
     params_before = count_params(model)
     macs_before, per_before = macs_per_module(model, inputs)
@@ -316,7 +319,27 @@ def prune_(
     if targets:
         report.config["realised"] = report.macs_ratio if "target_macs" in targets else report.params_ratio
     _fill_report(report, model, plan, layer_params, per_before, per_after)
+    _warn_unmet(report, sparsity=sparsity, round_to=round_to, targets=targets)
     return report
+
+
+def _warn_unmet(report: PruneReport, *, sparsity: float, round_to: int, targets: dict[str, float]) -> None:
+    """Warns (``warnings`` and ``report.config["warnings"]``) when a prune did not do what was asked."""
+    notes = []
+    if report.channels_removed == 0 and (sparsity > 0 or targets):
+        why = f"round_to={round_to} is more than any group can lose" if round_to > 1 else "every group was kept"
+        notes.append(f"nothing was pruned: {why} at sparsity {sparsity:.3g}")
+    for key, target in targets.items():
+        realised = report.config.get("realised")
+        if realised is not None and realised > float(target) * 1.01:
+            notes.append(
+                f"{key}={target:g} was not reached: the pruned model keeps {realised:.4g} of the original "
+                "(prunekit removes at most 95% of a group); this is the smallest it can reach"
+            )
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    if notes:
+        report.config["warnings"] = notes
 
 
 def _search_sparsity(

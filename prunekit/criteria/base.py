@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -45,7 +46,17 @@ def get_criterion(criterion: str | Criterion, **options: object) -> Criterion:
     """Returns a criterion instance from a registered name or passes an instance through."""
     if isinstance(criterion, Criterion):
         return criterion
-    return CRITERIA.get(criterion, argument="criterion")(**options)
+    factory = CRITERIA.get(criterion, argument="criterion")
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:  # e.g. a data-driven criterion named without its calibration data
+        raise ConfigError(
+            f"criterion {criterion!r} cannot be made from its name alone ({exc}); data-driven criteria need "
+            f"calibration batches: pass get_criterion({criterion!r}, data=batches), or prune through a recipe "
+            "that gives them",
+            module="criterion",
+        ) from None
+    return factory(**options)
 
 
 def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:
