@@ -13,7 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save", "umask_mode"]
+__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save", "umask_mode", "load_error_summary"]
+
+
+def load_error_summary(error: BaseException) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` refused a file (torch's own
+    message runs to a dozen lines and suggests ``weights_only=False``, which prunekit never uses)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain data, which prunekit never unpickles"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"{type(error).__name__}: {first[:200]}"
 
 
 def umask_mode(*, folder: bool = False) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit._io import umask_mode
+from prunekit._io import load_error_summary, umask_mode
 from prunekit.errors import ConfigError, PrunekitError
 from prunekit.models.registry import require_trusted_spec
 from prunekit.report import PruneReport
@@ -250,7 +250,7 @@ def load(
     try:
         state = torch.load(weights, weights_only=True, map_location="cpu")
     except Exception as exc:  # truncated, not a torch file, or a pickle that is not plain data
-        raise ConfigError(f"{weights} cannot be read: {str(exc).splitlines()[0]}", module=weights) from None
+        raise ConfigError(f"{weights} cannot be read: {load_error_summary(exc)}", module=weights) from None
     if not isinstance(state, dict):
         raise ConfigError(f"{weights} holds {type(state).__name__}, not a state dict", module=weights)
     own = model.state_dict()

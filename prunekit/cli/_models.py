@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from prunekit._io import load_error_summary
 from prunekit.errors import ConfigError
 
 __all__ = ["read_saved", "load_saved", "load_before", "example_input"]
@@ -71,7 +72,9 @@ def load_before(
         try:
             state = _state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as exc:  # a truncated file or a foreign pickle: name the file
-            raise ConfigError(f"{option}: cannot read {source!r} as a checkpoint: {exc}", module=option) from exc
+            raise ConfigError(
+                f"{option}: cannot read {source!r} as a checkpoint: {load_error_summary(exc)}", module=option
+            ) from None
         if state is None:
             raise ConfigError(f"{option}: {source!r} holds no model state dict", module=option)
         require_trusted_spec(spec["builder"], trust_builder=trust_builder, where=option)
