@@ -96,7 +96,7 @@ def check_finite(model: nn.Module, *, what: str = "model") -> None:
     )
 
 
-def check_finite_inputs(inputs: Sequence[torch.Tensor]) -> None:
+def check_finite_inputs(inputs: Sequence[object]) -> None:
     """Raises :class:`NonFiniteError` when an example input holds NaN or inf."""
     for i, x in enumerate(inputs):
         if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):

@@ -20,7 +20,9 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def macs_per_module(model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
+def macs_per_module(
+    model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]
+) -> tuple[int, dict[str, int]]:
     """Total MACs of one eval-mode forward, and MACs per module qualified name.
 
     MACs are FLOPs / 2 as counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from prunekit.checks import check_model, check_module
 from prunekit.criteria import Criterion, get_criterion
 from prunekit.errors import ConfigError, NoPrunableGroupError, UnknownNameError
-from prunekit.checks import check_model, check_module
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.graph.groups import Group
 from prunekit.metrics import count_params, macs_per_module

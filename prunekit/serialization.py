@@ -226,9 +226,7 @@ def load(
             f"builder must be a callable or a model name, but got {type(builder).__name__}", module="builder"
         )
     if not isinstance(model, nn.Module):
-        raise ConfigError(
-            f"builder must return an nn.Module, but got {type(model).__name__}", module="builder"
-        )
+        raise ConfigError(f"builder must return an nn.Module, but got {type(model).__name__}", module="builder")
     names = {n for n, _ in model.named_modules()}
     for name in spec.get("layers", {}):
         if name not in names:

@@ -44,9 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         write_schedule,
     )
     from prunekit.cli._models import load_before
-    from prunekit.data import get_dataset, make_loader
-
     from prunekit.cli._pipeline_args import as_flags, dataset_spec
+    from prunekit.data import get_dataset, make_loader
 
     name, root = dataset_spec(args.data, args.root)  # the same --data names as train/prune/eval
     with as_flags({"name": "--data", "root": "--data-root", "image_size": "--image-size"}):
@@ -99,9 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prune each layer alone at increasing sparsity and evaluate (CSV, PNG, suggested YAML schedule)",
     )
     p.add_argument("--model", required=True, help="a prunekit model (resnet20), torchvision:NAME or module:function")
-    p.add_argument(
-        "--data", default="embedded", help="validation data, as for prunekit train (default: %(default)s)"
-    )
+    p.add_argument("--data", default="embedded", help="validation data, as for prunekit train (default: %(default)s)")
     p.add_argument("--data-root", "--root", dest="root", default=None, help="where the dataset files are")
     p.add_argument("--checkpoint", default=None, help="trained weights: a state_dict (or a checkpoint holding one)")
     p.add_argument("--criterion", default="l1", help="weight criterion ranking the channels (default: %(default)s)")

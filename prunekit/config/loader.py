@@ -134,9 +134,7 @@ def _check_depth(text: str, source: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 line = event.start_mark.line + 1 if event.start_mark else "?"
-                raise ConfigError(
-                    f"{source}: nested more than {MAX_DEPTH} levels deep (line {line})", module=source
-                )
+                raise ConfigError(f"{source}: nested more than {MAX_DEPTH} levels deep (line {line})", module=source)
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 

@@ -161,10 +161,14 @@ def load_imagefolder(
     base = Path(path).expanduser()
     if (base / "train").is_dir():
         if train:
-            return ImageFolderDataset(base / "train", image_size=image_size, transform=transform, skip_bad_images=skip_bad_images)
+            return ImageFolderDataset(
+                base / "train", image_size=image_size, transform=transform, skip_bad_images=skip_bad_images
+            )
         for split in _EVAL_SPLITS:
             if (base / split).is_dir():
-                return ImageFolderDataset(base / split, image_size=image_size, transform=transform, skip_bad_images=skip_bad_images)
+                return ImageFolderDataset(
+                    base / split, image_size=image_size, transform=transform, skip_bad_images=skip_bad_images
+                )
         raise ConfigError(
             f"image folder {str(base)!r} has a train/ split but no {' or '.join(_EVAL_SPLITS)}/ split to evaluate on",
             module=str(base),

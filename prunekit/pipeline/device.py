@@ -25,7 +25,9 @@ def check_device(device: str | None) -> torch.device | None:
         raise ConfigError(f"device: must be cpu, cuda or cuda:N, but got {device!r}", module="device")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device: {device!r} was asked for, but this machine has no usable CUDA GPU", module="device")
+            raise ConfigError(
+                f"device: {device!r} was asked for, but this machine has no usable CUDA GPU", module="device"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(
                 f"device: {device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)", module="device"

@@ -65,7 +65,9 @@ def other_report() -> prunekit.PruneReport:
 
 
 # -- files the loaders are given ------------------------------------------------------------------
-def saved(tmp: Path, *, spec: dict[str, Any] | None = None, weights: bytes | None = None, drop_weights: bool = False) -> Path:
+def saved(
+    tmp: Path, *, spec: dict[str, Any] | None = None, weights: bytes | None = None, drop_weights: bool = False
+) -> Path:
     """A folder from prunekit.save (resnet20), then edited like a tampered download."""
     folder = tmp / "model"
     prunekit.save(prunekit.models.get_model("resnet20"), folder, reports=[], builder="resnet20",
@@ -160,7 +162,7 @@ CASES = [
     Case("yaml-list-key", lambda m, a: load_config(a), ConfigError, ("key",), setup=lambda t: text_file(t, "? [a, b]\n: 1\n")),
     Case("yaml-5000-deep", lambda m, a: load_config(a), ConfigError, ("schedule.yaml",), setup=lambda t: text_file(t, "a: " + "[" * 5000 + "]" * 5000)),
     Case("yaml-alias-bomb", lambda m, a: load_config(a), ConfigError, ("aliases",), setup=lambda t: text_file(t, alias_bomb())),
-    Case("yaml-huge-end", lambda m, a: load_config(a), ConfigError, ("schedule.end",), setup=lambda t: text_file(t, "schedule: {kind: agp, end: %d}\n" % 10**30)),
+    Case("yaml-huge-end", lambda m, a: load_config(a), ConfigError, ("schedule.end",), setup=lambda t: text_file(t, f"schedule: {{kind: agp, end: {10**30}}}\n")),
     Case("yaml-empty-schedule", lambda m, a: load_recipe(a), ConfigError, ("empty",), setup=lambda t: text_file(t, "")),
     # training options (item 7) and devices (item 8)
     Case("lr-nan", lambda m, a: TrainOptions(lr=float("nan")), ConfigError, ("lr",)),

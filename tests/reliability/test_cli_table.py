@@ -85,7 +85,7 @@ CASES = [
     Case("schedule-list-key", schedule("? [a, b]\n: 1\n"), ("key",)),
     Case("schedule-5000-deep", schedule("a: " + "[" * 5000 + "]" * 5000), ("s.yaml",)),
     Case("schedule-alias-bomb", schedule(alias_bomb()), ("aliases",)),
-    Case("schedule-huge-end", schedule("schedule: {kind: agp, end: %d}\n" % 10**30), ("schedule.end",)),
+    Case("schedule-huge-end", schedule(f"schedule: {{kind: agp, end: {10**30}}}\n"), ("schedule.end",)),
     Case("sensitivity-unknown-data", lambda t: ["sensitivity", "--model", "resnet20", "--data", "nope", "--out", "o"], ("--data",)),
     Case("eval-corrupt-image", lambda t: ["eval", "--model-dir", saved_model(t, num_classes=2, in_channels=3), "--data", str(bad_image_folder(t))], ("broken.png",)),
 ]  # fmt: skip

@@ -19,7 +19,7 @@ from prunekit.latency import measure_latency
 from prunekit.metrics import count_macs
 
 from .helpers import assert_unchanged, snapshot
-from .test_api_table import X, Net
+from .test_api_table import Net, X
 
 
 def test_a_nan_output_fails_the_equivalence_check() -> None:

@@ -114,7 +114,10 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(loaders, tmp_p
 
 @pytest.mark.parametrize(
     ("change", "named"),
-    [({"opts": TrainOptions(epochs=1, lr=0.5, max_batches=1, eval_batches=1)}, "lr 0.01 -> 0.5"), ({"seed": 4}, "seed 0 -> 4")],
+    [
+        ({"opts": TrainOptions(epochs=1, lr=0.5, max_batches=1, eval_batches=1)}, "lr 0.01 -> 0.5"),
+        ({"seed": 4}, "seed 0 -> 4"),
+    ],
 )
 def test_resume_with_other_options_is_refused(finished, loaders, tmp_path, change, named) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "o"

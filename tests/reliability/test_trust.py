@@ -62,12 +62,22 @@ def test_cli_refuses_the_payload(download, command, tmp_path, capsys) -> None:  
     argv = {
         "eval-model-dir": ["eval", "--model-dir", str(folder)],
         "eval-checkpoint": ["eval", "--checkpoint", str(checkpoint)],
-        "prune-checkpoint": ["prune", "--checkpoint", str(checkpoint), "--sparsity", "0.3", "--out", str(tmp_path / "o")],
+        "prune-checkpoint": [
+            "prune",
+            "--checkpoint",
+            str(checkpoint),
+            "--sparsity",
+            "0.3",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         "finetune-model-dir": ["finetune", "--model-dir", str(folder), "--out", str(tmp_path / "o")],
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "--trust-builder" in err and "downloaded_model.helpers.build:net" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "--trust-builder" in err and "downloaded_model.helpers.build:net" in err and len(err.strip().splitlines()) == 1
+    )
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
@@ -90,5 +100,7 @@ def test_opting_in_builds_the_trusted_builder(download: tuple[Path, Path, Path])
 def test_registry_builders_load_by_default(tmp_path: Path) -> None:
     for spec in ("resnet20", "torchvision:resnet18"):
         folder = tmp_path / spec.replace(":", "_")
-        prunekit.save(get_model(spec, num_classes=3), folder, reports=[], builder=spec, builder_kwargs={"num_classes": 3})
+        prunekit.save(
+            get_model(spec, num_classes=3), folder, reports=[], builder=spec, builder_kwargs={"num_classes": 3}
+        )
         assert sum(p.numel() for p in prunekit.load(folder).parameters()) > 0
