@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunekit.errors import NonFiniteError
+from prunekit.modes import training_flags
 from prunekit.pipeline.optim import StepLR
 from prunekit.schedules.recipe import Recipe
 
@@ -89,10 +90,8 @@ def evaluate(
 ) -> EvalResult:
     """Top-1, top-5 and mean cross-entropy of ``model`` (in eval mode) over ``loader``."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     loss_sum, top1, top5, n = 0.0, 0, 0, 0
-    try:
+    with training_flags(model, False):  # each module gets its own flag back (frozen BatchNorms stay frozen)
         for i, (x, y) in enumerate(progress_bar(loader, enabled=progress, desc="eval", leave=False)):
             if max_batches is not None and i >= max_batches:
                 break
@@ -104,8 +103,6 @@ def evaluate(
             top1 += _topk_correct(logits, y, 1)
             top5 += _topk_correct(logits, y, 5)
             n += y.numel()
-    finally:
-        model.train(was_training)
     n_safe = max(n, 1)
     return EvalResult(loss=loss_sum / n_safe, top1=top1 / n_safe, top5=top5 / n_safe, samples=n)
 
