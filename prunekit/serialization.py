@@ -142,6 +142,12 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     spec_path = os.path.join(path, SPEC_FILE)
     if not os.path.isfile(spec_path):
+        if not os.path.exists(path) and os.path.isfile(os.path.join(path + ".old", SPEC_FILE)):
+            raise ConfigError(
+                f"{path!r} does not exist, but {path + '.old'!r} does: a save into it was interrupted; "
+                f"load {path + '.old'!r} (the model before that save) or save again",
+                module=path,
+            )
         raise ConfigError(f"{spec_path} not found: is {path!r} a folder written by prunekit.save?", module=path)
     try:
         with open(spec_path, "rb") as f:

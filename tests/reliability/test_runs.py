@@ -179,3 +179,12 @@ def test_sensitivity_takes_the_same_data_names(tmp_path, capsys) -> None:  # typ
             "--sparsities", "0,0.5", "--max-batches", "1", "--batch-size", "8", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     assert (tmp_path / "s" / "schedule.yaml").is_file()
+
+
+def test_loading_after_an_interrupted_save_points_at_model_old(tmp_path: Path) -> None:
+    prunekit.save(get_model("resnet20"), tmp_path / "model", reports=[], builder="resnet20")
+    os.replace(tmp_path / "model", tmp_path / "model.old")
+    with pytest.raises(ConfigError, match="interrupted"):
+        prunekit.load(tmp_path / "model")
+    prunekit.save(get_model("resnet20"), tmp_path / "model", reports=[], builder="resnet20")  # recovers
+    assert prunekit.load(tmp_path / "model") is not None and not (tmp_path / "model.old").exists()
