@@ -319,16 +319,20 @@ def prune_(
     if targets:
         report.config["realised"] = report.macs_ratio if "target_macs" in targets else report.params_ratio
     _fill_report(report, model, plan, layer_params, per_before, per_after)
-    _warn_unmet(report, sparsity=sparsity, round_to=round_to, targets=targets)
+    largest = max((g.size for g in _candidates(graph, ignored, exact_only)), default=0)
+    _warn_unmet(report, round_to=round_to, largest_group=largest, targets=targets)
     return report
 
 
-def _warn_unmet(report: PruneReport, *, sparsity: float, round_to: int, targets: dict[str, float]) -> None:
-    """Warns (``warnings`` and ``report.config["warnings"]``) when a prune did not do what was asked."""
+def _warn_unmet(report: PruneReport, *, round_to: int, largest_group: int, targets: dict[str, float]) -> None:
+    """Warns (``warnings`` and ``report.config["warnings"]``) when a prune cannot do what was asked:
+    a ``round_to`` that no group can lose (so nothing is ever pruned), or an unreachable target."""
     notes = []
-    if report.channels_removed == 0 and (sparsity > 0 or targets):
-        why = f"round_to={round_to} is more than any group can lose" if round_to > 1 else "every group was kept"
-        notes.append(f"nothing was pruned: {why} at sparsity {sparsity:.3g}")
+    if round_to > 1 and 0 < largest_group <= round_to:
+        notes.append(
+            f"round_to={round_to}: nothing can be pruned, since the largest prunable group has "
+            f"{largest_group} channels and keeps at least round_to; use a smaller round_to"
+        )
     for key, target in targets.items():
         realised = report.config.get("realised")
         if realised is not None and realised > float(target) * 1.01:
