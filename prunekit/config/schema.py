@@ -34,7 +34,7 @@ def _fail(name: str, message: str) -> ConfigError:
 def _fraction(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(name, f"must be a number, but got {value!r} ({type(value).__name__})")
-    if not 0.0 <= float(value) < 1.0:
+    if not 0.0 <= value < 1.0:  # not float(value): a 400-digit int would overflow
         raise _fail(name, f"must be in [0, 1), but got {value!r}")
 
 
@@ -199,7 +199,7 @@ class PruneConfig:
         targets = [n for n in ("target_macs", "target_params") if getattr(self, n) is not None]
         for name in targets:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
                 raise _fail(name, f"must be a fraction in (0, 1] of the original to keep, but got {value!r}")
         if len(targets) > 1:
             raise _fail("target_params", "give at most one of target_macs and target_params")

@@ -163,6 +163,7 @@ CASES = [
     Case("yaml-5000-deep", lambda m, a: load_config(a), ConfigError, ("schedule.yaml",), setup=lambda t: text_file(t, "a: " + "[" * 5000 + "]" * 5000)),
     Case("yaml-alias-bomb", lambda m, a: load_config(a), ConfigError, ("aliases",), setup=lambda t: text_file(t, alias_bomb())),
     Case("yaml-huge-end", lambda m, a: load_config(a), ConfigError, ("schedule.end",), setup=lambda t: text_file(t, f"schedule: {{kind: agp, end: {10**30}}}\n")),
+    Case("yaml-400-digit-final", lambda m, a: load_config(a), ConfigError, ("schedule.final",), setup=lambda t: text_file(t, f"schedule: {{kind: one_shot, final: {10**400}}}\n")),
     Case("yaml-empty-schedule", lambda m, a: load_recipe(a), ConfigError, ("empty",), setup=lambda t: text_file(t, "")),
     # training options (item 7) and devices (item 8)
     Case("lr-nan", lambda m, a: TrainOptions(lr=float("nan")), ConfigError, ("lr",)),
