@@ -121,3 +121,22 @@ def test_unmet_round_to_and_target_warn_and_are_recorded() -> None:
     with pytest.warns(UserWarning, match="target_macs=0.001 was not reached"):
         report = prunekit.prune_(Net(), X, target_macs=0.001)
     assert report.config["warnings"]
+
+
+def test_a_cut_that_breaks_midway_restores_every_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layer rule that fails mid-surgery (the restore path of apply_plan), with a frozen BN."""
+    from prunekit.rules.norm import PerChannelRule
+
+    original_slice = PerChannelRule.slice_tensors
+
+    def broken(self, module, tensors, keep):  # type: ignore[no-untyped-def]
+        out = original_slice(self, module, tensors, keep)
+        out["running_mean"] = tensors["running_mean"]  # forgets to slice one buffer
+        return out
+
+    monkeypatch.setattr(PerChannelRule, "slice_tensors", broken)
+    model = Net()
+    before = snapshot(model)
+    with pytest.raises(SurgeryError):
+        prunekit.prune_(model, X, sparsity=0.5)
+    assert_unchanged(model, before)
