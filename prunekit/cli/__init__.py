@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(message: str) -> int:
     """Prints a user error on one line (newlines folded into spaces) and returns exit code 2."""
+    if "Original Traceback" in message:  # re-raised from a DataLoader worker: keep the original message
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = last.split(": ", 1)[1] if last.startswith("prunekit.errors.") and ": " in last else last
     line = " ".join(message.split()) or "unknown error"
     print(f"prunekit: error: {line}", file=sys.stderr)
     return 2

@@ -87,6 +87,7 @@ CASES = [
     Case("schedule-alias-bomb", schedule(alias_bomb()), ("aliases",)),
     Case("schedule-huge-end", schedule(f"schedule: {{kind: agp, end: {10**30}}}\n"), ("schedule.end",)),
     Case("sensitivity-unknown-data", lambda t: ["sensitivity", "--model", "resnet20", "--data", "nope", "--out", "o"], ("--data",)),
+    Case("eval-corrupt-image-in-a-worker", lambda t: ["eval", "--model-dir", saved_model(t, num_classes=2, in_channels=3), "--data", str(bad_image_folder(t)), "--workers", "1"], ("broken.png",)),
     Case("eval-corrupt-image", lambda t: ["eval", "--model-dir", saved_model(t, num_classes=2, in_channels=3), "--data", str(bad_image_folder(t))], ("broken.png",)),
 ]  # fmt: skip
 
