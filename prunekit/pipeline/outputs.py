@@ -110,6 +110,8 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir: {str(out)!r} is a file, not a folder", module="out_dir")
+    if resume and not (out / "checkpoint.pt").is_file():
+        raise ConfigError(f"resume: {str(out)!r} holds no checkpoint.pt to resume from", module="resume")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -79,6 +79,7 @@ CASES = [
     Case("train-out-is-a-file", lambda t: ["train", "--out", write(t, "notes.txt", "mine"), *FAST], ("--out",)),
     Case("train-out-under-a-file", lambda t: ["train", "--out", write(t, "notes.txt", "mine") + "/run", *FAST], ("notes.txt",)),
     Case("train-out-not-empty", lambda t: ["train", "--out", str(Path(write(t, "notes.txt", "mine")).parent), *FAST], ("--out",)),
+    Case("train-resume-nothing", lambda t: ["train", "--out", "o", "--resume", *FAST], ("--resume",)),
     Case("schedule-empty", schedule(""), ("empty",)),
     Case("schedule-nul", schedule(b"scope: lo\x00cal\n"), ("s.yaml",)),
     Case("schedule-not-utf8", schedule(b"scope: \xff\xfe\n"), ("s.yaml",)),
