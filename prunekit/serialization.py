@@ -26,7 +26,16 @@ from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import plan_from_kept
 
-__all__ = ["save", "load", "read_spec", "compose_kept", "FORMAT_VERSION", "MAX_CLASSES", "MAX_IN_CHANNELS"]
+__all__ = [
+    "save",
+    "load",
+    "read_spec",
+    "check_save_target",
+    "compose_kept",
+    "FORMAT_VERSION",
+    "MAX_CLASSES",
+    "MAX_IN_CHANNELS",
+]
 
 FORMAT_VERSION = 1
 SPEC_FILE = "prunekit.json"
@@ -72,6 +81,14 @@ def save(
             unless :func:`load` is given a string builder).
         builder_kwargs: keyword arguments for the builder.
         extra: anything else JSON-serialisable to keep (the resolved config, accuracies...).
+
+    Note:
+        The folder is written beside ``path`` and swapped in with two renames; a ``path.old``
+        left by a process killed between them is removed by the next save. Files and folders
+        that :func:`save` did not write are never replaced.
+
+    Raises:
+        ConfigError: ``path`` (or ``path.old``) is a file or a folder not written by :func:`save`.
     """
     reports = [reports] if isinstance(reports, PruneReport) else list(reports)
     kept, params = compose_kept(reports)
