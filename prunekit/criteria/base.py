@@ -47,15 +47,18 @@ def get_criterion(criterion: str | Criterion, **options: object) -> Criterion:
     if isinstance(criterion, Criterion):
         return criterion
     factory = CRITERIA.get(criterion, argument="criterion")
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError as exc:  # e.g. a data-driven criterion named without its calibration data
+    required = [
+        p.name
+        for p in inspect.signature(factory).parameters.values()
+        if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in options
+    ]
+    if required:  # e.g. a data-driven criterion named without its calibration data
         raise ConfigError(
-            f"criterion {criterion!r} cannot be made from its name alone ({exc}); data-driven criteria need "
-            f"calibration batches: pass get_criterion({criterion!r}, data=batches), or prune through a recipe "
-            "that gives them",
+            f"criterion {criterion!r} cannot be made from its name alone (it needs {', '.join(required)}); "
+            f"data-driven criteria need calibration batches: pass get_criterion({criterion!r}, data=batches), "
+            "or prune through a recipe that gives them",
             module="criterion",
-        ) from None
+        )
     return factory(**options)
 
 
