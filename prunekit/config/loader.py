@@ -41,7 +41,7 @@ from prunekit._io import write_text
 from prunekit.config.schema import KIND_FIELDS, Override, PruneConfig, ScheduleConfig
 from prunekit.errors import ConfigError
 
-__all__ = ["load_config", "config_to_dict", "dump_config", "read_yaml_file", "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["load_config", "config_to_dict", "dump_config", "parse_yaml", "read_yaml_file", "MAX_DEPTH", "MAX_NODES"]
 
 
 #: Deepest nesting of mappings and sequences a config may have (real ones use 3 or 4 levels).
@@ -139,7 +139,7 @@ def _check_depth(text: str, source: str) -> None:
             depth -= 1
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
     """Parses YAML text with safe rules, no repeated keys, bounded depth and alias expansion."""
     if "\x00" in text:
         raise ConfigError(f"{source}: holds a NUL byte; a config is a text file", module=source)
@@ -178,7 +178,7 @@ def read_yaml_file(path: str | os.PathLike[str], *, what: str = "config", allow_
         raise ConfigError(f"{path}: cannot read the {what}: {e.strerror}", module=str(path)) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {e.start})", module=str(path)) from None
-    data = _parse_yaml(text, str(path))
+    data = parse_yaml(text, str(path))
     if data is None and not allow_empty:
         raise ConfigError(f"{path}: the {what} file is empty", module=str(path))
     return data

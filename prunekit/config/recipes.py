@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunekit.config.loader import _build, _parse_yaml, load_config, read_yaml_file
+from prunekit.config.loader import _build, load_config, parse_yaml, read_yaml_file
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig
 from prunekit.errors import ConfigError
 from prunekit.schedules.recipe import Recipe
@@ -34,7 +34,7 @@ def is_distiller(data: Mapping[str, Any]) -> bool:
 def _read(source: str | os.PathLike[str]) -> tuple[Any, str]:
     """Parses a path, or YAML text given as a string (a string with a newline or ``: ``)."""
     if isinstance(source, str) and ("\n" in source or (": " in source and not Path(source).is_file())):
-        return _parse_yaml(source, "<yaml text>"), "<yaml text>"
+        return parse_yaml(source, "<yaml text>"), "<yaml text>"
     # an empty schedule file is a mistake, not "prune 50% with L1" (the defaults)
     return read_yaml_file(source, what="schedule", allow_empty=False), str(source)
 
