@@ -9,15 +9,16 @@ channel never reaches a mixing layer). It shares no code with the surgery, so it
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_leaves
 
-from prunekit.errors import EquivalenceError
-from prunekit.graph.dependency import as_input_tuple
+from prunekit.checks import check_arity, check_module
+from prunekit.errors import ConfigError, EquivalenceError
+from prunekit.inputs import InputsLike, as_example_inputs
+from prunekit.modes import training_flags
 from prunekit.report import PruneReport
 from prunekit.rules.base import get_rule
 
@@ -29,8 +30,9 @@ class EquivalenceResult:
     """Outcome of :func:`check_equivalence`.
 
     Attributes:
-        ok: ``max_error <= tol * scale``.
-        max_error: largest absolute difference over all outputs.
+        ok: ``max_error <= tol * scale``, and every output of both models is finite.
+        max_error: largest absolute difference over all outputs (NaN when an output is not
+            finite, inf when the outputs differ in number or shape).
         scale: largest absolute value of the oracle's outputs (at least 1e-6).
         tol: the relative tolerance used.
     """
@@ -62,7 +64,14 @@ def _zeroing_hook(rule, keep: torch.Tensor):
 def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
     """A copy of ``original`` with the removed channels zeroed where they are consumed."""
     oracle = copy.deepcopy(original)
+    names = {n for n, _ in oracle.named_modules()}
     for name, roles in report.kept.items():
+        if name not in names:
+            raise ConfigError(
+                f"report: names layer {name!r}, which {type(original).__name__} does not have; "
+                "is the report from another model?",
+                module=name,
+            )
         if "in" not in roles:
             continue
         module = oracle.get_submodule(name)
@@ -78,7 +87,7 @@ def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
 def check_equivalence(
     original: nn.Module,
     pruned: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: InputsLike,
     report: PruneReport,
     *,
     tol: float = 1e-5,
@@ -92,32 +101,36 @@ def check_equivalence(
         report: the prune report (its ``kept`` indices say what was removed).
         tol: tolerance relative to the largest output magnitude.
     """
-    inputs = as_input_tuple(example_inputs)
+    inputs = as_example_inputs(example_inputs)
+    check_module(original, argument="original")
+    check_module(pruned, argument="pruned")
+    check_arity(pruned, inputs)
     oracle = zeroed_original(original, report).eval()
-    was = pruned.training
-    pruned.eval()
-    try:
-        expected = tree_leaves(oracle(*inputs))
-        got = tree_leaves(pruned(*inputs))
-    finally:
-        pruned.train(was)
+    with training_flags(pruned, False):
+        expected = tree_leaves(inputs.call(oracle))
+        got = tree_leaves(inputs.call(pruned))
     err, scale = 0.0, 1e-6
     if len(expected) != len(got):
         return EquivalenceResult(False, float("inf"), scale, tol)
     for e, g in zip(expected, got):
         if not isinstance(e, torch.Tensor):
             continue
-        if e.shape != g.shape:
+        if not isinstance(g, torch.Tensor) or e.shape != g.shape:
             return EquivalenceResult(False, float("inf"), scale, tol)
-        err = max(err, float((e.float() - g.float()).abs().max()) if e.numel() else 0.0)
-        scale = max(scale, float(e.float().abs().max()) if e.numel() else 0.0)
+        if not e.numel():
+            continue
+        # a non-finite output is never "equal": max() would silently skip a NaN difference
+        if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(g).all())):
+            return EquivalenceResult(False, float("nan"), scale, tol)
+        err = max(err, float((e.float() - g.float()).abs().max()))
+        scale = max(scale, float(e.float().abs().max()))
     return EquivalenceResult(err <= tol * scale, err, scale, tol)
 
 
 def assert_equivalent(
     original: nn.Module,
     pruned: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: InputsLike,
     report: PruneReport,
     *,
     tol: float = 1e-5,
@@ -125,6 +138,12 @@ def assert_equivalent(
     """Like :func:`check_equivalence` but raises :class:`EquivalenceError` when not equivalent."""
     res = check_equivalence(original, pruned, example_inputs, report, tol=tol)
     if not res.ok:
+        if res.max_error != res.max_error:
+            raise EquivalenceError(
+                "an output of the pruned model or of the zeroed-channel original is NaN or inf; "
+                "prunekit.checks.check_finite(model) names the tensor",
+                module=type(pruned).__name__,
+            )
         raise EquivalenceError(
             f"pruned model differs from the zeroed-channel original by {res.max_error:.3g} "
             f"(output scale {res.scale:.3g}, tolerance {tol:g} relative)",

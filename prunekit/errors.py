@@ -18,6 +18,8 @@ __all__ = [
     "SurgeryError",
     "EquivalenceError",
     "option_error",
+    "NonFiniteError",
+    "UntrustedCodeError",
 ]
 
 
@@ -68,6 +70,19 @@ class SurgeryError(PrunekitError):
 
 class EquivalenceError(PrunekitError, AssertionError):
     """A pruned model does not compute what the zeroed-channel original computes."""
+
+
+class NonFiniteError(PrunekitError, ValueError):
+    """A weight, buffer, input or loss is NaN or infinite (the message names the tensor)."""
+
+
+class UntrustedCodeError(ConfigError):
+    """A file names code to import (a ``module:function`` builder) and the caller did not opt in.
+
+    Loading is data-only by default: only builders from prunekit's registries (prunekit models,
+    ``torchvision:``, ``timm:``) are built from a file; pass ``trust_builder=True`` (CLI:
+    ``--trust-builder``) to import any other builder a file names.
+    """
 
 
 def option_error(field: str, detail: str, cls: type[ConfigError] = ConfigError) -> ConfigError:

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_leaves
 from prunekit.batching import as_inputs, with_batch
 from prunekit.errors import ConfigError, EquivalenceError, TraceError
 from prunekit.fileio import atomic_write, write_bytes
+from prunekit.modes import restore_training_flags, save_training_flags, training_flags
 
 __all__ = ["export_program", "export_onnx", "verify_export", "DEFAULT_OPSET"]
 
@@ -53,14 +54,11 @@ def _eval_export(
     model: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | os.PathLike, dynamic_batch: bool
 ) -> torch.export.ExportedProgram:
     traced, dynamic_shapes = _trace_args(inputs, dynamic_batch)
-    was = model.training
-    model.eval()
-    try:
-        return torch.export.export(model, traced, dynamic_shapes=dynamic_shapes)
-    except Exception as exc:  # torch raises many types here; the user needs the file and the cause
-        raise _export_failed("torch.export", model, path, exc, dynamic_batch) from exc
-    finally:
-        model.train(was)
+    with training_flags(model, False):
+        try:
+            return torch.export.export(model, traced, dynamic_shapes=dynamic_shapes)
+        except Exception as exc:  # torch raises many types here; the user needs the file and the cause
+            raise _export_failed("torch.export", model, path, exc, dynamic_batch) from exc
 
 
 def export_program(
@@ -126,7 +124,7 @@ def export_onnx(
     names = list(input_names or [f"input{'_' + str(i) if i else ''}" for i in range(len(inputs))])
     if len(names) != len(inputs):
         raise ConfigError(f"input_names has {len(names)} names for {len(inputs)} inputs", module="input_names")
-    was = model.training
+    flags = save_training_flags(model)
     model.eval()
     try:
         with torch.no_grad():
@@ -145,7 +143,7 @@ def export_onnx(
     except Exception as exc:  # torch raises many types here; the user needs the file and the cause
         raise _export_failed("ONNX export", model, path, exc, dynamic_batch) from exc
     finally:
-        model.train(was)
+        restore_training_flags(flags)
     if onnx_program is None:  # only the legacy exporter returns None; dynamo=True always gives a program
         raise TraceError(f"ONNX export for {os.fspath(path)!r} returned no program", module=type(model).__name__)
     return write_bytes(path, onnx_program.model_proto.SerializeToString())
@@ -160,6 +158,12 @@ def _max_diff(expected: list[torch.Tensor], got: list[torch.Tensor], *, atol: fl
         if tuple(e.shape) != tuple(g.shape):
             raise EquivalenceError(
                 f"{where}: output {i} has shape {list(g.shape)}, but the model gives {list(e.shape)}", module=where
+            )
+        if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(g).all())):
+            raise EquivalenceError(
+                f"{where}: output {i} holds NaN or inf (in the model or in the file); a non-finite output "
+                "never passes the check",
+                module=where,
             )
         diff = (e.double() - g.double()).abs()
         bound = atol + rtol * e.double().abs().max().item()
@@ -211,12 +215,8 @@ def verify_export(
         )
         for b in batch_sizes
     ]
-    was = model.training
-    model.eval()
-    try:
+    with training_flags(model, False):
         expected = [[t.detach().cpu() for t in tree_leaves(model(*case))] for case in cases]
-    finally:
-        model.train(was)
     result: dict[str, float] = {}
     for key, path in (("pt2", program), ("onnx", onnx)):
         if path is None:

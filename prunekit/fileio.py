@@ -13,7 +13,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save"]
+__all__ = ["atomic_write", "write_text", "write_bytes", "torch_save", "umask_mode", "load_error_summary"]
+
+
+def load_error_summary(error: BaseException) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` refused a file (torch's own
+    message runs to a dozen lines and suggests ``weights_only=False``, which prunekit never uses)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain data, which prunekit never unpickles"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"{type(error).__name__}: {first[:200]}"
+
+
+def umask_mode(*, folder: bool = False) -> int:
+    """The mode ``open()`` / ``mkdir()`` would give a new file or folder under the current umask
+    (``mkstemp`` and ``mkdtemp`` use 0600 / 0700, which would hide outputs from the group)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> Path:
@@ -22,6 +40,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, umask_mode())
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()

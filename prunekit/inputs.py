@@ -21,7 +21,7 @@ one tensor must be somewhere.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from prunekit.errors import ExampleInputError
 
-__all__ = ["ExampleInputs", "as_example_inputs", "as_input_tuple", "iter_leaves"]
+__all__ = ["ExampleInputs", "InputsLike", "as_example_inputs", "as_input_tuple", "iter_leaves"]
 
 
 def iter_leaves(value: Any) -> Iterator[Any]:
@@ -49,8 +49,10 @@ def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     if isinstance(value, torch.Tensor):
         return fn(value)
     if isinstance(value, tuple):
-        return type(value)(*(_map_tensors(v, fn) for v in value)) if hasattr(value, "_fields") else tuple(
-            _map_tensors(v, fn) for v in value
+        return (
+            type(value)(*(_map_tensors(v, fn) for v in value))
+            if hasattr(value, "_fields")
+            else tuple(_map_tensors(v, fn) for v in value)
         )
     if isinstance(value, list):
         return [_map_tensors(v, fn) for v in value]
@@ -131,6 +133,10 @@ class ExampleInputs:
             if bound.signature.parameters[name].kind in plain
             and not any(isinstance(v, torch.Tensor) for v in iter_leaves(value))
         }
+
+
+#: What every prunekit function that runs the model accepts as ``example_inputs``.
+InputsLike = torch.Tensor | Sequence[Any] | Mapping[str, Any] | ExampleInputs
 
 
 def as_example_inputs(example_inputs: Any) -> ExampleInputs:

@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 from torch.utils import benchmark
 
+from prunekit.modes import training_flags
+
 __all__ = ["measure_latency", "compare_latency"]
 
 
@@ -24,15 +26,11 @@ def measure_latency(
         threads: torch intra-op threads used for the measurement (fixed, for comparable runs).
         min_run_time: seconds of measurement (``Timer.blocked_autorange``).
     """
-    was = model.training
-    model.eval()
-    try:
+    with training_flags(model, False):
         timer = benchmark.Timer(
             stmt="model(*inputs)", globals={"model": model, "inputs": tuple(example_inputs)}, num_threads=threads
         )
         return float(timer.blocked_autorange(min_run_time=min_run_time).median)
-    finally:
-        model.train(was)
 
 
 def _on_cpu(model: nn.Module) -> nn.Module:

@@ -8,7 +8,6 @@ is harmless because a zeroed channel's scale and shift are zero and its consumer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,8 @@ import torch.nn as nn
 
 from prunekit.engine import PruneOptions, check_model_options, plan_pruning, resolve_options
 from prunekit.errors import ConfigError
-from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.inputs import InputsLike, as_example_inputs
 from prunekit.surgery.apply import apply_plan, compute_changes
 from prunekit.surgery.plan import PrunePlan
 
@@ -77,7 +77,7 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
 
 def mask_(
     model: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: InputsLike,
     options: PruneOptions | None = None,
     **kwargs: Any,
 ) -> ChannelMasks:
@@ -90,7 +90,7 @@ def mask_(
     if opts.sparsity is None:
         raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
     check_model_options(model, opts)
-    graph = DependencyGraph(model, as_input_tuple(example_inputs), tracer=opts.tracer)
+    graph = DependencyGraph(model, as_example_inputs(example_inputs), tracer=opts.tracer)
     plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)

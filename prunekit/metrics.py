@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from prunekit.checks import check_arity, check_module
+from prunekit.inputs import as_example_inputs
+from prunekit.modes import training_flags
 
 __all__ = ["count_params", "count_macs", "macs_per_module"]
 
@@ -16,23 +19,24 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
+def macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[str, int]]:
     """Total MACs of one eval-mode forward, and MACs per module qualified name.
 
     MACs are FLOPs / 2 as counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which
-    counts matmuls and convolutions (element-wise ops are not counted).
+    counts matmuls and convolutions (element-wise ops are not counted). ``example_inputs`` takes
+    every form :func:`prunekit.prune_` takes (a Tensor, a tuple of arguments, a list argument, a
+    dict of keyword arguments; :mod:`prunekit.inputs`); every module's own train/eval flag is
+    restored afterwards.
     """
-    was_training = model.training
-    model.eval()
+    inputs = as_example_inputs(example_inputs)
+    check_module(model)
+    check_arity(model, inputs)
     counter = FlopCounterMode(display=False)
-    try:
-        # not under no_grad: FlopCounterMode's module tracker hooks the gradient of every tensor
-        # argument that requires grad, which fails for a parameter passed to a submodule while
-        # grad is off (timm pit_s_224, cait_s24_224: "Expected gradient function to be set")
-        with counter:
-            model(*example_inputs)
-    finally:
-        model.train(was_training)
+    # not under no_grad: FlopCounterMode's module tracker hooks the gradient of every tensor
+    # argument that requires grad, which fails for a parameter passed to a submodule while
+    # grad is off (timm pit_s_224, cait_s24_224: "Expected gradient function to be set")
+    with training_flags(model, False), counter:
+        inputs.call(model)
     per: dict[str, int] = {}
     root = type(model).__name__
     for name, counts in counter.get_flop_counts().items():
@@ -43,6 +47,6 @@ def macs_per_module(model: nn.Module, example_inputs: Sequence[torch.Tensor]) ->
     return int(counter.get_total_flops()) // 2, per
 
 
-def count_macs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> int:
+def count_macs(model: nn.Module, example_inputs: Any) -> int:
     """Total MACs of one eval-mode forward on ``example_inputs``."""
     return macs_per_module(model, example_inputs)[0]

@@ -10,12 +10,12 @@ The straight path of one prune: validate :class:`~prunekit.engine.PruneOptions`,
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import torch
 import torch.nn as nn
 
+from prunekit.checks import check_model, check_module
 from prunekit.engine import (
     GroupSparsity,
     PruneOptions,
@@ -28,10 +28,12 @@ from prunekit.engine import (
     resolve_options,
     search_sparsity,
     snapshot,
+    warn_unmet,
 )
 from prunekit.engine.options import check_fraction
 from prunekit.errors import ConfigError
-from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.inputs import InputsLike, as_example_inputs
 from prunekit.metrics import macs_per_module
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
@@ -60,7 +62,7 @@ def resolve_sparsity(module: str, default: float, overrides: Mapping[str, float 
 
 def prune_(
     model: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: InputsLike,
     options: PruneOptions | None = None,
     *,
     group_sparsity: GroupSparsity | None = None,
@@ -70,7 +72,8 @@ def prune_(
 
     Args:
         model: the model; a plain ``nn.Module`` of the same classes afterwards.
-        example_inputs: a Tensor or a tuple of Tensors for the forward.
+        example_inputs: the forward's inputs: a Tensor, a tuple of arguments, a list argument
+            (detection models), a dict of keyword arguments (see :mod:`prunekit.inputs`).
         options: a :class:`~prunekit.engine.PruneOptions`; keyword arguments named after its
             fields (``sparsity=0.5, criterion="l1", scope=..., ignore=..., round_to=...,
             exact_only=..., max_group_sparsity=..., overrides=..., target_macs=...,
@@ -93,11 +96,13 @@ def prune_(
     """
     opts = resolve_options(options, **kwargs)
     opts.require_amount()
+    check_module(model)
     if group_sparsity is not None and (opts.target is not None or opts.scope != "local"):
         raise ConfigError("group_sparsity needs scope='local' and no target", module="group_sparsity")
     check_model_options(model, opts)
     crit = build_criterion(opts)
-    inputs = as_input_tuple(example_inputs)
+    inputs = as_example_inputs(example_inputs)
+    check_model(model, inputs)
     graph = DependencyGraph(model, inputs, tracer=opts.tracer)
     before = snapshot(model, inputs)
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
@@ -113,12 +118,16 @@ def prune_(
     )
     if opts.target is not None:
         report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
+    largest = max((g.size for g in candidates(graph, opts)), default=0)
+    warn_unmet(
+        report, round_to=opts.round_to, largest_group=largest, targets=dict([opts.target] if opts.target else [])
+    )
     return report
 
 
 def prune(
     model: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: InputsLike,
     options: PruneOptions | None = None,
     **kwargs: Any,
 ) -> tuple[nn.Module, PruneReport]:

@@ -5,8 +5,9 @@ which adds its parser and sets ``func``. Registering must stay cheap (argparse o
 imports happen inside the command functions, so ``prunekit --help`` is instant.
 
 Exit codes: 0 success, 1 a failed check (e.g. an equivalence or accuracy check), 2 bad input
-(argparse errors and every :class:`~prunekit.errors.PrunekitError`, whose message names the
-option, YAML path or layer).
+(argparse errors, every :class:`~prunekit.errors.PrunekitError`, whose message names the
+option, YAML path or layer, and an ``OSError`` such as a full disk, which names the file),
+130 Ctrl-C (one line, no traceback). Each error is one line on stderr.
 """
 
 from __future__ import annotations
@@ -49,8 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except PrunekitError as exc:
-        print(f"prunekit: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:  # a full disk, a read-only or unwritable path: name the file, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        resumable = getattr(args, "out", None) and hasattr(args, "resume")
+        hint = "; resume with --resume" if resumable else ""
+        print(f"\nprunekit: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    """Prints a user error on one line (newlines folded into spaces) and returns exit code 2."""
+    if "Original Traceback" in message:  # re-raised from a DataLoader worker: keep the original message
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = last.split(": ", 1)[1] if last.startswith("prunekit.errors.") and ": " in last else last
+    line = " ".join(message.split()) or "unknown error"
+    print(f"prunekit: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

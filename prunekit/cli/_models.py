@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from prunekit.errors import ConfigError
+from prunekit.fileio import load_error_summary
 
 __all__ = ["read_saved", "load_saved", "load_before", "example_input"]
 
@@ -31,12 +32,12 @@ def read_saved(path: str, *, option: str) -> dict[str, Any]:
     return read_spec(path)
 
 
-def load_saved(path: str, builder: str | None, *, option: str) -> nn.Module:
+def load_saved(path: str, builder: str | None, *, option: str, trust_builder: bool = False) -> nn.Module:
     """:func:`prunekit.load` of ``path`` in eval mode, with ``builder`` or the saved builder name."""
     from prunekit.serialization import load
 
     read_saved(path, option=option)
-    return load(path, builder).eval()
+    return load(path, builder, trust_builder=trust_builder).eval()
 
 
 def _state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -50,18 +51,20 @@ def _state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def load_before(source: str, spec: dict[str, Any], *, option: str = "--before") -> nn.Module:
+def load_before(
+    source: str, spec: dict[str, Any], *, option: str = "--before", trust_builder: bool = False
+) -> nn.Module:
     """The model before pruning, from a saved folder, a checkpoint file, or a model spec.
 
     A checkpoint's weights are loaded into the saved builder's unpruned model; a model spec
     (``resnet20``, ``torchvision:resnet18``...) is built with the saved builder keyword arguments.
     """
-    from prunekit.models import get_model
+    from prunekit.models.registry import get_model, require_trusted_spec
     from prunekit.serialization import SPEC_FILE
 
     path = Path(source)
     if path.is_dir() and (path / SPEC_FILE).is_file():
-        return load_saved(source, None, option=option)
+        return load_saved(source, None, option=option, trust_builder=trust_builder)
     kwargs = spec.get("builder_kwargs") or {}
     if path.is_file():
         if not spec.get("builder"):
@@ -69,9 +72,12 @@ def load_before(source: str, spec: dict[str, Any], *, option: str = "--before") 
         try:
             state = _state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as exc:  # a truncated file or a foreign pickle: name the file
-            raise ConfigError(f"{option}: cannot read {source!r} as a checkpoint: {exc}", module=option) from exc
+            raise ConfigError(
+                f"{option}: cannot read {source!r} as a checkpoint: {load_error_summary(exc)}", module=option
+            ) from None
         if state is None:
             raise ConfigError(f"{option}: {source!r} holds no model state dict", module=option)
+        require_trusted_spec(spec["builder"], trust_builder=trust_builder, where=option)
         model = get_model(spec["builder"], **kwargs)
         try:
             model.load_state_dict(state)

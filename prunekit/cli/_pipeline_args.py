@@ -83,6 +83,9 @@ def add_run_args(p: argparse.ArgumentParser, *, out_required: bool = True) -> No
     g.add_argument("--out", required=out_required, help="output folder (checkpoint.pt, history.csv, model/, report/)")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default 0)")
     g.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    g.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out, replacing prunekit's files there"
+    )
     g.add_argument("--device", help="cpu or cuda (default: cuda when available; cuda:LOCAL_RANK under torchrun)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
@@ -167,19 +170,22 @@ def run_from_args(
     from prunekit.pipeline import run
 
     train, test = loaders
-    result = run(
-        source,
-        phases,
-        train_loader=train,
-        val_loader=test,
-        out_dir=args.out,
-        seed=args.seed,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
-        config=resolved_args(args, **config),
-        **kwargs,
-    )
+    flags = {"out_dir": "--out", "device": "--device", "resume": "--resume"}
+    with flag_errors(flags):
+        result = run(
+            source,
+            phases,
+            train_loader=train,
+            val_loader=test,
+            out_dir=args.out,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            device=args.device,
+            progress=not args.no_progress,
+            config=resolved_args(args, **config),
+            **kwargs,
+        )
     print_summary(result)
     return 0
 

@@ -17,9 +17,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from prunekit.cli._pipeline_args import loaders_from_args
     from prunekit.cli._sources import source_from_args
+    from prunekit.cli.flags import flag_errors
     from prunekit.errors import ConfigError
     from prunekit.metrics import count_macs, count_params
     from prunekit.pipeline import evaluate
+    from prunekit.pipeline.device import check_device
 
     if args.eval_batches is not None and args.eval_batches <= 0:
         raise ConfigError(
@@ -34,7 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     model = source.build()
     if state is not None:
         model.load_state_dict(state)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with flag_errors({"device": "--device"}):
+        device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     result = evaluate(model, test, device=device, max_batches=args.eval_batches)
     x = next(iter(test))[0][:1].to(device)

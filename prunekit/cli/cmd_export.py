@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prunekit.cli._sources import add_trust_arg
+
 __all__ = ["register"]
 
 
@@ -14,7 +16,7 @@ def _run(args: argparse.Namespace) -> int:
 
     spec = read_saved(args.model_dir, option="--model-dir")
     x = example_input(args.input_shape, spec, where=args.model_dir)
-    model = load_saved(args.model_dir, args.builder, option="--model-dir")
+    model = load_saved(args.model_dir, args.builder, option="--model-dir", trust_builder=args.trust_builder)
     out = Path(args.out)
     stem = out.with_suffix("") if out.suffix in (".onnx", ".pt2") else out
     dynamic = not args.static_batch
@@ -52,4 +54,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
     p.add_argument("--static-batch", action="store_true", help="keep the example's batch size (default: dynamic)")
     p.add_argument("--no-verify", action="store_true", help="skip reloading the files and comparing outputs")
+    add_trust_arg(p)
     p.set_defaults(func=_run)

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+from prunekit.cli._sources import add_trust_arg
 from prunekit.cli.cmd_prune import add_distill_args, distill_options
 
 __all__ = ["register"]
@@ -25,7 +26,7 @@ def _teacher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                 module="--teacher",
             )
         path = sibling
-    return load(path).eval()
+    return load(path, trust_builder=args.trust_builder).eval()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,5 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_distill_args(p)
     add_data_args(p)
     add_run_args(p)
+    add_trust_arg(p)
     p.add_argument("--no-report", action="store_true", help="do not write report/")
     p.set_defaults(func=_run)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from prunekit.cli._sources import add_trust_arg
+
 __all__ = ["register"]
 
 
@@ -31,8 +33,13 @@ def _run(args: argparse.Namespace) -> int:
     extra = spec.get("extra") or {}
     metrics = _read_json(args.metrics, option="--metrics") if args.metrics else extra.get("metrics")
     x = example_input(args.input_shape, spec, where=args.after)
-    after = load_saved(args.after, args.builder, option="--after")
-    before = load_before(args.before, {**spec, "builder": args.builder or spec.get("builder")})
+    trust = args.trust_builder
+    after = load_saved(args.after, args.builder, option="--after", trust_builder=trust)
+    before = load_before(
+        args.before,
+        {**spec, "builder": args.builder or spec.get("builder")},
+        trust_builder=trust or bool(args.builder),  # a --builder the user typed is theirs
+    )
     files = write_report(
         args.out,
         model_before=before,
@@ -65,4 +72,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--builder", help="model spec that builds the unpruned model (default: the saved one)")
     p.add_argument("--input-shape", help="example input shape with batch, e.g. 1,1,28,28 (default: the saved one)")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
+    add_trust_arg(p)
     p.set_defaults(func=_run)

@@ -48,12 +48,15 @@ def _run(args: argparse.Namespace) -> int:
         write_schedule,
     )
     from prunekit.cli._models import load_before
+    from prunekit.cli._pipeline_args import dataset_spec
     from prunekit.data import get_dataset, make_loader
     from prunekit.engine import option_flags, resolve_options
 
     with flag_errors(option_flags()):
         opts = resolve_options(**given_options(args, OPTIONS))
-    dataset = get_dataset(args.data, root=args.root, train=False, download=False)
+    name, root = dataset_spec(args.data, args.root)  # the same --data names as train/prune/eval
+    with flag_errors({"name": "--data", "root": "--data-root", "image_size": "--image-size"}):
+        dataset = get_dataset(name, root=root, train=False, download=False)
     sizes = {"num_classes": getattr(dataset, "num_classes", 10), "in_channels": getattr(dataset, "in_channels", 3)}
     spec = {"builder": args.model, "builder_kwargs": sizes}
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
@@ -100,8 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prune each layer alone at increasing sparsity and evaluate (CSV, PNG, suggested YAML schedule)",
     )
     p.add_argument("--model", required=True, help="a prunekit model (resnet20), torchvision:NAME or module:function")
-    p.add_argument("--data", default="fashion-mnist-embedded", help="validation dataset name (default: %(default)s)")
-    p.add_argument("--root", default=None, help="where the dataset files are")
+    p.add_argument("--data", default="embedded", help="validation data, as for prunekit train (default: %(default)s)")
+    p.add_argument("--data-root", "--root", dest="root", default=None, help="where the dataset files are")
     p.add_argument("--checkpoint", default=None, help="trained weights: a state_dict (or a checkpoint holding one)")
     p.add_argument("--out", required=True, help="folder for sensitivity.csv, sensitivity.png and schedule.yaml")
     p.add_argument(

@@ -42,38 +42,123 @@ from prunekit.errors import ConfigError
 from prunekit.fileio import write_text
 from prunekit.schedules.registry import SCHEDULES
 
-__all__ = ["load_config", "config_to_dict", "dump_config", "parse_yaml", "build_dataclass", "schedule_from"]
+__all__ = [
+    "load_config",
+    "config_to_dict",
+    "dump_config",
+    "parse_yaml",
+    "read_yaml_file",
+    "build_dataclass",
+    "schedule_from",
+    "MAX_DEPTH",
+    "MAX_NODES",
+]
 
 _SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(ScheduleConfig))
+#: Deepest nesting of mappings and sequences a config may have (real ones use 3 or 4 levels).
+MAX_DEPTH = 64
+#: Most nodes a config may expand to once aliases are followed (a "billion laughs" file of a few
+#: hundred bytes expands to 10**9 nodes; real configs have a few hundred).
+MAX_NODES = 100_000
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader whose mappings may not repeat a key (PyYAML keeps the last one silently)."""
+    """A SafeLoader whose mappings may not repeat a key (PyYAML keeps the last one silently).
+
+    The whole document is checked once by :func:`_check_duplicates` before anything is built;
+    this override only re-checks the mapping at hand (one level, so building stays linear).
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        _check_duplicates(node, "")
+        _check_level(node, "")
         return super().construct_mapping(node, deep=deep)
 
 
-def _check_duplicates(node: yaml.Node, path: str) -> None:
-    """Raises on the first repeated key, naming its dotted path and line."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
+def _key_of(key_node: yaml.Node, path: str) -> Any:
+    if not isinstance(key_node, yaml.ScalarNode):
+        where = path or "config"
+        raise ConfigError(
+            f"{where}: a key must be a plain value, but got a {key_node.id} (line {key_node.start_mark.line + 1})",
+            module=where,
+        )
+    return key_node.value
+
+
+def _check_level(node: yaml.MappingNode, path: str) -> None:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = _key_of(key_node, path)
+        if key in seen:
             where = f"{path}.{key}" if path else str(key)
-            if key in seen:
-                raise ConfigError(f"{where}: duplicate key (line {key_node.start_mark.line + 1})", module=where)
-            seen.add(key)
-            _check_duplicates(value_node, where)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(item, f"{path}[{i}]")
+            raise ConfigError(f"{where}: duplicate key (line {key_node.start_mark.line + 1})", module=where)
+        seen.add(key)
+
+
+def _check_duplicates(node: yaml.Node, path: str) -> None:
+    """Raises on the first repeated or non-scalar key, naming its dotted path and line.
+
+    Each node is visited once, however many aliases point at it, and the number of nodes the
+    document would expand to is counted on the way (without expanding anything), so a small
+    file of nested aliases is refused at once instead of walking 10**9 nodes.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, str, bool]] = [(node, path, False)]
+    while stack:  # iterative post-order: depth was bounded by the event scan, but stay flat
+        current, where, done = stack.pop()
+        if id(current) in sizes and not done:
+            continue
+        if isinstance(current, yaml.ScalarNode):
+            sizes[id(current)] = 1
+            continue
+        children = (
+            [child for pair in current.value for child in pair]
+            if isinstance(current, yaml.MappingNode)
+            else list(current.value)
+        )
+        if done:
+            sizes[id(current)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(current)] > MAX_NODES:
+                raise ConfigError(
+                    f"{where or 'config'}: the document expands to more than {MAX_NODES} values "
+                    "(nested aliases?); write it out without aliases",
+                    module=where or "config",
+                )
+            continue
+        sizes[id(current)] = 0  # visiting: a recursive alias meets this and adds nothing
+        stack.append((current, where, True))
+        if isinstance(current, yaml.MappingNode):
+            _check_level(current, where)
+            for key_node, value_node in current.value:
+                stack.append((key_node, where, False))
+                stack.append((value_node, f"{where}.{key_node.value}" if where else str(key_node.value), False))
+        else:
+            for i, item in enumerate(current.value):
+                stack.append((item, f"{where}[{i}]", False))
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuses nesting deeper than :data:`MAX_DEPTH` from the event stream (PyYAML composes
+    recursively, so a 5000-deep file would otherwise end in a RecursionError)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ConfigError(f"{source}: nested more than {MAX_DEPTH} levels deep (line {line})", module=source)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """Parses YAML with ``safe_load`` rules and no repeated key; errors name ``source``."""
-    loader = _UniqueKeyLoader(text)
+    """Parses YAML text with safe rules, no repeated keys, bounded depth and alias expansion."""
+    if "\x00" in text:
+        raise ConfigError(f"{source}: holds a NUL byte; a config is a text file", module=source)
+    try:
+        _check_depth(text, source)
+        loader = _UniqueKeyLoader(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {_one_line(e)}", module=source) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -81,9 +166,33 @@ def parse_yaml(text: str, source: str) -> Any:
         _check_duplicates(node, "")  # full dotted paths before anything is built
         return loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: invalid YAML: {e}", module=source) from None
+        raise ConfigError(f"{source}: invalid YAML: {_one_line(e)}", module=source) from None
     finally:
         loader.dispose()
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def read_yaml_file(path: str | os.PathLike[str], *, what: str = "config", allow_empty: bool = True) -> Any:
+    """Reads and parses a YAML file (see :func:`load_config`); ``None`` for an empty one.
+
+    Raises:
+        ConfigError: naming the file: unreadable, not UTF-8, a NUL byte, invalid YAML, too deep,
+            too many aliases, a repeated key; or empty when ``allow_empty`` is False.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror}", module=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {e.start})", module=str(path)) from None
+    data = parse_yaml(text, str(path))
+    if data is None and not allow_empty:
+        raise ConfigError(f"{path}: the {what} file is empty", module=str(path))
+    return data
 
 
 def _check_keys(
@@ -179,12 +288,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
         return _config_from(source)
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"source must be a path or a mapping, but got {type(source).__name__}", module="source")
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config: {e.strerror}", module=str(path)) from None
-    data = parse_yaml(text, str(path))
+    data = read_yaml_file(source)
     return _config_from({} if data is None else data)
 
 

@@ -42,8 +42,11 @@ def _fail(name: str, message: str) -> ConfigError:
 def _fraction(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(name, f"must be a number, but got {value!r} ({type(value).__name__})")
-    if not 0.0 <= float(value) < 1.0:
+    if not 0.0 <= value < 1.0:  # not float(value): a 400-digit int would overflow
         raise _fail(name, f"must be in [0, 1), but got {value!r}")
+
+
+MAX_STEP = 2**53  # the largest step count a float holds exactly
 
 
 def _int(name: str, value: object, minimum: int) -> None:
@@ -51,6 +54,8 @@ def _int(name: str, value: object, minimum: int) -> None:
         raise _fail(name, f"must be an int, but got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise _fail(name, f"must be >= {minimum}, but got {value!r}")
+    if value > MAX_STEP:  # beyond int64, torch and numpy overflow deep inside a run
+        raise _fail(name, f"must be <= {MAX_STEP}, but got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -45,7 +46,20 @@ def get_criterion(criterion: str | Criterion, **options: object) -> Criterion:
     """Returns a criterion instance from a registered name or passes an instance through."""
     if isinstance(criterion, Criterion):
         return criterion
-    return CRITERIA.get(criterion, argument="criterion")(**options)
+    factory = CRITERIA.get(criterion, argument="criterion")
+    required = [
+        p.name
+        for p in inspect.signature(factory).parameters.values()
+        if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in options
+    ]
+    if required:  # e.g. a data-driven criterion named without its calibration data
+        raise ConfigError(
+            f"criterion {criterion!r} cannot be made from its name alone (it needs {', '.join(required)}); "
+            f"data-driven criteria need calibration batches: pass get_criterion({criterion!r}, data=batches), "
+            "or prune through a recipe that gives them",
+            module="criterion",
+        )
+    return factory(**options)
 
 
 def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:

@@ -37,9 +37,13 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
         transform: applied to the ``[0, 1]`` image after resizing, before normalisation.
         mean: per-channel mean for normalisation.
         std: per-channel std for normalisation.
+        skip_bad_images: check every file when the dataset is made and leave out those that are
+            not readable images, with one warning giving their count; by default an unreadable
+            image is an error naming the file when it is loaded.
 
     Raises:
-        ConfigError: ``root`` is not a folder or holds no class folders with images.
+        ConfigError: ``root`` is not a folder or holds no class folders with images; an image
+            cannot be read (when loaded, or here with ``skip_bad_images`` if none is readable).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
         transform: Transform | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        skip_bad_images: bool = False,
     ) -> None:
         from torchvision.datasets import ImageFolder  # imported here to keep `import prunekit.data` light
 
@@ -64,6 +69,9 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
             raise ConfigError(
                 f"mean and std need 3 values (std > 0), but got {tuple(mean)}, {tuple(std)}", module="mean"
             )
+        self.skipped: list[str] = []
+        if skip_bad_images:
+            self._drop_unreadable(path)
         self.root = path
         self.classes = list(self.folder.classes)
         self.targets = list(self.folder.targets)
@@ -72,6 +80,28 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
         self.mean, self.std = tuple(mean), tuple(std)
         self._mean = torch.tensor(self.mean).view(3, 1, 1)
         self._std = torch.tensor(self.std).view(3, 1, 1)
+
+    def _drop_unreadable(self, path: Path) -> None:
+        from PIL import Image
+
+        good = []
+        for file, label in self.folder.samples:
+            try:
+                with Image.open(file) as im:
+                    im.verify()
+            except Exception:  # PIL raises many types for a bad file; any of them means "skip it"
+                self.skipped.append(file)
+            else:
+                good.append((file, label))
+        if not good:
+            raise ConfigError(f"image folder {str(path)!r}: none of its images can be read", module=str(path))
+        if self.skipped:
+            warnings.warn(
+                f"image folder {str(path)!r}: skipped {len(self.skipped)} unreadable image(s), e.g. {self.skipped[0]!r}",
+                stacklevel=3,
+            )
+            self.folder.samples = self.folder.imgs = good
+            self.folder.targets = [label for _, label in good]
 
     @property
     def num_classes(self) -> int:
@@ -91,7 +121,15 @@ class ImageFolderDataset(Dataset[tuple[Tensor, int]]):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         from torchvision.transforms.functional import pil_to_tensor
 
-        pil, label = self.folder[index]  # ImageFolder's loader converts to RGB
+        try:
+            pil, label = self.folder[index]  # ImageFolder's loader converts to RGB
+        except Exception as exc:  # PIL: UnidentifiedImageError, truncated data, a vanished file...
+            file = self.folder.samples[index][0]
+            raise ConfigError(
+                f"image {file!r} cannot be read ({type(exc).__name__}: {exc}); remove it, or pass "
+                "skip_bad_images=True to leave unreadable images out",
+                module=file,
+            ) from None
         image = pil_to_tensor(pil).float().div_(255.0)
         if self.resize is not None:
             image = self.resize(image)
@@ -112,6 +150,7 @@ def load_imagefolder(
     train: bool = True,
     image_size: int | None = None,
     transform: Transform | None = None,
+    skip_bad_images: bool = False,
 ) -> ImageFolderDataset:
     """Picks the split of ``path`` and wraps it.
 
@@ -122,10 +161,14 @@ def load_imagefolder(
     base = Path(path).expanduser()
     if (base / "train").is_dir():
         if train:
-            return ImageFolderDataset(base / "train", image_size=image_size, transform=transform)
+            return ImageFolderDataset(
+                base / "train", image_size=image_size, transform=transform, skip_bad_images=skip_bad_images
+            )
         for split in _EVAL_SPLITS:
             if (base / split).is_dir():
-                return ImageFolderDataset(base / split, image_size=image_size, transform=transform)
+                return ImageFolderDataset(
+                    base / split, image_size=image_size, transform=transform, skip_bad_images=skip_bad_images
+                )
         raise ConfigError(
             f"image folder {str(base)!r} has a train/ split but no {' or '.join(_EVAL_SPLITS)}/ split to evaluate on",
             module=str(base),
@@ -135,4 +178,4 @@ def load_imagefolder(
             f"image folder {str(base)!r} has no train/ and val/ splits; evaluating on the training images",
             stacklevel=2,
         )
-    return ImageFolderDataset(base, image_size=image_size, transform=transform)
+    return ImageFolderDataset(base, image_size=image_size, transform=transform, skip_bad_images=skip_bad_images)

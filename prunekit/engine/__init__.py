@@ -16,7 +16,15 @@ from prunekit.engine.planning import (
     group_sparsity,
     plan_pruning,
 )
-from prunekit.engine.report import Snapshot, build_report, fill_report, layer_params, report_config, snapshot
+from prunekit.engine.report import (
+    Snapshot,
+    build_report,
+    fill_report,
+    layer_params,
+    report_config,
+    snapshot,
+    warn_unmet,
+)
 
 __all__ = [
     "PruneOptions",
@@ -39,4 +47,5 @@ __all__ = [
     "Snapshot",
     "snapshot",
     "build_report",
+    "warn_unmet",
 ]

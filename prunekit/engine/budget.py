@@ -27,7 +27,7 @@ MAX_SPARSITY = 0.95  # the most a budget search removes; the report shows what w
 def search_sparsity(
     model: nn.Module,
     graph: DependencyGraph,
-    inputs: tuple[Any, ...],
+    inputs: Any,
     options: PruneOptions,
     *,
     key: str,

@@ -25,6 +25,7 @@ from typing import Any
 
 from prunekit.criteria import CRITERIA, Criterion
 from prunekit.errors import ConfigError, UnknownNameError, option_error
+from prunekit.graph.tracer import TRACERS  # the graph layer owns the tracer names
 
 __all__ = [
     "PruneOptions",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 SCOPES = ("local", "global")
-TRACERS = ("auto", "fx", "export")
 
 
 def _meta(help: str, *, flag: str | None = "", yaml: bool = True, **argparse: Any) -> dict[str, Any]:
@@ -53,12 +53,15 @@ def check_fraction(
     (``terse``: "must be in [0, 1)" for a number out of range, the YAML schema's wording)."""
     interval = ("(0" if low_open else "[0") + (", 1]" if high_closed else ", 1)")
     what = "a fraction in " + interval + " of the original to keep" if low_open else "a number in " + interval
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise option_error(name, f"must be {what}, but got {value!r}")
-    v = float(value)
-    if not ((v > 0.0 if low_open else v >= 0.0) and (v <= 1.0 if high_closed else v < 1.0)):
-        raise option_error(name, f"must be {'in ' + interval if terse else what}, but got {value!r}")
-    return v
+    if isinstance(value, float) and not math.isfinite(value):
+        raise option_error(name, f"must be {what}, but got {value!r}")
+    # compared as given: float() of a 400-digit int would overflow
+    if not ((value > 0 if low_open else value >= 0) and (value <= 1 if high_closed else value < 1)):
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:20] + "..."
+        raise option_error(name, f"must be {'in ' + interval if terse else what}, but got {shown}")
+    return float(value)
 
 
 @dataclass(frozen=True)

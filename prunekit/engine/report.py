@@ -3,6 +3,7 @@ parameters and MACs before and after, and the kept indices (original numbering).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from prunekit.report import LayerChange, PruneReport
 from prunekit.rules.base import get_rule
 from prunekit.surgery.plan import PrunePlan
 
-__all__ = ["Snapshot", "snapshot", "build_report", "layer_params", "fill_report", "report_config"]
+__all__ = ["warn_unmet", "Snapshot", "snapshot", "build_report", "layer_params", "fill_report", "report_config"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Snapshot:
     module_params: dict[str, int]
 
 
-def snapshot(model: nn.Module, inputs: tuple[Any, ...]) -> Snapshot:
+def snapshot(model: nn.Module, inputs: Any) -> Snapshot:
     """The parameters and MACs of ``model`` on ``inputs``, in total and per module."""
     macs, per_module = macs_per_module(model, inputs)
     return Snapshot(count_params(model), macs, per_module, layer_params(model))
@@ -120,3 +121,25 @@ def report_config(opts: PruneOptions, criterion: Any, sparsity: float) -> dict[s
     if opts.target is not None:
         config[opts.target[0]] = opts.target[1]
     return config
+
+
+def warn_unmet(report: PruneReport, *, round_to: int, largest_group: int, targets: dict[str, float]) -> None:
+    """Warns (``warnings`` and ``report.config["warnings"]``) when a prune cannot do what was asked:
+    a ``round_to`` that no group can lose (so nothing is ever pruned), or an unreachable target."""
+    notes = []
+    if round_to > 1 and 0 < largest_group <= round_to:
+        notes.append(
+            f"round_to={round_to}: nothing can be pruned, since the largest prunable group has "
+            f"{largest_group} channels and keeps at least round_to; use a smaller round_to"
+        )
+    for key, target in targets.items():
+        realised = report.config.get("realised")
+        if realised is not None and realised > float(target) * 1.01:
+            notes.append(
+                f"{key}={target:g} was not reached: the pruned model keeps {realised:.4g} of the original "
+                "(prunekit removes at most 95% of a group); this is the smallest it can reach"
+            )
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    if notes:
+        report.config["warnings"] = notes

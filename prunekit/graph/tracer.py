@@ -15,6 +15,7 @@ import torch.nn as nn
 from prunekit.errors import TraceError
 from prunekit.graph.recorder import record, restore_buffers, snapshot_buffers
 from prunekit.inputs import ExampleInputs
+from prunekit.modes import restore_training_flags, save_training_flags
 from prunekit.rules.base import inherits_rule, is_marked_leaf
 
 __all__ = ["TRACERS", "Traced", "trace", "trace_modes", "PrunekitTracer"]
@@ -150,7 +151,7 @@ def trace_modes(
     Returns:
         The eval graph, then the train graph when it differs.
     """
-    modes = {name: m.training for name, m in model.named_modules()}
+    flags = save_training_flags(model)
     try:
         model.eval()
         eval_traced = trace(model, inputs, tracer=tracer)
@@ -165,6 +166,5 @@ def trace_modes(
         if str(train_traced.graph) != str(eval_traced.graph):
             graphs.append(train_traced)
     finally:
-        for name, m in model.named_modules():
-            m.training = modes[name]
+        restore_training_flags(flags)
     return graphs

@@ -20,12 +20,20 @@ from typing import Protocol
 
 from torch import nn
 
-from prunekit.errors import ConfigError, UnknownNameError
+from prunekit.errors import ConfigError, UnknownNameError, UntrustedCodeError
 from prunekit.models.cifar_resnet import resnet20, resnet32, resnet44, resnet56, resnet110
 from prunekit.models.vgg_small import vgg11_bn, vgg16_bn, vgg19_bn
 from prunekit.registry import Registry
 
-__all__ = ["MODELS", "ModelBuilder", "get_model", "list_models", "register_model"]
+__all__ = [
+    "MODELS",
+    "ModelBuilder",
+    "get_model",
+    "list_models",
+    "register_model",
+    "is_registry_spec",
+    "require_trusted_spec",
+]
 
 
 class ModelBuilder(Protocol):
@@ -49,6 +57,33 @@ for _builder in (resnet20, resnet32, resnet44, resnet56, resnet110, vgg11_bn, vg
 def list_models(pattern: str = "*") -> dict[str, str]:
     """Registered model names matching the shell-style ``pattern``, with one-line descriptions."""
     return {name: MODELS.describe(name) for name in MODELS.names() if fnmatch.fnmatchcase(name, pattern)}
+
+
+def is_registry_spec(spec: object) -> bool:
+    """True for a spec that names no code to import: a registered name, ``torchvision:NAME`` or
+    ``timm:NAME``. Only those are built from a file (a saved model, a checkpoint) by default."""
+    if not isinstance(spec, str) or not spec:
+        return False
+    prefix, sep, rest = spec.partition(":")
+    if not sep:
+        return True  # a registry name: an unknown one fails with the list of choices
+    return prefix in ("torchvision", "timm") and bool(rest) and ":" not in rest and "." not in rest
+
+
+def require_trusted_spec(spec: object, *, trust_builder: bool, where: str) -> None:
+    """Refuses a ``module:function`` spec read from a file unless ``trust_builder`` is True.
+
+    Raises:
+        UntrustedCodeError: the spec would import and run code named by the file ``where``.
+    """
+    if trust_builder or is_registry_spec(spec):
+        return
+    raise UntrustedCodeError(
+        f"{where}: builder {spec!r} is not a prunekit, torchvision: or timm: model; building it would import "
+        "and run code named by that file, which can do anything your account can. If you trust the file, "
+        "pass trust_builder=True (CLI: --trust-builder)",
+        module=where,
+    )
 
 
 def _replace_stem(model: nn.Module, in_channels: int, *, spec: str) -> nn.Module:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from prunekit.errors import ConfigError
-from prunekit.fileio import torch_save
+from prunekit.fileio import load_error_summary, torch_save
 from prunekit.report import LayerChange, PruneReport
 
 __all__ = [
@@ -104,7 +104,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a foreign pickle or a truncated file: say which file
-        raise ConfigError(f"checkpoint {str(path)!r} cannot be read: {exc}", module="checkpoint") from exc
+        raise ConfigError(
+            f"checkpoint {str(path)!r} cannot be read: {load_error_summary(exc)}", module="checkpoint"
+        ) from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise ConfigError(
             f"{str(path)!r} is not a prunekit checkpoint of version {CHECKPOINT_VERSION}", module="checkpoint"

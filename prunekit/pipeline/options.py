@@ -6,6 +6,7 @@ value raises :class:`~prunekit.errors.ConfigError` whose message starts with the
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ def _fail(name: str, message: str) -> ConfigError:
 def _number(name: str, value: object, *, low: float, high: float | None = None, low_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(name, f"must be a number, but got {value!r}")
+    if not math.isfinite(value):  # NaN passes every comparison below, inf every open bound
+        raise _fail(name, f"must be a finite number, but got {value!r}")
     bad_low = value <= low if low_open else value < low
     if bad_low or (high is not None and value > high):
         bounds = (

@@ -16,6 +16,7 @@ report (:mod:`prunekit.pipeline.outputs`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -29,11 +30,12 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from prunekit.errors import ConfigError
+from prunekit.errors import ConfigError, NonFiniteError, option_error
 from prunekit.pipeline.checkpoint import load_checkpoint
+from prunekit.pipeline.device import check_device
 from prunekit.pipeline.distributed import DistContext, init_distributed
 from prunekit.pipeline.options import TrainOptions
-from prunekit.pipeline.outputs import write_outputs
+from prunekit.pipeline.outputs import check_out_dir, out_dir_lock, write_outputs
 from prunekit.pipeline.runner import Runner
 from prunekit.pipeline.source import ModelSource
 from prunekit.report import PruneReport
@@ -63,7 +65,7 @@ class Phase:
 
     def __post_init__(self) -> None:
         if self.name not in PHASES:
-            raise ConfigError(f"phase: must be one of {', '.join(PHASES)}, but got {self.name!r}", module="phase")
+            raise option_error("phase", f"must be one of {', '.join(PHASES)}, but got {self.name!r}")
         if (self.recipe is None) == (self.name == "prune"):
             raise ConfigError(
                 f"phase {self.name!r}: a recipe is needed by, and only by, a prune phase", module="recipe"
@@ -101,6 +103,7 @@ def run(
     out_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     resume: bool = False,
+    overwrite: bool = False,
     device: str | None = None,
     progress: bool = True,
     initial_state: dict[str, torch.Tensor] | None = None,
@@ -123,6 +126,9 @@ def run(
         seed: seeds torch, the data order and the augmentations (per epoch, so resuming
             reproduces them).
         resume: continue from ``out_dir/checkpoint.pt``.
+        overwrite: write into a non-empty ``out_dir`` that holds no run to resume (without it,
+            and without ``resume``, a non-empty ``out_dir`` is an error: nothing is replaced by
+            accident). While the run writes, ``out_dir/.prunekit.lock`` keeps a second run out.
         device: "cpu", "cuda" or None (CUDA when available; ``cuda:LOCAL_RANK`` under torchrun).
         progress: tqdm bars (rank 0, on a terminal).
         initial_state: weights to load into the built model before the first phase (e.g. from a
@@ -137,16 +143,21 @@ def run(
             use it to simulate a kill).
     """
     if not phases:
-        raise ConfigError("phases: a run needs at least one phase", module="phases")
+        raise option_error("phases", "a run needs at least one phase")
     if sum(p.name == "prune" for p in phases) > 1:
-        raise ConfigError("phases: a run may hold at most one prune phase", module="phases")
+        raise option_error("phases", "a run may hold at most one prune phase")
     out = Path(out_dir) if out_dir is not None else None
+    check_device(device)
     ctx = init_distributed(device)
     try:
-        return _run(
-            ctx, source, list(phases), train_loader, val_loader, out, seed, resume, progress, initial_state,
-            teacher, config, save, report, latency, calibration_batches, on_epoch_end,
-        )  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            if out is not None and ctx.is_main:  # before any training: a bad folder fails now, not at the end
+                check_out_dir(out, resume=resume, overwrite=overwrite)
+                stack.enter_context(out_dir_lock(out))
+            return _run(
+                ctx, source, list(phases), train_loader, val_loader, out, seed, resume, progress, initial_state,
+                teacher, config, save, report, latency, calibration_batches, on_epoch_end,
+            )  # fmt: skip
     finally:
         ctx.close()
 
@@ -177,7 +188,7 @@ def _run(  # noqa: PLR0913 - the arguments of run(), unpacked
     )  # fmt: skip
     if resume:
         if out is None:
-            raise ConfigError("resume: needs out_dir, where the checkpoint is", module="resume")
+            raise option_error("resume", "needs out_dir, where the checkpoint is")
         runner.restore(load_checkpoint(out / "checkpoint.pt", map_location=ctx.device), teacher=teacher)
     else:
         if initial_state is not None:
@@ -185,7 +196,15 @@ def _run(  # noqa: PLR0913 - the arguments of run(), unpacked
         if teacher is not None:
             runner.teacher = copy.deepcopy(teacher).to(ctx.device)
     t0 = time.perf_counter()
-    runner.run_all()
+    try:
+        runner.run_all()
+    except NonFiniteError as exc:
+        kept = (
+            f"; the last good checkpoint is {str(out / 'checkpoint.pt')!r}"
+            if out is not None and (out / "checkpoint.pt").is_file()
+            else ""
+        )
+        raise NonFiniteError(f"{exc}{kept}", module=exc.module) from None
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     files: dict[str, Path] = {}
     if out is not None and ctx.is_main and (save or report):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from prunekit.data.loaders import reseed
-from prunekit.errors import ConfigError
+from prunekit.errors import option_error
 from prunekit.metrics import count_macs, count_params
 from prunekit.pipeline.checkpoint import (
     report_from_data,
@@ -145,10 +146,10 @@ class Runner:
         if not o.distill:
             return cross_entropy_loss(o.label_smoothing)
         if self.teacher is None:
-            raise ConfigError(
-                f"distill: the {phase.name} phase distils from the unpruned model, but there is none; "
+            raise option_error(
+                "distill",
+                f"the {phase.name} phase distils from the unpruned model, but there is none; "
                 "give a teacher (prunekit finetune --teacher DIR) or run the prune phase in the same run",
-                module="distill",
             )
         return DistillationLoss(
             self.teacher, temperature=o.distill_temperature, alpha=o.distill_alpha, label_smoothing=o.label_smoothing
@@ -292,19 +293,45 @@ class Runner:
             "teacher_is_original": self.teacher is not None and self.teacher is self.original,
             "rng": rng_state(),
             "seed": self.seed,
+            "batch_size": self.train_loader.batch_size,
         }
+
+    def _check_same_options(self, state: dict[str, Any]) -> None:
+        """Refuses to resume with other training options, seed or batch size than the checkpoint's
+        (the result would match neither run); a changed epoch count is allowed, with a warning."""
+        changed: list[str] = []
+        for ph, saved in zip(self.phases, state["phases"]):
+            now = ph.options.to_dict()
+            for key, old in saved["options"].items():
+                if key in now and now[key] != old and key != "eval_batches":
+                    changed.append(f"{ph.name} {key} {old!r} -> {now[key]!r}")
+        if state.get("seed", self.seed) != self.seed:
+            changed.append(f"seed {state['seed']!r} -> {self.seed!r}")
+        batch = self.train_loader.batch_size
+        if state.get("batch_size", batch) != batch:
+            changed.append(f"batch size {state['batch_size']!r} -> {batch!r}")
+        refused = [c for c in changed if " epochs " not in c]
+        if refused:
+            raise option_error(
+                "resume",
+                f"the checkpoint was made with other options ({'; '.join(refused)}); resume with the same "
+                "options, or start a new run in another folder",
+            )
+        for c in changed:
+            warnings.warn(f"resume: {c}: the learning-rate schedule changes from this epoch on", stacklevel=3)
 
     def restore(self, state: dict[str, Any], *, teacher: nn.Module | None = None) -> None:
         """Brings a freshly built runner to the point ``state`` (from :meth:`state_dict`) records."""
         if state["source"] != self.source.to_dict():
-            raise ConfigError(
-                f"resume: the checkpoint was made from model {state['source']}, not {self.source.to_dict()}; "
+            raise option_error(
+                "resume",
+                f"the checkpoint was made from model {state['source']}, not {self.source.to_dict()}; "
                 "resume with the same --model / --model-dir",
-                module="resume",
             )
         names = [ph["name"] for ph in state["phases"]]
         if names != [ph.name for ph in self.phases]:
-            raise ConfigError(f"resume: the checkpoint's phases are {names}; resume the same command", module="resume")
+            raise option_error("resume", f"the checkpoint's phases are {names}; resume the same command")
+        self._check_same_options(state)
         model = self.source.build()
         for entry in state["decisions"]:
             p, decision = entry["phase"], decision_from_dict(entry["decision"])

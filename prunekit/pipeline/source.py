@@ -13,7 +13,9 @@ from typing import Any
 import torch.nn as nn
 
 from prunekit.errors import ConfigError
+from prunekit.models.registry import get_model, require_trusted_spec
 from prunekit.report import PruneReport
+from prunekit.serialization import SPEC_FILE, load, read_spec
 
 __all__ = ["ModelSource"]
 
@@ -36,15 +38,19 @@ class ModelSource:
     saved: str | None = None
 
     @classmethod
-    def from_saved(cls, path: str | os.PathLike[str]) -> ModelSource:
-        """The source of a pruned model saved with :func:`prunekit.save` (builder read from it)."""
-        from prunekit.serialization import read_spec
+    def from_saved(cls, path: str | os.PathLike[str], *, trust_builder: bool = False) -> ModelSource:
+        """The source of a pruned model saved with :func:`prunekit.save` (builder read from it).
 
+        Raises:
+            UntrustedCodeError: the saved builder is a ``module:function`` import path and
+                ``trust_builder`` is False (see :func:`prunekit.load`).
+        """
         path = os.fspath(path)
         spec = read_spec(path)
         kwargs = spec.get("builder_kwargs") or {}
         if not spec.get("builder"):
             raise ConfigError(f"{path}: the saved model names no builder, so it cannot be rebuilt", module=path)
+        require_trusted_spec(spec["builder"], trust_builder=trust_builder, where=os.path.join(path, SPEC_FILE))
         return cls(
             spec=spec["builder"],
             num_classes=int(kwargs.get("num_classes", 10)),
@@ -59,19 +65,14 @@ class ModelSource:
     def build(self) -> nn.Module:
         """A new model: fresh from the builder, or the saved pruned one with its weights."""
         if self.saved is not None:
-            from prunekit.serialization import load
-
-            return load(self.saved)
-        from prunekit.models import get_model
-
+            # self.spec was checked when this source was read from a file (from_saved, from_dict)
+            return load(self.saved, self.spec)
         return get_model(self.spec, **self.builder_kwargs)
 
     def base_reports(self) -> list[PruneReport]:
         """The cut a saved model already carries (one report in the builder's dims), else []."""
         if self.saved is None:
             return []
-        from prunekit.serialization import read_spec
-
         spec = read_spec(self.saved)
         kept_params = {t: {int(d): i for d, i in dims.items()} for t, dims in spec.get("params", {}).items()}
         return [PruneReport(kept=spec.get("layers", {}), kept_params=kept_params)]
@@ -80,5 +81,20 @@ class ModelSource:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSource:
+    def from_dict(cls, data: dict[str, Any], *, trust_builder: bool = False, where: str = "checkpoint") -> ModelSource:
+        """Inverse of :meth:`to_dict`, for data read from a checkpoint ``where``.
+
+        Raises:
+            ConfigError: ``data`` is not a model source.
+            UntrustedCodeError: its spec is a ``module:function`` import path and
+                ``trust_builder`` is False.
+        """
+        fields = set(cls.__dataclass_fields__)
+        if not isinstance(data, dict) or not set(data) <= fields or "spec" not in data:
+            raise ConfigError(f"{where}: 'source' is not a model source", module=where)
+        if not isinstance(data["spec"], str) or any(
+            not isinstance(data.get(k, 1), int) or isinstance(data.get(k), bool) for k in ("num_classes", "in_channels")
+        ):
+            raise ConfigError(f"{where}: 'source' holds values of the wrong type", module=where)
+        require_trusted_spec(data["spec"], trust_builder=trust_builder, where=where)
         return cls(**data)

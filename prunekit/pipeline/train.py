@@ -8,6 +8,7 @@ are off when ``progress`` is False and tqdm hides them when stderr is not a term
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from prunekit.errors import NonFiniteError
+from prunekit.modes import training_flags
 from prunekit.pipeline.optim import StepLR
 from prunekit.schedules.recipe import Recipe
 
@@ -87,10 +90,8 @@ def evaluate(
 ) -> EvalResult:
     """Top-1, top-5 and mean cross-entropy of ``model`` (in eval mode) over ``loader``."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     loss_sum, top1, top5, n = 0.0, 0, 0, 0
-    try:
+    with training_flags(model, False):  # each module gets its own flag back (frozen BatchNorms stay frozen)
         for i, (x, y) in enumerate(progress_bar(loader, enabled=progress, desc="eval", leave=False)):
             if max_batches is not None and i >= max_batches:
                 break
@@ -102,8 +103,6 @@ def evaluate(
             top1 += _topk_correct(logits, y, 1)
             top5 += _topk_correct(logits, y, 5)
             n += y.numel()
-    finally:
-        model.train(was_training)
     n_safe = max(n, 1)
     return EvalResult(loss=loss_sum / n_safe, top1=top1 / n_safe, top5=top5 / n_safe, samples=n)
 
@@ -137,6 +136,9 @@ def train_epoch(
             (it keeps masked weights at zero).
         recipe_model: the unwrapped model the recipe sees (default: ``model``).
         max_batches: stop after this many batches.
+
+    Raises:
+        NonFiniteError: the loss of a batch is NaN or inf; no optimizer step was taken on it.
     """
     device = torch.device(device)
     model.train()
@@ -152,6 +154,13 @@ def train_epoch(
         with autocast(device, amp):
             logits = model(x)
             loss = loss_fn(logits, x, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):  # stop before the step: NaN weights would be checkpointed
+            raise NonFiniteError(
+                f"training loss became {value} at batch {i + 1} of this epoch (learning rate {lr:.3g}); "
+                "the run diverged: lower --lr or check the data",
+                module="loss",
+            )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -163,7 +172,7 @@ def train_epoch(
         if recipe is not None:
             recipe.after_optimizer_step(recipe_model if recipe_model is not None else model)
         steps += 1
-        loss_sum += float(loss.detach()) * y.numel()
+        loss_sum += value * y.numel()
         correct += int((logits.detach().argmax(1) == y).sum())
         n += y.numel()
         if hasattr(bar, "set_postfix"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.compat.distiller.recipe import DistillerRecipe
-from prunekit.config.loader import build_dataclass, load_config, parse_yaml, schedule_from
+from prunekit.config.loader import build_dataclass, load_config, parse_yaml, read_yaml_file, schedule_from
 from prunekit.config.schema import PruneConfig
 from prunekit.engine.options import PruneOptions
 from prunekit.errors import ConfigError, option_error
@@ -39,12 +39,8 @@ def _read(source: str | os.PathLike[str]) -> tuple[Any, str]:
     """Parses a path, or YAML text given as a string (a string with a newline or ``: ``)."""
     if isinstance(source, str) and ("\n" in source or (": " in source and not Path(source).is_file())):
         return parse_yaml(source, "<yaml text>"), "<yaml text>"
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the schedule: {e.strerror}", module=str(path)) from None
-    return parse_yaml(text, str(path)), str(path)
+    # an empty schedule file is a mistake, not "prune 50% with L1" (the defaults)
+    return read_yaml_file(source, what="schedule", allow_empty=False), str(source)
 
 
 def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig, *, mode: str | None = None) -> Recipe:

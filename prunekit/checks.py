@@ -1,0 +1,105 @@
+"""Checks of a model and its example inputs before prunekit touches them.
+
+:func:`check_model` is what every entry point runs first: the model is an ``nn.Module`` with
+real (not meta-device) tensors, the inputs fit the arity of its ``forward``, and every weight is
+finite. A NaN weight poisons every score and every comparison it touches (``max(err, nan)``
+keeps ``err``), so it is reported with its tensor and channel, never pruned silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from prunekit.errors import ConfigError, ExampleInputError, NonFiniteError
+from prunekit.inputs import as_example_inputs
+
+__all__ = ["check_module", "check_arity", "check_model", "nonfinite_tensors", "check_finite", "check_finite_inputs"]
+
+
+def check_module(model: object, *, argument: str = "model") -> nn.Module:
+    """``model`` itself if it is an ``nn.Module`` whose tensors are real (not on the meta device).
+
+    Raises:
+        ConfigError: not a module (a function, a class, a state dict), or meta-device tensors.
+    """
+    if not isinstance(model, nn.Module):
+        what = "a class: instantiate it" if isinstance(model, type) else type(model).__name__
+        raise ConfigError(f"{argument}: must be a torch.nn.Module, but got {what}", module=argument)
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_meta:
+            raise ConfigError(
+                f"{argument}: {name} is on the meta device (no values); load real weights first "
+                "(e.g. model.to_empty(device='cpu') then load_state_dict)",
+                module=name.rpartition(".")[0] or argument,
+            )
+    return model
+
+
+def check_arity(model: nn.Module, inputs: Any) -> None:
+    """Raises :class:`ExampleInputError` when ``model.forward`` cannot take ``inputs`` (any form
+    :func:`~prunekit.inputs.as_example_inputs` reads; checked on the signature: nothing runs)."""
+    ex = as_example_inputs(inputs)
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # a builtin or C forward: let the forward itself decide
+        return
+    try:
+        signature.bind(*ex.args, **ex.kwargs)
+    except TypeError as exc:
+        raise ExampleInputError(
+            f"example_inputs: {len(ex.args) + len(ex.kwargs)} input(s) given, but {type(model).__name__}.forward{signature} "
+            f"does not take them ({exc})",
+            module="example_inputs",
+        ) from None
+
+
+def check_model(model: object, inputs: Any, *, argument: str = "model") -> nn.Module:
+    """:func:`check_module`, :func:`check_arity`, :func:`check_finite` and
+    :func:`check_finite_inputs` in turn; returns the model."""
+    module = check_module(model, argument=argument)
+    check_arity(module, inputs)
+    check_finite(module, what=argument)
+    check_finite_inputs(inputs)
+    return module
+
+
+def nonfinite_tensors(model: nn.Module) -> dict[str, list[int]]:
+    """``{tensor name: output channels (dim 0) holding a NaN or inf}`` over parameters and
+    floating-point buffers; empty when every value is finite."""
+    found: dict[str, list[int]] = {}
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if not t.is_floating_point() or t.numel() == 0 or t.is_meta:
+                continue
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                rows = bad.reshape(t.shape[0], -1).any(dim=1) if t.dim() > 0 else bad.reshape(1)
+                found[name] = [int(i) for i in torch.nonzero(rows).flatten()]
+    return found
+
+
+def check_finite(model: nn.Module, *, what: str = "model") -> None:
+    """Raises :class:`NonFiniteError` naming the first tensor (layer and channels) with NaN/inf."""
+    found = nonfinite_tensors(model)
+    if not found:
+        return
+    name, channels = next(iter(found.items()))
+    layer = name.rpartition(".")[0] or "<root>"
+    more = f" (and {len(found) - 1} more tensors)" if len(found) > 1 else ""
+    shown = ", ".join(map(str, channels[:8])) + (", ..." if len(channels) > 8 else "")
+    raise NonFiniteError(
+        f"{what}: {name} holds NaN or inf in channel(s) {shown} of layer {layer!r}{more}; "
+        "fix or re-initialise those weights before pruning",
+        module=layer,
+    )
+
+
+def check_finite_inputs(inputs: Any) -> None:
+    """Raises :class:`NonFiniteError` when an example input holds NaN or inf."""
+    for i, x in enumerate(as_example_inputs(inputs).tensors()):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise NonFiniteError(f"example_inputs[{i}] holds NaN or inf", module="example_inputs")

@@ -1,0 +1,40 @@
+"""Train/eval flags: switch a whole model to one mode and give every module its own flag back.
+
+``model.train(was)`` is not a restore: it sets every submodule to the root's flag, so a user's
+frozen BatchNorm (``.eval()`` inside a training model) would come back unfrozen. Every place
+prunekit runs a model in eval mode (MACs, equivalence, export, latency, tracing) uses
+:func:`training_flags` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch.nn as nn
+
+__all__ = ["training_flags", "save_training_flags", "restore_training_flags"]
+
+
+def save_training_flags(model: nn.Module) -> dict[nn.Module, bool]:
+    """Each module's own ``training`` flag, keyed by the module (shared modules appear once)."""
+    return {m: m.training for m in model.modules()}
+
+
+def restore_training_flags(flags: dict[nn.Module, bool]) -> None:
+    """Sets each module's flag back to what :func:`save_training_flags` recorded."""
+    for module, flag in flags.items():
+        module.training = flag
+
+
+@contextlib.contextmanager
+def training_flags(model: nn.Module, mode: bool | None = None) -> Iterator[nn.Module]:
+    """Within the block every module has ``training == mode`` (unchanged if ``mode`` is None);
+    afterwards, even on an exception, every module has its own flag back."""
+    flags = save_training_flags(model)
+    try:
+        if mode is not None:
+            model.train(mode)
+        yield model
+    finally:
+        restore_training_flags(flags)
