@@ -6,13 +6,14 @@ Inception have auxiliary heads only in training): channels must stay consistent 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from prunekit.errors import TraceError
+from prunekit.errors import ExampleInputError, TraceError
 from prunekit.graph.recorder import record, restore_buffers, snapshot_buffers
 from prunekit.inputs import ExampleInputs
 from prunekit.modes import restore_training_flags, save_training_flags
@@ -87,6 +88,13 @@ def _trace_record(model: nn.Module, inputs: ExampleInputs) -> Traced:
     try:
         with torch.random.fork_rng(devices=[]):
             graph = record(model, inputs, PrunekitTracer().is_leaf_module)
+    except Exception as exc:  # recording only runs the model: a failure is the model's, on these inputs
+        raise ExampleInputError(
+            f"{type(model).__name__} failed on the example inputs while its run was recorded: "
+            f"{type(exc).__name__}: {exc}. Pass example inputs of the form and shape the model expects "
+            "(see prunekit.inputs).",
+            module="example_inputs",
+        ) from exc
     finally:
         restore_buffers(model, saved)
     return Traced(model, graph, "record", model.training)
@@ -137,6 +145,8 @@ def trace(model: nn.Module, inputs: ExampleInputs | None = None, *, tracer: str 
             if backend == "export":
                 return _trace_export(model, inputs)  # type: ignore[arg-type]
             return _trace_record(model, inputs)  # type: ignore[arg-type]
+        except ExampleInputError:
+            raise
         except Exception as exc:  # the tracers raise many types; all mean "cannot trace"
             errors[backend] = exc
     first = next(iter(errors.values()))
@@ -162,7 +172,14 @@ def trace_modes(
         except TraceError:
             if eval_traced.backend == "fx":
                 raise
-            train_traced = eval_traced  # the train graph failed to export or record: eval only
+            train_traced = eval_traced  # the train graph failed to export: eval only
+        except ExampleInputError as exc:  # e.g. a detection model that needs targets in training
+            warnings.warn(
+                f"{type(model).__name__} does not run in train mode on the example inputs ({exc}); "
+                "channels used only in training mode (auxiliary heads) are not analysed",
+                stacklevel=4,
+            )
+            train_traced = eval_traced
         if str(train_traced.graph) != str(eval_traced.graph):
             graphs.append(train_traced)
     finally:

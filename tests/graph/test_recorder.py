@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import prunekit
-from prunekit.errors import TraceError
+from prunekit.errors import ExampleInputError, TraceError
 
 
 class PostProcessed(nn.Module):
@@ -74,6 +74,21 @@ def test_yolov8_head_is_followed_and_the_backbone_prunes():
     report = prunekit.prune_(model, x, sparsity=0.3, tracer="record")
     assert sum(p.numel() for p in model.parameters()) < 0.8 * sum(p.numel() for p in original.parameters())
     assert prunekit.check_equivalence(original, model, x, report).ok
+
+
+def test_a_detection_model_taking_a_list_of_images():
+    torchvision = pytest.importorskip("torchvision")
+    build = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn
+    model = build(weights=None, weights_backbone=None).eval()
+    images = [torch.rand(3, 96, 96)]
+    with pytest.raises(TraceError, match="torch.export cannot either"):  # NMS, data-dependent sizes
+        prunekit.DependencyGraph(model, images)
+    with pytest.warns(UserWarning, match="does not run in train mode"):  # it needs targets there
+        graph = prunekit.DependencyGraph(model, images, tracer="record")
+    assert len(graph.prunable_groups) > 25
+    assert graph.group_of("backbone.body.1.block.0.0").prunable  # an inverted-residual expansion
+    with pytest.raises(ExampleInputError, match="failed on the example inputs"):
+        prunekit.DependencyGraph(model, images[0], tracer="record")  # a tensor, not a list of images
 
 
 class CachesOnSelf(nn.Module):
