@@ -9,7 +9,9 @@ channel never reaches a mixing layer). It shares no code with the surgery, so it
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -17,12 +19,12 @@ from torch.utils._pytree import tree_leaves
 
 from prunekit.checks import check_arity, check_module
 from prunekit.errors import ConfigError, EquivalenceError
-from prunekit.inputs import InputsLike, as_example_inputs
+from prunekit.inputs import ExampleInputs, InputsLike, as_example_inputs
 from prunekit.modes import training_flags
 from prunekit.report import PruneReport
 from prunekit.rules.base import get_rule
 
-__all__ = ["EquivalenceResult", "check_equivalence", "assert_equivalent", "zeroed_original"]
+__all__ = ["EquivalenceResult", "check_equivalence", "assert_equivalent", "zeroed_original", "boundary_layers"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class EquivalenceResult:
     """Outcome of :func:`check_equivalence`.
 
     Attributes:
-        ok: ``max_error <= tol * scale``, and every output of both models is finite.
+        ok: every compared tensor is within ``tol`` times its own largest magnitude, and every
+            output of both models is finite.
         max_error: largest absolute difference over all outputs (NaN when an output is not
             finite, inf when the outputs differ in number or shape).
         scale: largest absolute value of the oracle's outputs (at least 1e-6).
@@ -83,6 +86,28 @@ def zeroed_original(original: nn.Module, report: PruneReport) -> nn.Module:
     return oracle
 
 
+def boundary_layers(report: PruneReport) -> list[str]:
+    """The layers a prune touched whose outputs keep their size: the readers at the edge of the
+    cut groups (a detector's head convs, a classifier's first Linear). Their outputs are
+    comparable between the pruned model and the oracle, whatever follows them (NMS, top-k)."""
+    return [r.name for r in report.layers if r.out_before == r.out_after and r.in_before != r.in_after]
+
+
+def _outputs(model: nn.Module, inputs: ExampleInputs, at: Sequence[str]) -> list[Any]:
+    """The model's output leaves, then the output leaves of each module in ``at``, in order."""
+    seen: dict[str, list[Any]] = {name: [] for name in at}
+    handles = [
+        model.get_submodule(name).register_forward_hook(lambda m, a, out, n=name: seen[n].extend(tree_leaves(out)))
+        for name in at
+    ]
+    try:
+        leaves = tree_leaves(inputs.call(model))
+    finally:
+        for h in handles:
+            h.remove()
+    return leaves + [v for name in at for v in seen[name]]
+
+
 @torch.no_grad()
 def check_equivalence(
     original: nn.Module,
@@ -91,27 +116,42 @@ def check_equivalence(
     report: PruneReport,
     *,
     tol: float = 1e-5,
+    at: Sequence[str] | str | None = "auto",
 ) -> EquivalenceResult:
     """Compares ``pruned(x)`` with the zeroed-channel ``original(x)`` in eval mode.
 
     Args:
         original: the model as it was before pruning (not modified).
         pruned: the pruned model.
-        example_inputs: inputs to compare on.
+        example_inputs: inputs to compare on (any form of :mod:`prunekit.inputs`).
         report: the prune report (its ``kept`` indices say what was removed).
-        tol: tolerance relative to the largest output magnitude.
+        tol: tolerance relative to the largest magnitude of each compared tensor.
+        at: module names whose outputs are compared too (forward hooks), besides the model's:
+            ``"auto"`` (default) takes :func:`boundary_layers`, so a detector is compared on its
+            heads' raw outputs, before post-processing that is not a continuous function of the
+            weights (NMS can return nothing on an untrained model); ``None`` compares the model
+            outputs only.
     """
     inputs = as_example_inputs(example_inputs)
     check_module(original, argument="original")
     check_module(pruned, argument="pruned")
     check_arity(pruned, inputs)
+    names = boundary_layers(report) if at == "auto" else [at] if isinstance(at, str) else list(at or [])
+    for name in names:
+        if name not in dict(pruned.named_modules()):
+            raise ConfigError(f"at: {name!r} is not a module of {type(pruned).__name__}", module="at")
     oracle = zeroed_original(original, report).eval()
     with training_flags(pruned, False):
-        expected = tree_leaves(inputs.call(oracle))
-        got = tree_leaves(inputs.call(pruned))
-    err, scale = 0.0, 1e-6
+        expected = _outputs(oracle, inputs, names)
+        got = _outputs(pruned, inputs, names)
     if len(expected) != len(got):
-        return EquivalenceResult(False, float("inf"), scale, tol)
+        return EquivalenceResult(False, float("inf"), 1e-6, tol)
+    return _compare(expected, got, tol)
+
+
+def _compare(expected: list[Any], got: list[Any], tol: float) -> EquivalenceResult:
+    """Each tensor pair within ``tol`` of its own largest magnitude; the worst error overall."""
+    err, scale, ok = 0.0, 1e-6, True
     for e, g in zip(expected, got):
         if not isinstance(e, torch.Tensor):
             continue
@@ -122,9 +162,10 @@ def check_equivalence(
         # a non-finite output is never "equal": max() would silently skip a NaN difference
         if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(g).all())):
             return EquivalenceResult(False, float("nan"), scale, tol)
-        err = max(err, float((e.float() - g.float()).abs().max()))
-        scale = max(scale, float(e.float().abs().max()))
-    return EquivalenceResult(err <= tol * scale, err, scale, tol)
+        e_err, e_scale = float((e.float() - g.float()).abs().max()), max(float(e.float().abs().max()), 1e-6)
+        ok = ok and e_err <= tol * e_scale
+        err, scale = max(err, e_err), max(scale, e_scale)
+    return EquivalenceResult(ok, err, scale, tol)
 
 
 def assert_equivalent(
@@ -134,9 +175,10 @@ def assert_equivalent(
     report: PruneReport,
     *,
     tol: float = 1e-5,
+    at: Sequence[str] | str | None = "auto",
 ) -> EquivalenceResult:
     """Like :func:`check_equivalence` but raises :class:`EquivalenceError` when not equivalent."""
-    res = check_equivalence(original, pruned, example_inputs, report, tol=tol)
+    res = check_equivalence(original, pruned, example_inputs, report, tol=tol, at=at)
     if not res.ok:
         if res.max_error != res.max_error:
             raise EquivalenceError(
