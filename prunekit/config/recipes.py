@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.config.loader import _build, _parse_yaml, load_config
+from prunekit.compat.distiller.schema import is_quantization_stats
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig
 from prunekit.errors import ConfigError
 from prunekit.schedules.recipe import Recipe
@@ -70,7 +71,7 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a schedule must be a mapping, but got {type(data).__name__}", module=where)
-    if is_distiller(data):
+    if is_distiller(data) or is_quantization_stats(data):  # the latter is refused by parse_distiller
         from prunekit.compat.distiller.recipe import DistillerRecipe
 
         if mode is not None:
