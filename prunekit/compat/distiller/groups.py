@@ -3,6 +3,7 @@ apart from the groups' other members (for the "extend or strict" rule)."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,17 @@ from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 
-__all__ = ["Target", "resolve_targets", "group_key", "coupling_message", "leader_scores", "check_parameter"]
+__all__ = [
+    "Target",
+    "resolve_targets",
+    "group_key",
+    "coupling_message",
+    "leader_scores",
+    "leader_view",
+    "check_leader",
+    "check_parameter",
+    "producers_of",
+]
 
 _VERBS = {"add": "summed", "sub": "subtracted", "mul": "multiplied", "cat": "concatenated", "div": "divided"}
 
@@ -112,12 +123,32 @@ def coupling_message(target: Target, spec: PrunerSpec) -> str:
     return f"{layers} {how}"
 
 
-def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: PrunerSpec) -> dict[int, np.ndarray]:
-    """``group_dependency: Leader``: every group takes the first (leader) group's scores.
+def leader_view(targets: list[Target], spec: PrunerSpec) -> Group:
+    """The leader's group holding only the first listed layer's slices (Distiller's rule: a
+    Leader group is ranked by the first listed weight alone, not by all its members)."""
+    lead = targets[0].group
+    module = spec.weights[0].rpartition(".")[0]
+    role = "out" if spec.group_type == "Filters" else "in"
+    members = [m for m in lead.members if m.module == module and m.role == role]
+    if not members or len(members) == len(lead.members):
+        return lead
+    view = copy.copy(lead)
+    view.members = members
+    return view
 
-    Raises:
-        ConfigError: a group differs in size from the leader's (the choice cannot be shared).
-    """
+
+def producers_of(graph: DependencyGraph, model: nn.Module, module: str) -> list[str]:
+    """The layers with a weight matrix whose output channels ``module`` reads."""
+    out: list[str] = []
+    for g in graph.groups_of(module, "in"):
+        for m in scoring_members(model, g, "Filters"):
+            if m.module not in out:
+                out.append(m.module)
+    return out
+
+
+def check_leader(targets: list[Target], spec: PrunerSpec) -> None:
+    """Raises a ConfigError if a Leader pruner's groups differ in size from the leader's."""
     lead = targets[0]
     for t in targets[1:]:
         if t.group.size != lead.group.size:
@@ -127,4 +158,14 @@ def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: Pr
                 "list layers of equal width under one Leader pruner",
                 module=f"{spec.path}.group_dependency",
             )
+
+
+def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: PrunerSpec) -> dict[int, np.ndarray]:
+    """``group_dependency: Leader``: every group takes the first (leader) group's scores.
+
+    Raises:
+        ConfigError: a group differs in size from the leader's (the choice cannot be shared).
+    """
+    check_leader(targets, spec)
+    lead = targets[0]
     return {t.group.id: scores[lead.group.id] for t in targets}

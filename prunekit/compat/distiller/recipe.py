@@ -42,11 +42,16 @@ from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
+from prunekit.compat.distiller.fold import folded_batchnorm
 from prunekit.compat.distiller.groups import (
+    check_leader,
+    Target,
     check_parameter,
     coupling_message,
     group_key,
     leader_scores,
+    leader_view,
+    producers_of,
     resolve_targets,
 )
 from prunekit.schedules.elementwise import (
@@ -95,6 +100,19 @@ def fm_reconstruction_hook(
     ]
 
 
+def check_targets(targets: list[Target], spec: PrunerSpec) -> None:
+    """``strict: true`` with unlisted members in a group, or a Leader over unequal widths: errors."""
+    for t in targets:
+        if t.missing and spec.strict:
+            raise ConfigError(
+                f"{spec.path}.weights: {coupling_message(t, spec)}: list them together with group_dependency: "
+                "Leader (or drop strict: true to extend the choice to the whole group)",
+                module=f"{spec.path}.weights",
+            )
+    if spec.leader and len(targets) > 1:
+        check_leader(targets, spec)
+
+
 class DistillerRecipe(Recipe):
     """A :class:`Recipe` for a Distiller schedule (see the module docstring).
 
@@ -102,11 +120,19 @@ class DistillerRecipe(Recipe):
         schedule: the parsed schedule (:func:`prunekit.compat.distiller.schema.parse_distiller`).
         num_batches: calibration batches that data-driven rankings (APoZ, mean activation,
             gradient) read.
+        leader_ranking: how a ``group_dependency: Leader`` pruner ranks its channels: "first"
+            (Distiller's rule, the default: by the first listed weight alone) or "group" (by every
+            member of the leader's coupled group, summed).
     """
 
-    def __init__(self, schedule: DistillerSchedule, *, num_batches: int = 4) -> None:
+    def __init__(self, schedule: DistillerSchedule, *, num_batches: int = 4, leader_ranking: str = "first") -> None:
+        if leader_ranking not in ("first", "group"):
+            raise ConfigError(
+                f"leader_ranking: must be 'first' or 'group', but got {leader_ranking!r}", module="leader_ranking"
+            )
         self.schedule = schedule
         self.num_batches = num_batches
+        self.leader_ranking = leader_ranking
         self.lr_schedulers = schedule.lr_schedulers
         acting = [p for p in schedule.policies if p.kind in ("pruner", "extension")]
         self.num_epochs = max((max(p.epochs) + 1 for p in acting), default=1)
@@ -140,14 +166,30 @@ class DistillerRecipe(Recipe):
         (log.warning if warn else log.info)(line)
         event.messages.append(line)
 
-    def _check_names(self, model: nn.Module) -> None:
-        """Every listed parameter exists (close names suggested), before anything is changed."""
+    def check(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        """Checks every pruner against ``model`` before anything is changed or trained.
+
+        Every listed parameter exists (close names suggested), is a weight matrix whose channels
+        can be pruned, a ``strict: true`` pruner lists its whole coupled group, and a Leader's
+        groups are as wide as the leader's. :meth:`on_epoch_begin` calls it at the first epoch,
+        so a bad pruner whose policy starts at epoch 30 fails before the first batch.
+
+        Raises:
+            ConfigError: naming the pruner's YAML path.
+        """
         for spec in self.schedule.pruners.values():
             names = [(f"{spec.path}.weights[{i}]", w) for i, w in enumerate(spec.weights)]
             names += [(f"{spec.path}.levels.{k}", k) for k in spec.levels if k != "*"]
             names += [(f"{spec.path}.thresholds.{k}", k) for k in spec.thresholds if k != "*"]
             for where, name in names:
                 check_parameter(model, name, where)
+        structured = [s for s in self.schedule.pruners.values() if s.kind == "structured"]
+        if structured:
+            graph = DependencyGraph(model, as_input_tuple(example_inputs))
+            for spec in structured:
+                targets = resolve_targets(model, graph, spec)
+                if spec.group_type != "Rows":
+                    check_targets(targets, spec)
         self._checked = True
 
     @staticmethod
@@ -178,7 +220,7 @@ class DistillerRecipe(Recipe):
     ) -> RecipeEvent:
         """Runs the pruners, then the thinning extensions, scheduled for ``epoch``."""
         if not self._checked:
-            self._check_names(model)
+            self.check(model, example_inputs)
         if calibration is not None:
             self._calibration = calibration
         event = RecipeEvent(epoch)
@@ -195,27 +237,25 @@ class DistillerRecipe(Recipe):
 
     def _structured(self, model, example_inputs, epoch, due, calibration, event: RecipeEvent) -> None:
         graph = DependencyGraph(model, as_input_tuple(example_inputs))
+        rows = [(p, s) for p, s in due if s.group_type == "Rows"]
+        if rows:
+            self._rows(model, graph, epoch, rows, event)
+        due = [(p, s) for p, s in due if s.group_type != "Rows"]
+        if not due:
+            return
         for policy, spec in due:
-            for key in policy.args:
-                self._say(event, f"{policy.path}.args.{key}: not used by prunekit", once=f"{policy.path}.{key}")
+            self._say_args(event, policy)
             s = self._sparsity(spec, policy, epoch)
             targets = resolve_targets(model, graph, spec)
+            check_targets(targets, spec)
             for t in targets:
-                if not t.missing:
-                    continue
-                message = coupling_message(t, spec)
-                if spec.strict:
-                    raise ConfigError(
-                        f"{spec.path}.weights: {message}: list them together with group_dependency: Leader "
-                        "(or drop strict: true to extend the choice to the whole group)",
-                        module=f"{spec.path}.weights",
+                if t.missing:
+                    self._say(
+                        event,
+                        f"{spec.path}: {coupling_message(t, spec)}; the choice is extended to the whole group "
+                        f"({', '.join(t.missing)} pruned too; strict: true makes this an error)",
+                        once=f"{spec.path}:{group_key(t.group)}",
                     )
-                self._say(
-                    event,
-                    f"{spec.path}: {message}; the choice is extended to the whole group "
-                    f"({', '.join(t.missing)} pruned too; strict: true makes this an error)",
-                    once=f"{spec.path}:{group_key(t.group)}",
-                )
             if spec.reconstructs and self._fm is None:
                 self._fm = (copy.deepcopy(model), [])
             if spec.reconstructs and self._fm is not None:
@@ -224,11 +264,22 @@ class DistillerRecipe(Recipe):
             crit = build_criterion(
                 spec.criterion, {**spec.criterion_options, **self._data_options(spec)}, data, where=spec.path
             )
-            scores = {t.group.id: score_group(crit, model, t.group, group_type=spec.group_type) for t in targets}
+            with folded_batchnorm(model, graph, enabled=bool(policy.args.get("fold_batchnorm"))) as scored:
+                scores = {t.group.id: score_group(crit, scored, t.group, group_type=spec.group_type) for t in targets}
+                if spec.leader and self.leader_ranking == "first":
+                    lead = leader_view(targets, spec)
+                    scores[lead.id] = score_group(crit, scored, lead, group_type=spec.group_type)
+                    self._say(
+                        event,
+                        f"{spec.path}: Leader group ranked by {spec.weights[0]} alone (Distiller's rule)",
+                        once=f"{spec.path}:leader",
+                    )
             if spec.leader and len(targets) > 1:
                 scores = leader_scores(scores, targets, spec)
             for t in targets:
                 key = group_key(t.group)
+                # Distiller measures a sparsity against the layer's current width: sizes are reset
+                # by every thinning, so a pruner after a thinning cuts its fraction of what is left
                 orig = self.sizes.setdefault(key, t.group.size)
                 pend = self.pending.get(key, [])
                 n = max(t.group.size - (orig - removal_count(orig, s)), len(pend))
@@ -244,6 +295,40 @@ class DistillerRecipe(Recipe):
             "mask", plan, epoch=epoch, pending=copy.deepcopy(self.pending), sizes=dict(self.sizes)
         )
         self._record(event, decision)
+
+    def _say_args(self, event: RecipeEvent, policy: PolicySpec) -> None:
+        for key in policy.args:
+            if key != "fold_batchnorm":
+                self._say(event, f"{policy.path}.args.{key}: not used by prunekit", once=f"{policy.path}.{key}")
+
+    def _rows(self, model: nn.Module, graph: DependencyGraph, epoch: int, due, event: RecipeEvent) -> None:
+        """``group_type: Rows``: masks a Linear layer's input columns and keeps them as masks.
+
+        Distiller's thinning does not remove row masks, so the producers feeding the layer (a whole
+        residual stream, in a ResNet) keep their filters; the masks stay through fine-tuning.
+        """
+        params = dict(model.named_parameters())
+        new: dict[str, torch.Tensor] = {}
+        for policy, spec in due:
+            self._say_args(event, policy)
+            s = self._sparsity(spec, policy, epoch)
+            for w in spec.weights:
+                weight = params[w].detach().float().cpu()
+                norms = weight.abs().sum(0) if spec.criterion == "l1" else weight.norm(dim=0)
+                drop = torch.argsort(norms, stable=True)[: removal_count(weight.shape[1], s)]
+                mask = torch.ones_like(weight)
+                mask[:, drop] = 0.0
+                new[w] = mask * self.weight_masks[w] if w in self.weight_masks else mask
+                producers = producers_of(graph, model, w.rpartition(".")[0])
+                self._say(
+                    event,
+                    f"epoch {epoch}: {spec.path}: group_type Rows masks {len(drop)} of {weight.shape[1]} input "
+                    f"columns of {w} ({s:.4f}); kept as masks, as Distiller does, not removed (removing them "
+                    f"would cut the filters of {', '.join(producers) or 'the layers'} feeding it)",
+                )
+        self.weight_masks.update(new)
+        apply_weight_masks_(model, new)
+        self._record(event, Decision("elementwise", weight_masks=new, info={"epoch": epoch}))
 
     def _data_options(self, spec: PrunerSpec) -> dict[str, Any]:
         return {"num_batches": self.num_batches} if getattr(CRITERIA.get(spec.criterion), "needs_data", False) else {}
@@ -265,7 +350,14 @@ class DistillerRecipe(Recipe):
                 f"{len(new)} parameter(s); {DENSE_NOTE}",
             )
         apply_weight_masks_(model, self.weight_masks)
-        self._record(event, Decision("elementwise", weight_masks=dict(self.weight_masks), info={"epoch": epoch}))
+        # only the masks this step set: a checkpoint then holds each mask once per step that changed it
+        changed = {w: self.weight_masks[w] for p, sp in due for w in self._names(sp, params)}
+        self._record(event, Decision("elementwise", weight_masks=changed, info={"epoch": epoch}))
+
+    def _names(self, spec: PrunerSpec, params: Mapping[str, torch.Tensor]) -> list[str]:
+        if spec.cls == "AutomatedGradualPruner":
+            return list(spec.weights)
+        return list(self._expand(spec.levels or spec.thresholds, params))
 
     @staticmethod
     def _expand(values: dict[str, float], params: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -294,7 +386,7 @@ class DistillerRecipe(Recipe):
             channels_removed=int(sum(len(v) for v in plan.removed.values())),
             config={"thinning": why},
         )
-        self._after_thinning(model)
+        self._after_thinning(decision)
         event.rebuild_optimizer = True
         event.reports.append(report)
         self._say(
@@ -309,13 +401,14 @@ class DistillerRecipe(Recipe):
             self._fm = None
         self._record(event, decision)
 
-    def _after_thinning(self, model: nn.Module) -> None:
-        """Masks are spent; element-wise masks follow the new shapes (their zeros were sliced)."""
-        self.masks, self.pending = None, {}
-        params = dict(model.named_parameters())
+    def _after_thinning(self, decision: Decision) -> None:
+        """Masks are spent and widths are new: a later pruner measures its sparsity against the
+        thinned width (Distiller's rule); element-wise masks are sliced like their parameters."""
+        self.masks, self.pending, self.sizes = None, {}, {}
         for name, mask in list(self.weight_masks.items()):
-            if params[name].shape != mask.shape:
-                self.weight_masks[name] = (params[name].detach() != 0).float().cpu()
+            for dim, kept in decision.param_keep.get(name, {}).items():
+                mask = mask.index_select(int(dim), torch.as_tensor(kept, dtype=torch.long))
+            self.weight_masks[name] = mask
 
     def _record(self, event: RecipeEvent, decision: Decision) -> None:
         self.decisions.append(decision)
@@ -346,10 +439,10 @@ class DistillerRecipe(Recipe):
             self.pending = {k: list(v) for k, v in decision.info.get("pending", {}).items()}
             self.sizes = {k: int(v) for k, v in decision.info.get("sizes", {}).items()}
         elif decision.kind == "physical":
-            self._after_thinning(model)
+            self._after_thinning(decision)
             self._fm = None
         elif decision.kind == "elementwise":
-            self.weight_masks = dict(decision.weight_masks)
+            self.weight_masks.update(decision.weight_masks)
         self._checked = True
         self.decisions.append(decision)
 

@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import prunekit
 from prunekit.config import load_recipe
@@ -160,29 +161,35 @@ def test_channel_pruning_ranks_the_consumers_input_slices(x):
     prunekit.assert_equivalent(original, model, x, event.reports[0])
 
 
-def test_rows_prunes_a_linear_layers_input_features_and_extends_to_the_group(x, caplog):
+def test_rows_masks_a_linear_layers_input_columns_and_keeps_them_as_masks(x, caplog):
+    """Issue 14 (3): Distiller keeps Rows masks as masks; cutting them would cut the stage-3
+    residual stream (every layer3 conv2 and the downsample)."""
     model = _resnet()
+    columns = model.fc.weight.detach().abs().sum(0).numpy()
     text = _one_pruner(
         """\
         class: L1RankedStructureParameterPruner
         group_type: Rows
         desired_sparsity: 0.25
         weights: [module.fc.weight]
-        """
-    )
-    with caplog.at_level(logging.INFO, logger="prunekit.compat.distiller.recipe"):
-        event = load_recipe(text).on_epoch_begin(model, x, 0)
-    extended = event.messages[0]
-    assert (
-        "fc (listed) and layer3.1.conv1, layer3.2.conv1 (not listed) are summed" in extended
-        and "the choice is extended to the whole group" in extended
-    )
-    assert "extended to the whole group" in caplog.text
-    load_recipe(text).finalize(model, x)  # a fresh recipe has nothing masked: a no-op
+        """,
+        extra="extensions:\n  thinner: {class: FilterRemover, thinning_func_str: remove_filters}",
+    ) + "  - extension: {instance_name: thinner}\n    epochs: [0]\n"
     recipe = load_recipe(text)
-    recipe.replay(model, event.decisions[0])
+    with caplog.at_level(logging.INFO, logger="prunekit.compat.distiller.recipe"):
+        event = recipe.on_epoch_begin(model, x, 0)
+    line = event.messages[0]
+    assert "group_type Rows masks 16 of 64 input columns of fc.weight (0.2500); kept as masks" in line
+    assert "layer3.0.downsample.0, layer3.0.conv2, layer3.1.conv2, layer3.2.conv2 feeding it" in line
+    assert "kept as masks" in caplog.text
     recipe.finalize(model, x)
-    assert model.fc.in_features == 48 and model.layer3[2].conv2.out_channels == 48
+    assert model.fc.in_features == 64 and model.layer3[2].conv2.out_channels == 64  # nothing removed
+    zero = np.flatnonzero(model.fc.weight.detach().abs().sum(0).numpy() == 0).tolist()
+    assert zero == sorted(np.argsort(columns, kind="stable")[:16].tolist())
+    fresh, other = _resnet(seed=4), load_recipe(text)
+    for d in decisions_from_state(recipe.state_dict()):
+        other.replay(fresh, d)
+    assert torch.equal(fresh.fc.weight == 0, model.fc.weight == 0)
     with pytest.raises(ConfigError, match=r"weights\[0\]: group_type Rows is for Linear layers"):
         load_recipe(text.replace("fc.weight", "layer1.0.conv1.weight")).on_epoch_begin(_resnet(), x, 0)
 
@@ -235,10 +242,12 @@ def test_agp_over_epochs_with_thinning_extension(x):
         widths.append(w.shape[0])
         zero_rows.append(int((w.flatten(1).abs().sum(1) == 0).sum()))
     s = [distiller_agp_sparsity(e, initial=0.1, final=0.5, start=0, end=4) for e in range(4)]
-    keep = [64 - removal_count(64, v) for v in s]
-    assert widths == [64, keep[1], keep[1], keep[3], keep[3]] == [64, 40, 40, 32, 32]
-    assert zero_rows == [64 - keep[0], 0, keep[1] - keep[2], 0, 0]
-    assert model.layer3[1].conv1.out_channels == 32 and model.layer3[2].conv1.out_channels == 64
+    # issue 14 (2): after a thinning, a sparsity is a fraction of the current (thinned) width
+    w1 = 64 - removal_count(64, s[1])
+    w3 = w1 - removal_count(w1, s[3])
+    assert widths == [64, w1, w1, w3, w3] == [64, 40, 40, 20, 20]
+    assert zero_rows == [removal_count(64, s[0]), 0, removal_count(w1, s[2]), 0, 0]
+    assert model.layer3[1].conv1.out_channels == 20 and model.layer3[2].conv1.out_channels == 64
 
 
 def test_elementwise_pruners_mask_weights_and_keep_them_through_training(x):
@@ -350,3 +359,64 @@ def test_fm_reconstruction_refits_or_says_it_did_not(x, calibration, caplog):
         assert messages[1].startswith("FMReconstruction: refit layer1.0.conv2 (relative error")
     else:
         assert "weights were NOT reconstructed" in messages[1] and "NOT reconstructed" in caplog.text
+
+
+@pytest.mark.parametrize("ranking", ["first", "group"])
+def test_leader_ranks_by_the_first_listed_weight_alone(x, ranking):
+    """Issue 14 (4): Distiller ranks a Leader group by its first weight; "group" sums every member."""
+    model = _resnet()
+    convs = [model.layer2[0].conv2, model.layer2[1].conv2, model.layer2[2].conv2, model.layer2[0].downsample[0]]
+    scores = _l1_filters(convs[0].weight) if ranking == "first" else sum(_l1_filters(c.weight) for c in convs)
+    recipe = DistillerRecipe.from_mapping(yaml.safe_load(FILTERS), leader_ranking=ranking)
+    event = recipe.on_epoch_begin(model, x, 0)
+    kept = event.decisions[-1].module_keep["layer2.0.conv2"]["out"]
+    assert kept == sorted(np.argsort(scores, kind="stable")[16:].tolist())
+    said = any("Leader group ranked by layer2.0.conv2.weight alone" in m for m in event.messages)
+    assert said == (ranking == "first")
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (
+            "strict: true\nweights: [module.layer1.0.conv2.weight]",
+            r"pruners.p.weights: layer1.0.conv2 \(listed\) and .* are summed",
+        ),
+        (
+            "group_dependency: Leader\nweights: [module.layer2.0.conv1.weight, module.layer1.0.conv1.weight]",
+            "pruners.p.group_dependency: Leader shares layer2.0.conv1's choice",
+        ),
+    ],
+)
+def test_every_pruner_is_checked_before_the_first_epoch(x, body, needle):
+    """Issue 14 (10): a bad pruner whose policy starts at epoch 30 fails at epoch 0."""
+    text = _one_pruner(
+        f"class: L1RankedStructureParameterPruner\ngroup_type: Filters\ndesired_sparsity: 0.5\n{body}\n",
+        policy="epochs: [30]",
+    )
+    model = _resnet()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ConfigError, match=needle):
+        load_recipe(text).on_epoch_begin(model, x, 0)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_fold_batchnorm_ranks_filters_with_the_batchnorm_folded_in(x):
+    """Issue 14 (6): ``args: {fold_batchnorm: true}`` ranks W * gamma / sqrt(var + eps)."""
+    model = _resnet()
+    bn = model.layer1[0].bn1
+    with torch.no_grad():
+        bn.running_var.copy_(torch.linspace(0.01, 100.0, 16))
+        bn.weight.copy_(torch.linspace(2.0, 0.5, 16))
+    weight = model.layer1[0].conv1.weight.detach().clone()
+    folded = _l1_filters(weight) * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().numpy()
+    body = "class: L1RankedStructureParameterPruner\ngroup_type: Filters\ndesired_sparsity: 0.5\n"
+    body += "weights: [module.layer1.0.conv1.weight]\n"
+    plain = load_recipe(_one_pruner(body)).on_epoch_begin(copy.deepcopy(model), x, 0)
+    text = _one_pruner(body, policy="epochs: [0]\n    pruner: {instance_name: p, args: {fold_batchnorm: true}}")
+    text = text.replace("  - pruner:\n      instance_name: p\n    epochs", "  - epochs")
+    event = load_recipe(text).on_epoch_begin(model, x, 0)
+    kept = event.decisions[-1].module_keep["layer1.0.conv1"]["out"]
+    assert kept == sorted(np.argsort(folded, kind="stable")[8:].tolist())
+    assert kept != plain.decisions[-1].module_keep["layer1.0.conv1"]["out"]
+    assert torch.equal(model.layer1[0].conv1.weight[kept], weight[kept])  # the weights are not folded
