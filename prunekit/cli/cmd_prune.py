@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from typing import Any
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
 from prunekit.cli._sources import add_source_args
 
 __all__ = ["register"]
+
+log = logging.getLogger("prunekit.cli")
 
 
 def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -46,19 +50,53 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _run(args: argparse.Namespace) -> int:
     from prunekit.cli._pipeline_args import loaders_from_args, options_from_args, run_from_args, setup_logging
     from prunekit.cli._sources import source_from_args
+    from prunekit.compat.distiller import DistillerRecipe
     from prunekit.pipeline import Phase
 
     setup_logging(args)
     recipe, described = _recipe(args)
     loaders = loaders_from_args(args)
     source, state = source_from_args(args, loaders[0].dataset)
-    epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
+    if isinstance(recipe, DistillerRecipe):
+        epochs, args.finetune_epochs = distiller_epochs(args, recipe)
+    else:
+        epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
+        args.finetune_epochs = 10 if args.finetune_epochs is None else args.finetune_epochs
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
     if args.finetune_epochs > 0:
         tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
         phases.append(Phase("finetune", tune))
     config = {"command": "prune", "recipe": described}
     return run_from_args(args, source, phases, loaders, config=config, initial_state=state, report=not args.no_report)
+
+
+def distiller_epochs(args: argparse.Namespace, recipe: Any) -> tuple[int, int]:
+    """``(prune-phase epochs, fine-tune epochs)`` for a Distiller schedule.
+
+    Distiller runs a schedule file as one training whose policies (pruners, thinning and
+    ``lr_schedulers``) act over all of it, so the prune phase lasts the file's span (``--epochs``
+    overrides it) and there is no separate fine-tuning unless ``--finetune-epochs`` asks for it.
+    """
+    span = recipe.run_epochs
+    epochs = span if args.epochs is None else args.epochs
+    finetune = 0 if args.finetune_epochs is None else args.finetune_epochs
+    lr = ", ".join(f"{s.name} at epochs {s.epochs[0]}..{s.epochs[-1]}" for s in recipe.lr_schedulers)
+    log.info(
+        "Distiller schedule: one run of %d epochs (the file spans %d); LR: %s", max(epochs, recipe.num_epochs), span,
+        lr or f"the file has no lr_schedulers, so --lr-schedule {args.lr_schedule} over the run",
+    )  # fmt: skip
+    if recipe.lr_schedulers and epochs < span:
+        log.warning(
+            "--epochs %d is shorter than the file's %d epochs: its lr_schedulers act only inside them%s",
+            epochs, span, " (none: --epochs 0 trains nothing)" if epochs == 0 else "",
+        )  # fmt: skip
+    if finetune:
+        log.warning(
+            "--finetune-epochs %d: after the file's run, %d more epochs with prunekit's --lr-schedule %s "
+            "(Distiller has no such phase); element-wise masks are kept",
+            finetune, finetune, args.lr_schedule,
+        )  # fmt: skip
+    return epochs, finetune
 
 
 def distill_options(args: argparse.Namespace) -> dict:
@@ -103,9 +141,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         lr=0.01,
         title="training during pruning",
         epochs_help="epochs of the pruning phase (default: the schedule's epochs if it spans several, "
-        "with training between steps; 0 for a one-shot prune, which is then only fine-tuned)",
+        "with training between steps; 0 for a one-shot prune, which is then only fine-tuned; for a Distiller "
+        "schedule, the file's span, lr_scheduler policies included)",
     )
-    add_train_args(p, epochs=10, lr=0.01, prefix="finetune-", title="fine-tuning")
+    add_train_args(
+        p,
+        epochs=None,
+        lr=0.01,
+        prefix="finetune-",
+        title="fine-tuning",
+        epochs_help="epochs of fine-tuning after the pruning phase (default 10; 0 for a Distiller schedule, "
+        "whose file describes the whole run)",
+    )
     add_distill_args(p)
     add_data_args(p)
     add_run_args(p)

@@ -136,6 +136,9 @@ class DistillerRecipe(Recipe):
         self.lr_schedulers = schedule.lr_schedulers
         acting = [p for p in schedule.policies if p.kind in ("pruner", "extension")]
         self.num_epochs = max((max(p.epochs) + 1 for p in acting), default=1)
+        #: the epochs the file describes, lr_scheduler policies included: Distiller runs one
+        #: training of this length, its policies acting over all of it
+        self.run_epochs = max((max(p.epochs) + 1 for p in schedule.policies), default=1)
         self.thinning_epochs = sorted({e for p in schedule.policies if p.kind == "extension" for e in p.epochs})
         self.needs_data = any(
             getattr(CRITERIA.get(s.criterion), "needs_data", False) or s.reconstructs
