@@ -420,3 +420,34 @@ def test_fold_batchnorm_ranks_filters_with_the_batchnorm_folded_in(x):
     assert kept == sorted(np.argsort(folded, kind="stable")[8:].tolist())
     assert kept != plain.decisions[-1].module_keep["layer1.0.conv1"]["out"]
     assert torch.equal(model.layer1[0].conv1.weight[kept], weight[kept])  # the weights are not folded
+
+
+def test_checkpointed_masks_are_bit_packed_and_only_the_changed_ones(x, tmp_path):
+    """Issue 14 (12): element-wise masks are stored at one bit per weight, once per step that set them."""
+    text = _one_pruner(
+        """\
+        class: AutomatedGradualPruner
+        initial_sparsity: 0.2
+        final_sparsity: 0.6
+        weights: [module.layer3.1.conv1.weight, module.layer3.1.conv2.weight]
+        """,
+        policy="starting_epoch: 0\n    ending_epoch: 4",
+        extra="  other:\n    class: SparsityLevelParameterPruner\n    levels: {module.layer3.2.conv1.weight: 0.5}",
+    ) + "  - pruner: {instance_name: other}\n    epochs: [0]\n"
+    model, recipe = _resnet(), load_recipe(text)
+    for epoch in range(4):
+        recipe.on_epoch_begin(model, x, epoch)
+    state = recipe.state_dict()
+    assert [sorted(d["weight_masks"]) for d in state["decisions"]] == [
+        ["layer3.1.conv1.weight", "layer3.1.conv2.weight", "layer3.2.conv1.weight"],
+        *[["layer3.1.conv1.weight", "layer3.1.conv2.weight"]] * 3,
+    ]
+    torch.save(state, tmp_path / "s.pt")
+    masked = 3 * 36864 + 3 * 2 * 36864  # elements of all masks stored
+    assert (tmp_path / "s.pt").stat().st_size < masked / 8 + 20_000  # float32 would be masked * 4 bytes
+    fresh, other = _resnet(seed=5), load_recipe(text)
+    for d in decisions_from_state(torch.load(tmp_path / "s.pt", weights_only=True)):
+        other.replay(fresh, d)
+    for name, mask in recipe.weight_masks.items():
+        assert torch.equal(other.weight_masks[name], mask), name
+        assert torch.equal(fresh.get_parameter(name) == 0, model.get_parameter(name) == 0), name
