@@ -67,7 +67,45 @@ def _run(args: argparse.Namespace) -> int:
         tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
         phases.append(Phase("finetune", tune))
     config = {"command": "prune", "recipe": described}
-    return run_from_args(args, source, phases, loaders, config=config, initial_state=state, report=not args.no_report)
+    try:
+        return run_from_args(
+            args, source, phases, loaders, config=config, initial_state=state, report=not args.no_report
+        )
+    except RuntimeError as exc:
+        if "too small" not in str(exc) and "greater than actual input size" not in str(exc):
+            raise
+        raise _input_too_small(args, source, loaders[0].dataset) from exc
+
+
+def _input_too_small(args: argparse.Namespace, source: Any, data: Any) -> Exception:
+    """The error for a model whose pooling shrinks the data's images to nothing (torchvision's
+    AlexNet and VGG on 28x28 images): names the model, its smallest input and ``--image-size``."""
+    import torch
+
+    from prunekit.errors import ConfigError
+
+    model = source.build().eval()
+
+    def fits(size: int) -> bool:
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, source.in_channels, size, size))
+        except RuntimeError:
+            return False
+        return True
+
+    low, high = 1, 512  # the smallest size that fits, by bisection (the models here are monotone)
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid + 1, high)
+    size = getattr(data, "image_size", None)
+    given = f"{size[0]}x{size[1]}" if isinstance(size, tuple) else "smaller"
+    return ConfigError(
+        f"--model: {source.spec} needs images of at least {low}x{low}, but --data {args.data} gives {given}; "
+        f"use an image-folder dataset with --image-size {max(low, 32)} or more (e.g. 224), or a model made for "
+        "small images (resnet20, vgg16_bn: see prunekit list models)",
+        module="--model",
+    )
 
 
 def distiller_epochs(args: argparse.Namespace, recipe: Any) -> tuple[int, int]:

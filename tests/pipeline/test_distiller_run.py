@@ -122,3 +122,14 @@ def test_cli_runs_a_distiller_file_as_one_run_with_its_lr_policy(tmp_path, caplo
     model = prunekit.load(out / "model")
     assert model.layer1[0].conv1.out_channels == 8
     assert _zeros(model, "layer2.0.conv1.weight") == pytest.approx(0.5, abs=1e-3)
+
+
+def test_torchvision_alexnet_on_28x28_images_is_a_clear_error(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    """Issue 14 (11): not a raw 'Output size is too small' traceback."""
+    schedule = tmp_path / "s.yaml"
+    schedule.write_text(ONE_SHOT_EXP_LR.replace("module.layer1.0.conv1.weight", "features.module.3.weight"))
+    args = ["prune", "--model", "torchvision:alexnet", "--schedule", str(schedule), "--out", str(tmp_path / "o")]
+    assert main([*args, "--batch-size", "4", "--max-batches", "1", "--eval-batches", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--model: torchvision:alexnet needs images of at least 63x63, but --data embedded gives 28x28" in err
+    assert "--image-size 63" in err and "Traceback" not in err
