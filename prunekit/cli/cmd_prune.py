@@ -19,12 +19,18 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from prunekit.cli._pipeline_args import as_flags
     from prunekit.config import config_to_dict
     from prunekit.config.recipes import load_recipe, recipe_from_options
+    from prunekit.errors import ConfigError
 
     if args.schedule:
         recipe = load_recipe(args.schedule, mode=args.mode)
         cfg = getattr(recipe, "config", None)
         described = config_to_dict(cfg) if cfg is not None and hasattr(cfg, "criterion") else {"file": args.schedule}
+        if args.shorten is not None:
+            recipe = _shortened(recipe, args.shorten)
+            described["shortened_to"] = args.shorten
         return recipe, described
+    if args.shorten is not None:
+        raise ConfigError("--shorten: scales a Distiller --schedule file; there is none", module="--shorten")
     options = dict(
         sparsity=args.sparsity,
         target_macs=args.target_macs,
@@ -45,6 +51,22 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     with as_flags(flags):
         recipe = recipe_from_options(**options)
     return recipe, config_to_dict(recipe.config)  # type: ignore[attr-defined]  # a ScheduleRecipe
+
+
+def _shortened(recipe: Any, epochs: int) -> Any:
+    """``--shorten N``: the Distiller schedule with all its epochs scaled into ``N``."""
+    from prunekit.compat.distiller import DistillerRecipe
+    from prunekit.compat.distiller.shorten import shorten
+    from prunekit.errors import ConfigError
+
+    if not isinstance(recipe, DistillerRecipe):
+        raise ConfigError("--shorten: scales Distiller schedule files, not prunekit's schema", module="--shorten")
+    short = DistillerRecipe(shorten(recipe.schedule, epochs))
+    log.info(
+        "--shorten %d: the file's %d epochs scaled into %d (a dry run: less training between its steps)",
+        epochs, recipe.run_epochs, short.run_epochs,
+    )  # fmt: skip
+    return short
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -173,6 +195,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--prune-end", type=int, default=1, help="epoch of the last step (iterative, agp)")
     o.add_argument("--prune-steps", type=int, default=1, help="number of steps (iterative)")
     o.add_argument("--mode", choices=("physical", "masked"), help="cut at each step, or mask and cut at the end")
+    o.add_argument(
+        "--shorten",
+        type=int,
+        metavar="N",
+        help="Distiller schedules: scale all the file's epochs (pruners, thinning, LR policies) into N epochs, "
+        "to dry-run a long schedule in minutes (with --max-batches for a subset of the data)",
+    )
     add_train_args(
         p,
         epochs=None,

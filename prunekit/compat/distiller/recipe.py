@@ -389,7 +389,7 @@ class DistillerRecipe(Recipe):
             channels_removed=int(sum(len(v) for v in plan.removed.values())),
             config={"thinning": why},
         )
-        self._after_thinning(decision)
+        self._after_thinning(model, decision)
         event.rebuild_optimizer = True
         event.reports.append(report)
         self._say(
@@ -404,13 +404,19 @@ class DistillerRecipe(Recipe):
             self._fm = None
         self._record(event, decision)
 
-    def _after_thinning(self, decision: Decision) -> None:
+    def _after_thinning(self, model: nn.Module, decision: Decision) -> None:
         """Masks are spent and widths are new: a later pruner measures its sparsity against the
-        thinned width (Distiller's rule); element-wise masks are sliced like their parameters."""
+        thinned width (Distiller's rule); element-wise masks are sliced like their weights."""
         self.masks, self.pending, self.sizes = None, {}, {}
+        params = dict(model.named_parameters())
         for name, mask in list(self.weight_masks.items()):
-            for dim, kept in decision.param_keep.get(name, {}).items():
-                mask = mask.index_select(int(dim), torch.as_tensor(kept, dtype=torch.long))
+            module, _, attr = name.rpartition(".")
+            roles = decision.module_keep.get(module, {}) if attr == "weight" else {}
+            for dim, role in ((0, "out"), (1, "in")):
+                if role in roles and mask.shape[dim] != params[name].shape[dim]:
+                    mask = mask.index_select(dim, torch.as_tensor(roles[role], dtype=torch.long))
+            if mask.shape != params[name].shape:  # a layout the roles do not describe (grouped)
+                mask = (params[name].detach() != 0).float().cpu()
             self.weight_masks[name] = mask
 
     def _record(self, event: RecipeEvent, decision: Decision) -> None:
@@ -442,7 +448,7 @@ class DistillerRecipe(Recipe):
             self.pending = {k: list(v) for k, v in decision.info.get("pending", {}).items()}
             self.sizes = {k: int(v) for k, v in decision.info.get("sizes", {}).items()}
         elif decision.kind == "physical":
-            self._after_thinning(decision)
+            self._after_thinning(model, decision)
             self._fm = None
         elif decision.kind == "elementwise":
             self.weight_masks.update(decision.weight_masks)

@@ -451,3 +451,48 @@ def test_checkpointed_masks_are_bit_packed_and_only_the_changed_ones(x, tmp_path
     for name, mask in recipe.weight_masks.items():
         assert torch.equal(other.weight_masks[name], mask), name
         assert torch.equal(fresh.get_parameter(name) == 0, model.get_parameter(name) == 0), name
+
+
+def test_shorten_scales_every_policy_into_n_epochs():
+    """The schedule shortener: order kept, AGP keeps two steps, LR keeps its total decay."""
+    from prunekit.compat.distiller.shorten import shorten
+
+    text = textwrap.dedent(
+        """\
+        version: 1
+        pruners:
+          agp:
+            class: L1RankedStructureParameterPruner_AGP
+            group_type: Filters
+            initial_sparsity: 0.1
+            final_sparsity: 0.5
+            weights: [module.layer1.0.conv1.weight]
+        extensions:
+          thin: {class: FilterRemover, thinning_func_str: remove_filters}
+        lr_schedulers:
+          exp: {class: ExponentialLR, gamma: 0.95}
+          steps: {class: MultiStepLR, milestones: [60, 120], gamma: 0.1}
+        policies:
+          - pruner: {instance_name: agp}
+            starting_epoch: 0
+            ending_epoch: 30
+            frequency: 2
+          - extension: {instance_name: thin}
+            epochs: [32, 200]
+          - lr_scheduler: {instance_name: exp}
+            starting_epoch: 10
+            ending_epoch: 300
+          - lr_scheduler: {instance_name: steps}
+            starting_epoch: 0
+            ending_epoch: 300
+        """
+    )
+    recipe = load_recipe(text)
+    assert recipe.run_epochs == 300
+    short = DistillerRecipe(shorten(recipe.schedule, 10))
+    agp, thin, exp, steps = short.schedule.policies
+    assert (agp.starting_epoch, agp.ending_epoch, agp.frequency, agp.epochs) == (0, 2, 1, (0, 1))
+    assert thin.epochs == (1, 6) and exp.epochs == tuple(range(0, 10)) and short.run_epochs == 10
+    assert short.lr_schedulers[0].kwargs["gamma"] == pytest.approx(0.95**29)  # 290 steps -> 10
+    assert short.lr_schedulers[1].kwargs["milestones"] == [2, 4]
+    assert shorten(recipe.schedule, 300) is recipe.schedule
