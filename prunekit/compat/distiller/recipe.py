@@ -2,15 +2,23 @@
 
 Semantics (Distiller's, with coupling handled):
 
-* At the start of an epoch, every pruner whose policy includes it **masks** channels: the listed
-  layers' groups lose ``removal_count(original size, s)`` channels in total, ``s`` being the
-  pruner's ``desired_sparsity`` or, for ``_AGP`` classes, Distiller's AGP value
+* At the start of an epoch, the policies that include it run in the order the file declares them
+  (Distiller's rule, which its files rely on: a thinning declared before a pruner that starts on
+  the same epoch runs first).
+* A structured pruner **masks** channels: the listed layers' groups lose ``removal_count(size,
+  s)`` channels in total, ``size`` being the width at the last thinning (Distiller measures a
+  sparsity against the layer's current width) and ``s`` the pruner's ``desired_sparsity`` or, for
+  ``_AGP`` classes, Distiller's AGP value
   (:func:`~prunekit.schedules.functions.distiller_agp_sparsity`) over its policy's window.
   Channels masked earlier stay masked. Masks are re-applied after every optimizer step.
-* Then every thinning extension (``FilterRemover``, ``ChannelRemover``, ``StructureRemover``)
-  scheduled for the epoch **removes** the masked channels physically (Distiller runs its
-  thinning at the first minibatch of the epoch, after the pruners). Without a thinning
-  extension the removal happens in :meth:`finalize`.
+* A thinning extension (``FilterRemover``, ``ChannelRemover``, ``StructureRemover``) **removes**
+  the masked channels physically. Without one, the removal happens in :meth:`finalize`.
+* ``group_dependency: Leader`` shares one choice of channels across the listed layers, ranked by
+  the first listed weight alone (Distiller's rule; ``leader_ranking="group"`` sums every member).
+* ``group_type: Rows`` masks a Linear layer's input columns and keeps them as masks (Distiller's
+  thinning does not remove them; removing them would cut every layer feeding it).
+* ``args: {fold_batchnorm: true}`` on a policy ranks with BatchNorm folded into the convolutions
+  (:mod:`prunekit.compat.distiller.fold`).
 * ``Filters`` pruning and ``Channels`` pruning cut the same coupled groups; they differ in which
   weights rank the channels (:mod:`prunekit.criteria.group_type`).
 * When the listed layers share a group with unlisted ones (layers summed by a residual add,
@@ -208,10 +216,6 @@ class DistillerRecipe(Recipe):
             )
         return float(spec.desired_sparsity or 0.0)
 
-    def _due(self, epoch: int, kind: str) -> list[tuple[PolicySpec, Any]]:
-        table: Mapping[str, Any] = self.schedule.pruners if kind == "pruner" else self.schedule.extensions
-        return [(p, table[p.instance]) for p in self.schedule.policies if p.kind == kind and epoch in p.epochs]
-
     # ------------------------------------------------------------------------------ hooks
     def on_epoch_begin(
         self,
@@ -221,21 +225,34 @@ class DistillerRecipe(Recipe):
         *,
         calibration: Iterable[Any] | None = None,
     ) -> RecipeEvent:
-        """Runs the pruners, then the thinning extensions, scheduled for ``epoch``."""
+        """Runs the pruners and thinning extensions scheduled for ``epoch``, in the order the file
+        declares their policies (Distiller's rule when several fall on one epoch)."""
         if not self._checked:
             self.check(model, example_inputs)
         if calibration is not None:
             self._calibration = calibration
         event = RecipeEvent(epoch)
-        due = self._due(epoch, "pruner")
-        structured = [(p, s) for p, s in due if s.kind == "structured"]
-        if structured:
-            self._structured(model, example_inputs, epoch, structured, calibration, event)
-        elementwise = [(p, s) for p, s in due if s.kind == "elementwise"]
-        if elementwise:
-            self._elementwise(model, epoch, elementwise, event)
-        for _, ext in self._due(epoch, "extension"):
-            self._thin(model, example_inputs, event, f"extension {ext.name} ({ext.cls}, {ext.thinning_func_str})")
+        segments: list[tuple[str, list[tuple[PolicySpec, Any]]]] = []  # runs of one kind, in file order
+        for policy in self.schedule.policies:
+            if epoch not in policy.epochs or policy.kind == "lr_scheduler":
+                continue
+            if policy.kind == "extension":
+                item, kind = self.schedule.extensions[policy.instance], "extension"
+            else:
+                item = self.schedule.pruners[policy.instance]
+                kind = item.kind
+            if segments and segments[-1][0] == kind and kind != "extension":
+                segments[-1][1].append((policy, item))
+            else:
+                segments.append((kind, [(policy, item)]))
+        for kind, due in segments:
+            if kind == "structured":
+                self._structured(model, example_inputs, epoch, due, calibration, event)
+            elif kind == "elementwise":
+                self._elementwise(model, epoch, due, event)
+            else:
+                ext = due[0][1]
+                self._thin(model, example_inputs, event, f"extension {ext.name} ({ext.cls}, {ext.thinning_func_str})")
         return event
 
     def _structured(self, model, example_inputs, epoch, due, calibration, event: RecipeEvent) -> None:

@@ -496,3 +496,61 @@ def test_shorten_scales_every_policy_into_n_epochs():
     assert short.lr_schedulers[0].kwargs["gamma"] == pytest.approx(0.95**29)  # 290 steps -> 10
     assert short.lr_schedulers[1].kwargs["milestones"] == [2, 4]
     assert shorten(recipe.schedule, 300) is recipe.schedule
+
+
+ORDERED = """
+version: 1
+pruners:
+  stage3:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    group_dependency: Leader
+    weights: [module.layer3.0.conv2.weight, module.layer3.0.downsample.0.weight,
+              module.layer3.1.conv2.weight, module.layer3.2.conv2.weight]
+  rows:
+    class: L1RankedStructureParameterPruner
+    group_type: Rows
+    desired_sparsity: 0.25
+    weights: module.fc.weight
+  late:
+    class: L1RankedStructureParameterPruner
+    group_type: Filters
+    desired_sparsity: 0.5
+    weights: [module.layer1.0.conv1.weight]
+extensions:
+  thin: {class: FilterRemover, thinning_func_str: remove_filters}
+policies:
+  - pruner: {instance_name: stage3}
+    epochs: [0]
+  - pruner: {instance_name: rows}
+    epochs: [0]
+  - extension: {instance_name: thin}
+    epochs: [1]
+  - pruner: {instance_name: late}
+    epochs: [1]
+"""
+
+
+def test_policies_on_one_epoch_run_in_declaration_order_and_masks_follow_a_thinning(x):
+    """Distiller's rule: the thinning declared before ``late`` runs first, so ``late``'s masks
+    wait for the final thinning; fc's Rows mask is sliced when stage 3 is thinned."""
+    model, recipe = _resnet(), load_recipe(ORDERED)
+    recipe.on_epoch_begin(model, x, 0)
+    zero_columns = int((model.fc.weight.abs().sum(0) == 0).sum())
+    event = recipe.on_epoch_begin(model, x, 1)
+    assert [d.kind for d in event.decisions] == ["physical", "mask"]
+    assert model.fc.in_features == 32 and model.layer1[0].conv1.out_channels == 16
+    assert recipe.weight_masks["fc.weight"].shape == (10, 32)
+    assert int((model.fc.weight.abs().sum(0) == 0).sum()) <= zero_columns
+    recipe.finalize(model, x)
+    assert model.layer1[0].conv1.out_channels == 8
+    swapped = ORDERED.replace(
+        "  - extension: {instance_name: thin}\n    epochs: [1]\n  - pruner: {instance_name: late}\n    epochs: [1]\n",
+        "  - pruner: {instance_name: late}\n    epochs: [1]\n  - extension: {instance_name: thin}\n    epochs: [1]\n",
+    )
+    model = _resnet()
+    recipe = load_recipe(swapped)
+    recipe.on_epoch_begin(model, x, 0)
+    assert [d.kind for d in recipe.on_epoch_begin(model, x, 1).decisions] == ["mask", "physical"]
+    assert model.layer1[0].conv1.out_channels == 8
