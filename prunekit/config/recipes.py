@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunekit.config.loader import _build, _parse_yaml, load_config
 from prunekit.compat.distiller.schema import is_quantization_stats
+from prunekit.config.loader import _build, _parse_yaml, load_config
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig
 from prunekit.errors import ConfigError
 from prunekit.schedules.recipe import Recipe

@@ -126,8 +126,7 @@ def is_quantization_stats(data: Mapping[str, Any]) -> bool:
     -> ``min``/``max``...), which is not a schedule."""
     values = list(data.values())
     return bool(values) and all(
-        isinstance(v, Mapping) and ("output" in v or "inputs" in v) and set(v) <= {"inputs", "output"}
-        for v in values
+        isinstance(v, Mapping) and ("output" in v or "inputs" in v) and set(v) <= {"inputs", "output"} for v in values
     )
 
 

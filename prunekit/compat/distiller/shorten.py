@@ -72,9 +72,7 @@ def shorten(schedule: DistillerSchedule, epochs: int) -> DistillerSchedule:
     if span <= epochs:
         return schedule
     f = epochs / span
-    policies = tuple(
-        _policy(p, f, p.kind == "pruner" and schedule.pruners[p.instance].agp) for p in schedule.policies
-    )
+    policies = tuple(_policy(p, f, p.kind == "pruner" and schedule.pruners[p.instance].agp) for p in schedule.policies)
     old_lr = [p for p in schedule.policies if p.kind == "lr_scheduler"]
     new_lr = [p for p in policies if p.kind == "lr_scheduler"]
     lr = tuple(

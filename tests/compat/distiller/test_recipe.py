@@ -13,10 +13,10 @@ import torch
 import yaml
 
 import prunekit
+from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.config import load_recipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.schedules.functions import distiller_agp_sparsity
 from prunekit.schedules.recipe import LRSchedulerSpec
 from prunekit.schedules.schedule_recipe import decisions_from_state
@@ -166,15 +166,18 @@ def test_rows_masks_a_linear_layers_input_columns_and_keeps_them_as_masks(x, cap
     residual stream (every layer3 conv2 and the downsample)."""
     model = _resnet()
     columns = model.fc.weight.detach().abs().sum(0).numpy()
-    text = _one_pruner(
-        """\
+    text = (
+        _one_pruner(
+            """\
         class: L1RankedStructureParameterPruner
         group_type: Rows
         desired_sparsity: 0.25
         weights: [module.fc.weight]
         """,
-        extra="extensions:\n  thinner: {class: FilterRemover, thinning_func_str: remove_filters}",
-    ) + "  - extension: {instance_name: thinner}\n    epochs: [0]\n"
+            extra="extensions:\n  thinner: {class: FilterRemover, thinning_func_str: remove_filters}",
+        )
+        + "  - extension: {instance_name: thinner}\n    epochs: [0]\n"
+    )
     recipe = load_recipe(text)
     with caplog.at_level(logging.INFO, logger="prunekit.compat.distiller.recipe"):
         event = recipe.on_epoch_begin(model, x, 0)
@@ -424,16 +427,19 @@ def test_fold_batchnorm_ranks_filters_with_the_batchnorm_folded_in(x):
 
 def test_checkpointed_masks_are_bit_packed_and_only_the_changed_ones(x, tmp_path):
     """Issue 14 (12): element-wise masks are stored at one bit per weight, once per step that set them."""
-    text = _one_pruner(
-        """\
+    text = (
+        _one_pruner(
+            """\
         class: AutomatedGradualPruner
         initial_sparsity: 0.2
         final_sparsity: 0.6
         weights: [module.layer3.1.conv1.weight, module.layer3.1.conv2.weight]
         """,
-        policy="starting_epoch: 0\n    ending_epoch: 4",
-        extra="  other:\n    class: SparsityLevelParameterPruner\n    levels: {module.layer3.2.conv1.weight: 0.5}",
-    ) + "  - pruner: {instance_name: other}\n    epochs: [0]\n"
+            policy="starting_epoch: 0\n    ending_epoch: 4",
+            extra="  other:\n    class: SparsityLevelParameterPruner\n    levels: {module.layer3.2.conv1.weight: 0.5}",
+        )
+        + "  - pruner: {instance_name: other}\n    epochs: [0]\n"
+    )
     model, recipe = _resnet(), load_recipe(text)
     for epoch in range(4):
         recipe.on_epoch_begin(model, x, epoch)
