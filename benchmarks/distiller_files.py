@@ -4,7 +4,8 @@ For every YAML file under ``examples/`` and ``tests/`` of a Distiller checkout (
 bare git directory) whose model prunekit has (the CIFAR ResNets and VGGs, AlexNet, ResNet-18/50),
 the file is loaded as it is and its pruners and thinning run epoch by epoch on the model at the
 input size of the file's dataset (CIFAR 3x32x32, ImageNet 3x224x224), without training between
-steps (``--train-batches`` trains a few random batches per epoch instead): the structure a file
+steps (``--train-batches`` trains a few random batches per epoch instead; data-driven rankings
+read two random batches): the structure a file
 asks for does not depend on the accuracy reached, the choice of channels does. Files that are
 refused are listed with the error. Figures: dense params and MACs kept, and the weights' nonzero
 fraction kept, against the figures the file's header comments record (``Total MACs``, ``# of
@@ -46,6 +47,7 @@ ARCHS = {
     "vgg16_cifar": ("vgg16_bn", "cifar"),
     "vgg19_cifar": ("vgg19_bn", "cifar"),
     "alexnet": ("torchvision:alexnet", "imagenet"),
+    **{v: (f"torchvision:{v}", "imagenet") for v in ("vgg11", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn", "vgg19_bn")},
     "resnet18": ("torchvision:resnet18", "imagenet"),
     "resnet50": ("torchvision:resnet50", "imagenet"),
 }
@@ -70,11 +72,15 @@ class Source:
         return sorted(f for f in out if f.endswith(".yaml") and f.split("/")[0] in ("examples", "tests"))
 
     def read(self, name: str) -> str:
-        if self.git:
-            return subprocess.run(
-                ["git", f"--git-dir={self.path}", "show", f"HEAD:{name}"], capture_output=True, text=True, check=True
-            ).stdout
-        return (self.path / name).read_text()
+        if not self.git:
+            return (self.path / name).read_text()
+        text = subprocess.run(
+            ["git", f"--git-dir={self.path}", "show", f"HEAD:{name}"], capture_output=True, text=True, check=True
+        ).stdout
+        if "\n" not in text.strip() and text.strip().endswith(".yaml"):  # a symbolic link: its target
+            target = (Path("/") / Path(name).parent / text.strip()).resolve()
+            return self.read(str(target.relative_to(target.anchor)))
+        return text
 
 
 def arch_of(name: str, text: str) -> str | None:
@@ -136,8 +142,14 @@ def run_file(text: str, spec: str, dataset: str, *, train_batches: int, max_epoc
         acting = sorted({e for p in recipe.schedule.policies if p.kind != "lr_scheduler" for e in p.epochs})
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     recipe.check(model, x)
+    g = torch.Generator().manual_seed(1)
+    calibration = (
+        [(torch.randn(4, 3, size, size, generator=g), torch.randint(0, classes, (4,), generator=g)) for _ in range(2)]
+        if recipe.needs_data
+        else None
+    )
     for epoch in range(max(acting, default=0) + 1):
-        event = recipe.on_epoch_begin(model, x, epoch)
+        event = recipe.on_epoch_begin(model, x, epoch, calibration=calibration)
         if event.rebuild_optimizer:
             opt = torch.optim.SGD(model.parameters(), lr=0.01)
         for _ in range(train_batches):  # a few random steps so masks are re-applied after training
@@ -168,10 +180,12 @@ def main() -> int:
     torch.set_num_threads(1)
     src = Source(args.distiller_dir)
     rows = []
-    for name in src.files():
-        if any(w in name.lower() for w in SKIP_WORDS) or (args.only and args.only not in name):
-            continue
-        text = src.read(name)
+    files = [n for n in src.files() if not any(w in n.lower() for w in SKIP_WORDS)]
+    texts = {n: src.read(n) for n in files if not args.only or args.only in n}
+    # the CIFAR files first: they take seconds, the ImageNet ones minutes
+    order = sorted(texts, key=lambda n: (ARCHS.get(arch_of(n, texts[n]) or "", ("", "cifar"))[1] != "cifar", n))
+    for name in order:
+        text = texts[name]
         arch = arch_of(name, text)
         row: dict[str, Any] = {"file": name, "arch": arch, "recorded": header_figures(text)}
         if arch not in ARCHS:
@@ -191,10 +205,16 @@ def main() -> int:
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(f"{name}: {row['status']} {row.get('error', '')[:150]}", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    write_atomic(str(RESULTS / "distiller_files.json"), json.dumps({"meta": machine_meta(), "files": rows}, indent=1))
-    write_atomic(str(RESULTS / "distiller_files.md"), render(rows))
+        write_results(rows)  # after every file: a long run killed midway keeps what it did
+    write_results(rows)
     return 0
+
+
+def write_results(rows: list[dict[str, Any]]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    done = sorted(rows, key=lambda r: r["file"])
+    write_atomic(str(RESULTS / "distiller_files.json"), json.dumps({"meta": machine_meta(), "files": done}, indent=1))
+    write_atomic(str(RESULTS / "distiller_files.md"), render(done))
 
 
 def _pct(v: float | None) -> str:

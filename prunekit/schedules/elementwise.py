@@ -3,7 +3,7 @@
 Distiller's element-wise pruners (``AutomatedGradualPruner``, ``SparsityLevelParameterPruner``,
 ``MagnitudeParameterPruner``) zero single weights rather than channels. prunekit runs them as
 0/1 masks on the named parameters, re-applied after every optimizer step so the zeros stay
-through fine-tuning.
+through the run and any fine-tune phase after it (the pipeline keeps re-applying them).
 
 Note:
     Unstructured zeros do not shrink a dense layer: the parameter count, MACs and latency of
@@ -33,9 +33,15 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
         raise ConfigError(f"sparsity must be in [0, 1), but got {sparsity!r}", module="sparsity")
     flat = weight.detach().abs().reshape(-1).float().cpu()
     k = int(sparsity * flat.numel() + 1e-6)
-    mask = torch.ones_like(flat)
-    if k:
-        mask[torch.argsort(flat, stable=True)[:k]] = 0.0
+    if not k:
+        return torch.ones_like(flat).reshape(weight.shape)
+    # the k-th smallest value, then the values below it and the first ties by position: the same
+    # mask as a stable sort, in linear time (an AlexNet fc layer has 38M weights)
+    threshold = torch.kthvalue(flat, k).values
+    below = flat < threshold
+    ties = torch.nonzero(flat == threshold).flatten()[: k - int(below.sum())]
+    mask = (~below).float()
+    mask[ties] = 0.0
     return mask.reshape(weight.shape)
 
 

@@ -49,6 +49,8 @@ def folded_batchnorm(model: nn.Module, graph: DependencyGraph, *, enabled: bool)
     folded = copy.deepcopy(model)
     for conv_name, bn_name in conv_bn_pairs(model, graph):
         conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None:
+            continue  # conv_bn_pairs names only such pairs; a BatchNorm without running stats is skipped
         gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
         scale = gamma / torch.sqrt(bn.running_var + bn.eps)
         conv.weight.mul_(scale.view(-1, 1, 1, 1))

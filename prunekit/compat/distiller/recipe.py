@@ -236,6 +236,7 @@ class DistillerRecipe(Recipe):
         for policy in self.schedule.policies:
             if epoch not in policy.epochs or policy.kind == "lr_scheduler":
                 continue
+            item: Any
             if policy.kind == "extension":
                 item, kind = self.schedule.extensions[policy.instance], "extension"
             else:
