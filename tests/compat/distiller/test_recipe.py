@@ -560,3 +560,26 @@ def test_policies_on_one_epoch_run_in_declaration_order_and_masks_follow_a_thinn
     recipe.on_epoch_begin(model, x, 0)
     assert [d.kind for d in recipe.on_epoch_begin(model, x, 1).decisions] == ["mask", "physical"]
     assert model.layer1[0].conv1.out_channels == 8
+
+
+def test_a_second_prune_after_thinning_cuts_its_fraction_of_the_thinned_width(x):
+    """Issue 14 (2), the VGG-19 filter-rank pattern: 0.1 at epoch 0, thin, 0.1 again at epoch 2,
+    thin: 64 -> 58 -> 53 filters, as Distiller (not 58 twice)."""
+    text = _one_pruner(
+        """\
+        class: L1RankedStructureParameterPruner
+        group_type: Filters
+        desired_sparsity: 0.1
+        weights: [module.layer3.1.conv1.weight]
+        """,
+        policy="epochs: [0, 2]",
+        extra="extensions:\n  thin: {class: FilterRemover, thinning_func_str: remove_filters}",
+    )
+    text += "  - extension: {instance_name: thin}\n    epochs: [0, 2]\n"
+    model, recipe = _resnet(), load_recipe(text)
+    widths = []
+    for epoch in range(3):
+        event = recipe.on_epoch_begin(model, x, epoch)
+        widths.append(model.layer3[1].conv1.out_channels)
+    assert widths == [58, 58, 53]
+    assert "removed 5 masked channels" in event.messages[-1]
