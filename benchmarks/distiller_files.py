@@ -20,6 +20,7 @@ given folder only; none is copied into prunekit.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import subprocess
@@ -161,12 +162,24 @@ def run_file(text: str, spec: str, dataset: str, *, train_batches: int, max_epoc
             model.eval()
     recipe.finalize(model, x)
     w1, nz1 = _weights(model)
+    # the recipe's checkpoint state now (bit-packed masks, each decision only the masks it set)
+    # against the old format (every decision all masks so far, as float32)
+    buffer = io.BytesIO()
+    torch.save(recipe.state_dict(), buffer)
+    current: dict[str, int] = {}
+    old_bytes = 0
+    for d in recipe.decisions:
+        if d.kind == "elementwise":
+            current.update({k: v.numel() for k, v in d.weight_masks.items()})
+            old_bytes += 4 * sum(current.values())
     return {
         "params_kept": count_params(model) / params0,
         "macs_kept": count_macs(model, (x,)) / macs0,
         "nonzero_weights_kept": nz1 / w0,  # Distiller's "# of parameters" (NNZ of conv/fc weights)
         "sparsity": 1.0 - nz1 / w1,  # Distiller's "Total sparsity": zeros of the final dense weights
         "steps": len(acting),
+        "state_mb": buffer.tell() / 2**20,
+        "state_mb_float_masks": old_bytes / 2**20,
     }
 
 
@@ -205,16 +218,27 @@ def main() -> int:
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(f"{name}: {row['status']} {row.get('error', '')[:150]}", flush=True)
-        write_results(rows)  # after every file: a long run killed midway keeps what it did
-    write_results(rows)
+        write_results(rows, merge=bool(args.only))  # after every file: a killed run keeps what it did
+    write_results(rows, merge=bool(args.only))
     return 0
 
 
-def write_results(rows: list[dict[str, Any]]) -> None:
+def write_results(rows: list[dict[str, Any]], *, merge: bool = False) -> None:
+    """Writes the results; ``merge`` (a run with ``--only``) keeps the other files' rows."""
     RESULTS.mkdir(exist_ok=True)
-    done = sorted(rows, key=lambda r: r["file"])
+    kept = []
+    if merge and (RESULTS / "distiller_files.json").is_file():
+        ran = {r["file"] for r in rows}
+        kept = [r for r in json.loads((RESULTS / "distiller_files.json").read_text())["files"] if r["file"] not in ran]
+    done = sorted(kept + rows, key=lambda r: r["file"])
     write_atomic(str(RESULTS / "distiller_files.json"), json.dumps({"meta": machine_meta(), "files": done}, indent=1))
     write_atomic(str(RESULTS / "distiller_files.md"), render(done))
+
+
+def _mb(r: dict[str, Any]) -> str:
+    if "state_mb" not in r:
+        return ""
+    return f"{r['state_mb']:.1f}" + (f" ({r['state_mb_float_masks']:.0f})" if r["state_mb_float_masks"] else "")
 
 
 def _pct(v: float | None) -> str:
@@ -231,8 +255,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         "counts do not), schedules longer than `--max-epochs` shortened.",
         "",
         "| file | model | status | dense params kept | MACs kept (recorded) | NNZ weights kept (recorded) "
-        "| sparsity (recorded) | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| sparsity (recorded) | recipe state MB (float masks) | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict[str, Any], key: str) -> str:
@@ -244,7 +268,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['file']} | {r.get('model', r.get('arch') or '')} | {r['status']} | {_pct(r.get('params_kept'))} "
             f"| {cell(r, 'macs_kept')} | {cell(r, 'nonzero_weights_kept')} "
-            f"| {cell(r, 'sparsity')} | {note} |"
+            f"| {cell(r, 'sparsity')} | {_mb(r)} | {note} |"
         )
     counts: dict[str, int] = {}
     for r in rows:

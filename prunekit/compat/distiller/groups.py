@@ -27,6 +27,7 @@ __all__ = [
     "leader_view",
     "check_leader",
     "check_parameter",
+    "listed_layer",
     "producers_of",
 ]
 
@@ -56,7 +57,12 @@ def check_parameter(model: nn.Module, name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is not a parameter of {type(model).__name__}{hint}", module=where)
 
 
-def _layer(model: nn.Module, spec: PrunerSpec, i: int, weight: str) -> str:
+def listed_layer(model: nn.Module, spec: PrunerSpec, i: int, weight: str) -> str:
+    """The module owning ``spec.weights[i]``, checked: a weight matrix, and a Linear for ``Rows``.
+
+    Raises:
+        ConfigError: at ``weights[i]``, naming the parameter.
+    """
     where = f"{spec.path}.weights[{i}]"
     check_parameter(model, weight, where)
     module, _, attr = weight.rpartition(".")
@@ -86,7 +92,7 @@ def resolve_targets(model: nn.Module, graph: DependencyGraph, spec: PrunerSpec) 
     role = "out" if spec.group_type == "Filters" else "in"
     targets: dict[int, Target] = {}
     for i, weight in enumerate(spec.weights):
-        module = _layer(model, spec, i, weight)
+        module = listed_layer(model, spec, i, weight)
         groups = graph.groups_of(module, role)
         what = "filters" if role == "out" else "input channels"
         if not groups or not any(g.prunable for g in groups):

@@ -50,6 +50,7 @@ from prunekit.compat.distiller.groups import (
     group_key,
     leader_scores,
     leader_view,
+    listed_layer,
     producers_of,
     resolve_targets,
 )
@@ -153,7 +154,7 @@ class DistillerRecipe(Recipe):
             for s in schedule.pruners.values()
             if s.kind == "structured"
         )
-        self.sizes: dict[str, int] = {}  # group key -> original size
+        self.sizes: dict[str, int] = {}  # group key -> size at the last thinning
         self.pending: dict[str, list[int]] = {}  # group key -> masked channels (current indices)
         self.masks: ChannelMasks | None = None
         self.weight_masks: dict[str, torch.Tensor] = {}
@@ -198,9 +199,11 @@ class DistillerRecipe(Recipe):
         if structured:
             graph = DependencyGraph(model, as_input_tuple(example_inputs))
             for spec in structured:
-                targets = resolve_targets(model, graph, spec)
-                if spec.group_type != "Rows":
-                    check_targets(targets, spec)
+                if spec.group_type == "Rows":  # masks on the Linear layer alone: no group involved
+                    for i, w in enumerate(spec.weights):
+                        listed_layer(model, spec, i, w)
+                else:
+                    check_targets(resolve_targets(model, graph, spec), spec)
         self._checked = True
 
     @staticmethod
