@@ -583,3 +583,33 @@ def test_a_second_prune_after_thinning_cuts_its_fraction_of_the_thinned_width(x)
         widths.append(model.layer3[1].conv1.out_channels)
     assert widths == [58, 58, 53]
     assert "removed 5 masked channels" in event.messages[-1]
+
+
+class _SharedReLU(torch.nn.Module):
+    """One ReLU module called at two widths (as torchvision's Bottleneck reuses its ``relu``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 4, 3)
+        self.conv2 = torch.nn.Conv2d(4, 8, 3)
+        self.relu = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_apoz_pruner_on_a_model_that_reuses_one_relu_at_two_widths(x):
+    """The ResNet-50 APoZ file crashed with 'size of tensor a (64) must match ... (256)'."""
+    text = _one_pruner(
+        """\
+        class: ActivationAPoZRankedFilterPruner
+        desired_sparsity: 0.5
+        weights: [module.conv1.weight]
+        """
+    )
+    model, recipe = _SharedReLU(), load_recipe(text)
+    recipe.on_epoch_begin(model, x, 0, calibration=_batches())
+    recipe.finalize(model, x)
+    assert model.conv1.out_channels == 2 and model.conv2.in_channels == 2
