@@ -122,6 +122,11 @@ def test_cli_runs_a_distiller_file_as_one_run_with_its_lr_policy(tmp_path, caplo
     model = prunekit.load(out / "model")
     assert model.layer1[0].conv1.out_channels == 8
     assert _zeros(model, "layer2.0.conv1.weight") == pytest.approx(0.5, abs=1e-3)
+    # a separate prunekit finetune cannot keep the masks: it says so
+    with caplog.at_level(logging.WARNING, logger="prunekit.cli"):
+        tune = ["finetune", "--model-dir", str(out / "model"), "--epochs", "1", "--out", str(tmp_path / "t")]
+        assert main([*tune, *fast]) == 0
+    assert "1 weight tensors hold element-wise zeros (layer2.0.conv1.weight 50%)" in caplog.text
 
 
 def test_torchvision_alexnet_on_28x28_images_is_a_clear_error(tmp_path, capsys):  # type: ignore[no-untyped-def]
