@@ -273,7 +273,19 @@ def render(rows: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    lines += ["", "Totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    lines += [
+        "",
+        "Totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        "",
+        "Notes: *no model*: the file targets a network prunekit does not ship (Distiller's MobileNet v1, "
+        "simplenet, plain20, preact ResNets, ResNeXt) or is not a schedule for one (AMC); with your own model "
+        "of the same layer names (`--model package.module:function`) it runs like the others. The SSL "
+        "`*_finetuning*` files resume from a checkpoint that a group-lasso regularizer produced: the figures "
+        "they record are that checkpoint's, not their own. Recipe state: what the checkpoint holds for the "
+        "masks now (bit-packed, each step only the masks it set), in brackets the former format (every step "
+        "all masks so far, float32).",
+        "",
+    ]
     return "\n".join(lines)
 
 
