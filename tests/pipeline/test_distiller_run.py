@@ -138,3 +138,26 @@ def test_torchvision_alexnet_on_28x28_images_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--model: torchvision:alexnet needs images of at least 63x63, but --data embedded gives 28x28" in err
     assert "--image-size 63" in err and "Traceback" not in err
+
+
+def test_elementwise_run_resumes_from_its_compact_checkpoint(source, loaders, tmp_path):  # type: ignore[no-untyped-def]
+    """Bit-packed masks, each stored once, still resume to the same weights (issue 14: 12)."""
+    train, test = loaders
+    kw = dict(train_loader=train, val_loader=test, progress=False, save=False, report=False)
+
+    def phases() -> list[Phase]:
+        opts = TrainOptions(epochs=3, max_batches=1, eval_batches=1, lr=0.1)
+        return [Phase("prune", opts, load_recipe(ELEMENTWISE)), Phase("finetune", opts)]
+
+    ref = run(source, phases(), out_dir=tmp_path / "a", **kw)
+
+    def kill(state):  # type: ignore[no-untyped-def]
+        if len(state["history"]) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(source, phases(), out_dir=tmp_path / "b", on_epoch_end=kill, **kw)
+    got = run(source, phases(), out_dir=tmp_path / "b", resume=True, **kw)
+    for name, value in ref.model.state_dict().items():
+        assert torch.equal(value, got.model.state_dict()[name]), name
+    assert _zeros(got.model, "layer3.0.conv2.weight") == pytest.approx(0.6, abs=1e-3)

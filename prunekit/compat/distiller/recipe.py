@@ -352,7 +352,7 @@ class DistillerRecipe(Recipe):
                 )
         self.weight_masks.update(new)
         apply_weight_masks_(model, new)
-        self._record(event, Decision("elementwise", weight_masks=new, info={"epoch": epoch}))
+        self._record_masks(event, new, epoch)
 
     def _data_options(self, spec: PrunerSpec) -> dict[str, Any]:
         return {"num_batches": self.num_batches} if getattr(CRITERIA.get(spec.criterion), "needs_data", False) else {}
@@ -374,9 +374,7 @@ class DistillerRecipe(Recipe):
                 f"{len(new)} parameter(s); {DENSE_NOTE}",
             )
         apply_weight_masks_(model, self.weight_masks)
-        # only the masks this step set: a checkpoint then holds each mask once per step that changed it
-        changed = {w: self.weight_masks[w] for p, sp in due for w in self._names(sp, params)}
-        self._record(event, Decision("elementwise", weight_masks=changed, info={"epoch": epoch}))
+        self._record_masks(event, {w: self.weight_masks[w] for _, sp in due for w in self._names(sp, params)}, epoch)
 
     def _names(self, spec: PrunerSpec, params: Mapping[str, torch.Tensor]) -> list[str]:
         if spec.cls == "AutomatedGradualPruner":
@@ -439,6 +437,19 @@ class DistillerRecipe(Recipe):
             if mask.shape != params[name].shape:  # a layout the roles do not describe (grouped)
                 mask = (params[name].detach() != 0).float().cpu()
             self.weight_masks[name] = mask
+
+    def _record_masks(self, event: RecipeEvent, masks: dict[str, torch.Tensor], epoch: int) -> None:
+        """Records the masks this step set, and drops them from earlier element-wise decisions.
+
+        A checkpoint then holds each parameter's mask once, not once per AGP step (a ResNet-50
+        schedule: 3 MB of bits instead of 3.4 GB of floats). Replaying the decisions still ends with
+        the same masks; the weights in between come from the checkpoint, not from the replay.
+        """
+        for earlier in self.decisions:
+            if earlier.kind == "elementwise":
+                for name in masks:
+                    earlier.weight_masks.pop(name, None)
+        self._record(event, Decision("elementwise", weight_masks=masks, info={"epoch": epoch}))
 
     def _record(self, event: RecipeEvent, decision: Decision) -> None:
         self.decisions.append(decision)
