@@ -72,8 +72,8 @@ THINNING = {
 }
 _STRUCT_FIELDS = ("class", "group_type", "weights", "group_dependency", "strict")
 _GROUP_TYPES = ("Filters", "Channels", "Rows")
-# Distiller's PruningPolicy options: accepted, reported as not used (masks are always applied
-# after every optimizer step).
+# Distiller's PruningPolicy options: fold_batchnorm changes the ranking (compat.distiller.fold); the
+# others are accepted and reported as not used (masks are always applied after every optimizer step).
 _PRUNER_ARGS = (
     "mini_batch_pruning_frequency",
     "mask_on_forward_only",
