@@ -19,7 +19,14 @@ import torch.nn as nn
 
 from prunekit.errors import ConfigError
 
-__all__ = ["magnitude_mask", "threshold_mask", "apply_weight_masks_", "mask_sparsity", "DENSE_NOTE"]
+__all__ = [
+    "magnitude_mask",
+    "threshold_mask",
+    "column_mask",
+    "apply_weight_masks_",
+    "mask_sparsity",
+    "DENSE_NOTE",
+]
 
 DENSE_NOTE = "element-wise (unstructured) zeros: they do not shrink dense compute, params or MACs"
 
@@ -48,6 +55,18 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 def threshold_mask(weight: torch.Tensor, threshold: float) -> torch.Tensor:
     """A 0/1 mask zeroing every ``|w| <= threshold`` (Distiller's ``MagnitudeParameterPruner``)."""
     return (weight.detach().abs().float().cpu() > threshold).float()
+
+
+def column_mask(weight: torch.Tensor, sparsity: float, *, norm: str = "l1") -> torch.Tensor:
+    """A 0/1 mask zeroing the ``floor(sparsity * in_features)`` input columns of a 2-D weight with
+    the smallest L1 (or ``norm="l2"``) norm, at least one column kept (Distiller's ``Rows``
+    pruning of a Linear layer). Ties are broken by position."""
+    w = weight.detach().float().cpu()
+    norms = w.abs().sum(0) if norm == "l1" else w.norm(dim=0)
+    n = min(int(sparsity * w.shape[1] + 1e-6), w.shape[1] - 1)
+    mask = torch.ones_like(w)
+    mask[:, torch.argsort(norms, stable=True)[:n]] = 0.0
+    return mask
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ __all__ = [
     "leader_scores",
     "leader_view",
     "check_leader",
+    "check_targets",
     "check_parameter",
     "listed_layer",
     "producers_of",
@@ -175,3 +176,16 @@ def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: Pr
     check_leader(targets, spec)
     lead = targets[0]
     return {t.group.id: scores[lead.group.id] for t in targets}
+
+
+def check_targets(targets: list[Target], spec: PrunerSpec) -> None:
+    """``strict: true`` with unlisted members in a group, or a Leader over unequal widths: errors."""
+    for t in targets:
+        if t.missing and spec.strict:
+            raise ConfigError(
+                f"{spec.path}.weights: {coupling_message(t, spec)}: list them together with group_dependency: "
+                "Leader (or drop strict: true to extend the choice to the whole group)",
+                module=f"{spec.path}.weights",
+            )
+    if spec.leader and len(targets) > 1:
+        check_leader(targets, spec)

@@ -43,9 +43,8 @@ import torch.nn as nn
 
 from prunekit.compat.distiller.fold import folded_batchnorm
 from prunekit.compat.distiller.groups import (
-    Target,
-    check_leader,
     check_parameter,
+    check_targets,
     coupling_message,
     group_key,
     leader_scores,
@@ -66,6 +65,7 @@ from prunekit.schedules._decisions import apply_decision_, decision_from_plan
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,
+    column_mask,
     magnitude_mask,
     mask_sparsity,
     threshold_mask,
@@ -107,19 +107,6 @@ def fm_reconstruction_hook(
     return [
         f"FMReconstruction: refit {r.name} (relative error {r.error_before:.4f} -> {r.error_after:.4f})" for r in rows
     ]
-
-
-def check_targets(targets: list[Target], spec: PrunerSpec) -> None:
-    """``strict: true`` with unlisted members in a group, or a Leader over unequal widths: errors."""
-    for t in targets:
-        if t.missing and spec.strict:
-            raise ConfigError(
-                f"{spec.path}.weights: {coupling_message(t, spec)}: list them together with group_dependency: "
-                "Leader (or drop strict: true to extend the choice to the whole group)",
-                module=f"{spec.path}.weights",
-            )
-    if spec.leader and len(targets) > 1:
-        check_leader(targets, spec)
 
 
 class DistillerRecipe(Recipe):
@@ -337,16 +324,13 @@ class DistillerRecipe(Recipe):
             self._say_args(event, policy)
             s = self._sparsity(spec, policy, epoch)
             for w in spec.weights:
-                weight = params[w].detach().float().cpu()
-                norms = weight.abs().sum(0) if spec.criterion == "l1" else weight.norm(dim=0)
-                drop = torch.argsort(norms, stable=True)[: removal_count(weight.shape[1], s)]
-                mask = torch.ones_like(weight)
-                mask[:, drop] = 0.0
+                mask = column_mask(params[w], s, norm=spec.criterion)
+                dropped = int((mask[0] == 0).sum())
                 new[w] = mask * self.weight_masks[w] if w in self.weight_masks else mask
                 producers = producers_of(graph, model, w.rpartition(".")[0])
                 self._say(
                     event,
-                    f"epoch {epoch}: {spec.path}: group_type Rows masks {len(drop)} of {weight.shape[1]} input "
+                    f"epoch {epoch}: {spec.path}: group_type Rows masks {dropped} of {mask.shape[1]} input "
                     f"columns of {w} ({s:.4f}); kept as masks, as Distiller does, not removed (removing them "
                     f"would cut the filters of {', '.join(producers) or 'the layers'} feeding it)",
                 )
