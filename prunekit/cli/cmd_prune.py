@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
         args.finetune_epochs = 10 if args.finetune_epochs is None else args.finetune_epochs
+        args.lr_schedule = "cosine" if args.lr_schedule is None else args.lr_schedule
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
     if args.finetune_epochs > 0:
         tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
@@ -139,6 +140,8 @@ def distiller_epochs(args: argparse.Namespace, recipe: Any) -> tuple[int, int]:
     """
     span = recipe.run_epochs
     epochs = span if args.epochs is None else args.epochs
+    if args.lr_schedule is None:  # Distiller keeps the LR constant where no lr_scheduler acts
+        args.lr_schedule = "constant"
     finetune = 0 if args.finetune_epochs is None else args.finetune_epochs
     lr = ", ".join(f"{s.name} at epochs {s.epochs[0]}..{s.epochs[-1]}" for s in recipe.lr_schedulers)
     log.info(
@@ -211,6 +214,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with training between steps; 0 for a one-shot prune, which is then only fine-tuned; for a Distiller "
         "schedule, the file's span, lr_scheduler policies included)",
     )
+    # None: cosine, or constant for a Distiller schedule without lr_schedulers (Distiller's behaviour)
+    p.set_defaults(lr_schedule=None)
     add_train_args(
         p,
         epochs=None,
