@@ -149,8 +149,14 @@ def run_file(text: str, spec: str, dataset: str, *, train_batches: int, max_epoc
         if recipe.needs_data
         else None
     )
+    current: dict[str, int] = {}  # mask sizes so far, for the former checkpoint format
+    old_bytes = 0
     for epoch in range(max(acting, default=0) + 1):
         event = recipe.on_epoch_begin(model, x, epoch, calibration=calibration)
+        for d in event.decisions:  # read now: later steps drop the masks they supersede
+            if d.kind == "elementwise":
+                current.update({k: v.numel() for k, v in d.weight_masks.items()})
+                old_bytes += 4 * sum(current.values())
         if event.rebuild_optimizer:
             opt = torch.optim.SGD(model.parameters(), lr=0.01)
         for _ in range(train_batches):  # a few random steps so masks are re-applied after training
@@ -166,12 +172,7 @@ def run_file(text: str, spec: str, dataset: str, *, train_batches: int, max_epoc
     # against the old format (every decision all masks so far, as float32)
     buffer = io.BytesIO()
     torch.save(recipe.state_dict(), buffer)
-    current: dict[str, int] = {}
-    old_bytes = 0
-    for d in recipe.decisions:
-        if d.kind == "elementwise":
-            current.update({k: v.numel() for k, v in d.weight_masks.items()})
-            old_bytes += 4 * sum(current.values())
+
     return {
         "params_kept": count_params(model) / params0,
         "macs_kept": count_macs(model, (x,)) / macs0,
