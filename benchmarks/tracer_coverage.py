@@ -84,8 +84,21 @@ def run_one(name: str, build: Callable[[], tuple[nn.Module, torch.Tensor]], trac
 def main() -> None:
     warnings.filterwarnings("ignore")
     rows = [run_one(*m) for m in MODELS]
-    write_atomic("benchmarks/results/tracer_coverage.json", json.dumps({"meta": machine_meta(), "rows": rows}, indent=2))
-    cols = ["model", "tracer", "backend", "groups", "prunable", "params_before", "params_after", "equivalent", "seconds", "result"]
+    write_atomic(
+        "benchmarks/results/tracer_coverage.json", json.dumps({"meta": machine_meta(), "rows": rows}, indent=2)
+    )
+    cols = [
+        "model",
+        "tracer",
+        "backend",
+        "groups",
+        "prunable",
+        "params_before",
+        "params_after",
+        "equivalent",
+        "seconds",
+        "result",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     write_atomic("benchmarks/results/tracer_coverage.md", "# Tracer coverage\n\n" + "\n".join(lines) + "\n")

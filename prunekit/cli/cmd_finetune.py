@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
@@ -10,6 +11,8 @@ from prunekit.cli._sources import add_trust_arg
 from prunekit.cli.cmd_prune import add_distill_args, distill_options
 
 __all__ = ["register"]
+
+log = logging.getLogger("prunekit.cli")
 
 
 def _teacher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -29,6 +32,22 @@ def _teacher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return load(path, trust_builder=args.trust_builder).eval()
 
 
+def _warn_elementwise_zeros(model, threshold: float = 0.25) -> None:  # type: ignore[no-untyped-def]
+    """Says so when the saved model holds element-wise zeros (a Distiller element-wise pruner's):
+    this command does not keep them, training fills them in again."""
+    sparse = [
+        (name, float((p == 0).float().mean())) for name, p in model.named_parameters() if p.dim() >= 2 and p.numel()
+    ]
+    sparse = [(n, z) for n, z in sparse if z >= threshold]
+    if sparse:
+        named = ", ".join(f"{n} {z:.0%}" for n, z in sparse[:3]) + (" ..." if len(sparse) > 3 else "")
+        log.warning(
+            "--model-dir: %d weight tensors hold element-wise zeros (%s); prunekit finetune does not keep them "
+            "(training fills them in): fine-tune in the prune run itself (--finetune-epochs) to keep the masks",
+            len(sparse), named,
+        )  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> int:
     from prunekit.cli._pipeline_args import loaders_from_args, options_from_args, run_from_args, setup_logging
     from prunekit.cli._sources import source_from_args
@@ -37,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args)
     loaders = loaders_from_args(args)
     source, _ = source_from_args(args, loaders[0].dataset)
+    _warn_elementwise_zeros(source.build())
     teacher = _teacher(args) if args.distill or args.teacher else None
     phases = [Phase("finetune", options_from_args(args, **distill_options(args)))]
     config = {"command": "finetune"}

@@ -136,7 +136,14 @@ class ActivationCriterion(Criterion):
         def hook_for(name: str, dim: int):
             def hook(module: nn.Module, args: tuple, output: Any) -> None:
                 if isinstance(output, torch.Tensor) and output.dim() >= 2:
-                    self._update(states.setdefault(name, {}), as_ncl(output.detach().float(), dim))
+                    act = as_ncl(output.detach().float(), dim)
+                    state = states.setdefault(name, {})
+                    # a module called at several widths (torchvision's Bottleneck reuses one ReLU
+                    # after conv1, conv2 and the add) has no per-channel statistics of its own
+                    if state.setdefault("_width", act.shape[1]) != act.shape[1] or state.get("_mixed"):
+                        state["_mixed"] = True
+                        return
+                    self._update(state, act)
 
             return hook
 
@@ -151,7 +158,11 @@ class ActivationCriterion(Criterion):
             finally:
                 for h in handles:
                     h.remove()
-        return {name: self._finish(state) for name, state in states.items()}
+        return {
+            name: self._finish({k: v for k, v in state.items() if not k.startswith("_")})
+            for name, state in states.items()
+            if not state.get("_mixed")
+        }
 
     def channel_stats(self, model: nn.Module) -> dict[str, np.ndarray]:
         """The cached per-position scores of every layer, collected again for a new model."""

@@ -169,8 +169,8 @@ class Runner:
             assert self.optimizer is not None  # built by _start_phase or restore (internal invariant)
             stats = train_epoch(
                 self.wrapped, self.train_loader, self.optimizer, loss_fn=self._loss_fn(phase), step=self.step,
-                schedule=self.schedule, scaler=self.scaler, recipe=recipe, recipe_model=self.model,
-                device=self.device, amp=o.amp, max_batches=o.max_batches, progress=self.progress,
+                schedule=self.schedule, scaler=self.scaler, recipe=recipe or self._mask_keeper(p),
+                recipe_model=self.model, device=self.device, amp=o.amp, max_batches=o.max_batches, progress=self.progress,
                 desc=f"{phase.name} {e + 1}/{phase.num_epochs}",
             )  # fmt: skip
             self.step += stats.steps
@@ -212,6 +212,11 @@ class Runner:
         return row
 
     # ----------------------------------------------------------------- helpers
+    def _mask_keeper(self, p: int) -> Recipe | None:
+        """The recipe of an earlier prune phase: its masks that outlive ``finalize`` (element-wise
+        ones, which thinning cannot remove) are re-applied after every step of later phases."""
+        return next((ph.recipe for ph in reversed(self.phases[:p]) if ph.recipe is not None), None)
+
     def _seed_data(self, g: int) -> None:
         """Fixes this epoch's data order and augmentations from (seed, epoch) alone."""
         s = self.seed * 1_000_003 + g

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.compat.distiller.recipe import DistillerRecipe
+from prunekit.compat.distiller.schema import is_quantization_stats
 from prunekit.config.loader import build_dataclass, load_config, parse_yaml, read_yaml_file, schedule_from
 from prunekit.config.schema import PruneConfig
 from prunekit.engine.options import PruneOptions
@@ -68,7 +69,7 @@ def load_recipe(source: str | os.PathLike[str] | Mapping[str, Any] | PruneConfig
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a schedule must be a mapping, but got {type(data).__name__}", module=where)
-    if is_distiller(data):
+    if is_distiller(data) or is_quantization_stats(data):  # the latter is refused by parse_distiller
         if mode is not None:
             raise ConfigError(
                 "mode: Distiller schedules say themselves when to thin (extensions); do not pass mode",

@@ -29,10 +29,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["Decision", "RecipeEvent", "LRSchedulerSpec", "Recipe", "decision_to_dict", "decision_from_dict"]
+__all__ = [
+    "Decision",
+    "RecipeEvent",
+    "LRSchedulerSpec",
+    "Recipe",
+    "decision_to_dict",
+    "decision_from_dict",
+    "pack_mask",
+    "unpack_mask",
+]
 
 
 @dataclass
@@ -141,6 +151,22 @@ class Recipe:
         """Restores :meth:`state_dict`."""
 
 
+def pack_mask(mask: torch.Tensor) -> dict[str, Any]:
+    """A 0/1 mask as one bit per element (``uint8``, 32 times smaller than float32) and its shape."""
+    bits = np.packbits(mask.detach().cpu().reshape(-1).numpy() != 0)
+    return {"shape": list(mask.shape), "bits": torch.from_numpy(bits)}
+
+
+def unpack_mask(data: dict[str, Any] | torch.Tensor) -> torch.Tensor:
+    """The float 0/1 mask :func:`pack_mask` stored (a plain tensor, from older checkpoints, as is)."""
+    if isinstance(data, torch.Tensor):
+        return data
+    shape = [int(n) for n in data["shape"]]
+    count = int(np.prod(shape)) if shape else 1
+    flat = np.unpackbits(data["bits"].numpy(), count=count).astype(np.float32)
+    return torch.from_numpy(flat).reshape(shape)
+
+
 def decision_to_dict(decision: Decision) -> dict[str, Any]:
     """A :class:`Decision` as plain data (lists, dicts; masks stay tensors) for a checkpoint."""
     return {
@@ -151,7 +177,7 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "param_keep": {
             t: {int(d): list(map(int, i)) for d, i in dims.items()} for t, dims in decision.param_keep.items()
         },
-        "weight_masks": {k: v.detach().cpu() for k, v in decision.weight_masks.items()},
+        "weight_masks": {k: pack_mask(v) for k, v in decision.weight_masks.items()},
         "info": dict(decision.info),
     }
 
@@ -162,6 +188,6 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
         kind=str(data.get("kind", "none")),
         module_keep={n: {r: list(i) for r, i in roles.items()} for n, roles in data.get("module_keep", {}).items()},
         param_keep={t: {int(d): list(i) for d, i in dims.items()} for t, dims in data.get("param_keep", {}).items()},
-        weight_masks=dict(data.get("weight_masks", {})),
+        weight_masks={k: unpack_mask(v) for k, v in data.get("weight_masks", {}).items()},
         info=dict(data.get("info", {})),
     )

@@ -3,6 +3,7 @@ apart from the groups' other members (for the "extend or strict" rule)."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,19 @@ from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 
-__all__ = ["Target", "resolve_targets", "group_key", "coupling_message", "leader_scores", "check_parameter"]
+__all__ = [
+    "Target",
+    "resolve_targets",
+    "group_key",
+    "coupling_message",
+    "leader_scores",
+    "leader_view",
+    "check_leader",
+    "check_targets",
+    "check_parameter",
+    "listed_layer",
+    "producers_of",
+]
 
 _VERBS = {"add": "summed", "sub": "subtracted", "mul": "multiplied", "cat": "concatenated", "div": "divided"}
 
@@ -45,7 +58,12 @@ def check_parameter(model: nn.Module, name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is not a parameter of {type(model).__name__}{hint}", module=where)
 
 
-def _layer(model: nn.Module, spec: PrunerSpec, i: int, weight: str) -> str:
+def listed_layer(model: nn.Module, spec: PrunerSpec, i: int, weight: str) -> str:
+    """The module owning ``spec.weights[i]``, checked: a weight matrix, and a Linear for ``Rows``.
+
+    Raises:
+        ConfigError: at ``weights[i]``, naming the parameter.
+    """
     where = f"{spec.path}.weights[{i}]"
     check_parameter(model, weight, where)
     module, _, attr = weight.rpartition(".")
@@ -75,7 +93,7 @@ def resolve_targets(model: nn.Module, graph: DependencyGraph, spec: PrunerSpec) 
     role = "out" if spec.group_type == "Filters" else "in"
     targets: dict[int, Target] = {}
     for i, weight in enumerate(spec.weights):
-        module = _layer(model, spec, i, weight)
+        module = listed_layer(model, spec, i, weight)
         groups = graph.groups_of(module, role)
         what = "filters" if role == "out" else "input channels"
         if not groups or not any(g.prunable for g in groups):
@@ -112,12 +130,32 @@ def coupling_message(target: Target, spec: PrunerSpec) -> str:
     return f"{layers} {how}"
 
 
-def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: PrunerSpec) -> dict[int, np.ndarray]:
-    """``group_dependency: Leader``: every group takes the first (leader) group's scores.
+def leader_view(targets: list[Target], spec: PrunerSpec) -> Group:
+    """The leader's group holding only the first listed layer's slices (Distiller's rule: a
+    Leader group is ranked by the first listed weight alone, not by all its members)."""
+    lead = targets[0].group
+    module = spec.weights[0].rpartition(".")[0]
+    role = "out" if spec.group_type == "Filters" else "in"
+    members = [m for m in lead.members if m.module == module and m.role == role]
+    if not members or len(members) == len(lead.members):
+        return lead
+    view = copy.copy(lead)
+    view.members = members
+    return view
 
-    Raises:
-        ConfigError: a group differs in size from the leader's (the choice cannot be shared).
-    """
+
+def producers_of(graph: DependencyGraph, model: nn.Module, module: str) -> list[str]:
+    """The layers with a weight matrix whose output channels ``module`` reads."""
+    out: list[str] = []
+    for g in graph.groups_of(module, "in"):
+        for m in scoring_members(model, g, "Filters"):
+            if m.module not in out:
+                out.append(m.module)
+    return out
+
+
+def check_leader(targets: list[Target], spec: PrunerSpec) -> None:
+    """Raises a ConfigError if a Leader pruner's groups differ in size from the leader's."""
     lead = targets[0]
     for t in targets[1:]:
         if t.group.size != lead.group.size:
@@ -127,4 +165,27 @@ def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: Pr
                 "list layers of equal width under one Leader pruner",
                 module=f"{spec.path}.group_dependency",
             )
+
+
+def leader_scores(scores: dict[int, np.ndarray], targets: list[Target], spec: PrunerSpec) -> dict[int, np.ndarray]:
+    """``group_dependency: Leader``: every group takes the first (leader) group's scores.
+
+    Raises:
+        ConfigError: a group differs in size from the leader's (the choice cannot be shared).
+    """
+    check_leader(targets, spec)
+    lead = targets[0]
     return {t.group.id: scores[lead.group.id] for t in targets}
+
+
+def check_targets(targets: list[Target], spec: PrunerSpec) -> None:
+    """``strict: true`` with unlisted members in a group, or a Leader over unequal widths: errors."""
+    for t in targets:
+        if t.missing and spec.strict:
+            raise ConfigError(
+                f"{spec.path}.weights: {coupling_message(t, spec)}: list them together with group_dependency: "
+                "Leader (or drop strict: true to extend the choice to the whole group)",
+                module=f"{spec.path}.weights",
+            )
+    if spec.leader and len(targets) > 1:
+        check_leader(targets, spec)

@@ -2,15 +2,23 @@
 
 Semantics (Distiller's, with coupling handled):
 
-* At the start of an epoch, every pruner whose policy includes it **masks** channels: the listed
-  layers' groups lose ``removal_count(original size, s)`` channels in total, ``s`` being the
-  pruner's ``desired_sparsity`` or, for ``_AGP`` classes, Distiller's AGP value
+* At the start of an epoch, the policies that include it run in the order the file declares them
+  (Distiller's rule, which its files rely on: a thinning declared before a pruner that starts on
+  the same epoch runs first).
+* A structured pruner **masks** channels: the listed layers' groups lose ``removal_count(size,
+  s)`` channels in total, ``size`` being the width at the last thinning (Distiller measures a
+  sparsity against the layer's current width) and ``s`` the pruner's ``desired_sparsity`` or, for
+  ``_AGP`` classes, Distiller's AGP value
   (:func:`~prunekit.schedules.functions.distiller_agp_sparsity`) over its policy's window.
   Channels masked earlier stay masked. Masks are re-applied after every optimizer step.
-* Then every thinning extension (``FilterRemover``, ``ChannelRemover``, ``StructureRemover``)
-  scheduled for the epoch **removes** the masked channels physically (Distiller runs its
-  thinning at the first minibatch of the epoch, after the pruners). Without a thinning
-  extension the removal happens in :meth:`finalize`.
+* A thinning extension (``FilterRemover``, ``ChannelRemover``, ``StructureRemover``) **removes**
+  the masked channels physically. Without one, the removal happens in :meth:`finalize`.
+* ``group_dependency: Leader`` shares one choice of channels across the listed layers, ranked by
+  the first listed weight alone (Distiller's rule; ``leader_ranking="group"`` sums every member).
+* ``group_type: Rows`` masks a Linear layer's input columns and keeps them as masks (Distiller's
+  thinning does not remove them; removing them would cut every layer feeding it).
+* ``args: {fold_batchnorm: true}`` on a policy ranks with BatchNorm folded into the convolutions
+  (:mod:`prunekit.compat.distiller.fold`).
 * ``Filters`` pruning and ``Channels`` pruning cut the same coupled groups; they differ in which
   weights rank the channels (:mod:`prunekit.criteria.group_type`).
 * When the listed layers share a group with unlisted ones (layers summed by a residual add,
@@ -33,11 +41,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from prunekit.compat.distiller.fold import folded_batchnorm
 from prunekit.compat.distiller.groups import (
     check_parameter,
+    check_targets,
     coupling_message,
     group_key,
     leader_scores,
+    leader_view,
+    listed_layer,
+    producers_of,
     resolve_targets,
 )
 from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
@@ -53,6 +66,7 @@ from prunekit.schedules.decisions import apply_decision_, decision_from_plan
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,
+    column_mask,
     magnitude_mask,
     mask_sparsity,
     threshold_mask,
@@ -102,21 +116,32 @@ class DistillerRecipe(Recipe):
         schedule: the parsed schedule (:func:`prunekit.compat.distiller.schema.parse_distiller`).
         num_batches: calibration batches that data-driven rankings (APoZ, mean activation,
             gradient) read.
+        leader_ranking: how a ``group_dependency: Leader`` pruner ranks its channels: "first"
+            (Distiller's rule, the default: by the first listed weight alone) or "group" (by every
+            member of the leader's coupled group, summed).
     """
 
-    def __init__(self, schedule: DistillerSchedule, *, num_batches: int = 4) -> None:
+    def __init__(self, schedule: DistillerSchedule, *, num_batches: int = 4, leader_ranking: str = "first") -> None:
+        if leader_ranking not in ("first", "group"):
+            raise ConfigError(
+                f"leader_ranking: must be 'first' or 'group', but got {leader_ranking!r}", module="leader_ranking"
+            )
         self.schedule = schedule
         self.num_batches = num_batches
+        self.leader_ranking = leader_ranking
         self.lr_schedulers = schedule.lr_schedulers
         acting = [p for p in schedule.policies if p.kind in ("pruner", "extension")]
         self.num_epochs = max((max(p.epochs) + 1 for p in acting), default=1)
+        #: the epochs the file describes, lr_scheduler policies included: Distiller runs one
+        #: training of this length, its policies acting over all of it
+        self.run_epochs = max((max(p.epochs) + 1 for p in schedule.policies), default=1)
         self.thinning_epochs = sorted({e for p in schedule.policies if p.kind == "extension" for e in p.epochs})
         self.needs_data = any(
             getattr(CRITERIA.get(s.criterion), "needs_data", False) or s.reconstructs
             for s in schedule.pruners.values()
             if s.kind == "structured"
         )
-        self.sizes: dict[str, int] = {}  # group key -> original size
+        self.sizes: dict[str, int] = {}  # group key -> size at the last thinning
         self.pending: dict[str, list[int]] = {}  # group key -> masked channels (current indices)
         self.masks: ChannelMasks | None = None
         self.weight_masks: dict[str, torch.Tensor] = {}
@@ -140,14 +165,32 @@ class DistillerRecipe(Recipe):
         (log.warning if warn else log.info)(line)
         event.messages.append(line)
 
-    def _check_names(self, model: nn.Module) -> None:
-        """Every listed parameter exists (close names suggested), before anything is changed."""
+    def check(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        """Checks every pruner against ``model`` before anything is changed or trained.
+
+        Every listed parameter exists (close names suggested), is a weight matrix whose channels
+        can be pruned, a ``strict: true`` pruner lists its whole coupled group, and a Leader's
+        groups are as wide as the leader's. :meth:`on_epoch_begin` calls it at the first epoch,
+        so a bad pruner whose policy starts at epoch 30 fails before the first batch.
+
+        Raises:
+            ConfigError: naming the pruner's YAML path.
+        """
         for spec in self.schedule.pruners.values():
             names = [(f"{spec.path}.weights[{i}]", w) for i, w in enumerate(spec.weights)]
             names += [(f"{spec.path}.levels.{k}", k) for k in spec.levels if k != "*"]
             names += [(f"{spec.path}.thresholds.{k}", k) for k in spec.thresholds if k != "*"]
             for where, name in names:
                 check_parameter(model, name, where)
+        structured = [s for s in self.schedule.pruners.values() if s.kind == "structured"]
+        if structured:
+            graph = DependencyGraph(model, as_input_tuple(example_inputs))
+            for spec in structured:
+                if spec.group_type == "Rows":  # masks on the Linear layer alone: no group involved
+                    for i, w in enumerate(spec.weights):
+                        listed_layer(model, spec, i, w)
+                else:
+                    check_targets(resolve_targets(model, graph, spec), spec)
         self._checked = True
 
     @staticmethod
@@ -163,10 +206,6 @@ class DistillerRecipe(Recipe):
             )
         return float(spec.desired_sparsity or 0.0)
 
-    def _due(self, epoch: int, kind: str) -> list[tuple[PolicySpec, Any]]:
-        table: Mapping[str, Any] = self.schedule.pruners if kind == "pruner" else self.schedule.extensions
-        return [(p, table[p.instance]) for p in self.schedule.policies if p.kind == kind and epoch in p.epochs]
-
     # ------------------------------------------------------------------------------ hooks
     def on_epoch_begin(
         self,
@@ -176,46 +215,58 @@ class DistillerRecipe(Recipe):
         *,
         calibration: Iterable[Any] | None = None,
     ) -> RecipeEvent:
-        """Runs the pruners, then the thinning extensions, scheduled for ``epoch``."""
+        """Runs the pruners and thinning extensions scheduled for ``epoch``, in the order the file
+        declares their policies (Distiller's rule when several fall on one epoch)."""
         if not self._checked:
-            self._check_names(model)
+            self.check(model, example_inputs)
         if calibration is not None:
             self._calibration = calibration
         event = RecipeEvent(epoch)
-        due = self._due(epoch, "pruner")
-        structured = [(p, s) for p, s in due if s.kind == "structured"]
-        if structured:
-            self._structured(model, example_inputs, epoch, structured, calibration, event)
-        elementwise = [(p, s) for p, s in due if s.kind == "elementwise"]
-        if elementwise:
-            self._elementwise(model, epoch, elementwise, event)
-        for _, ext in self._due(epoch, "extension"):
-            self._thin(model, example_inputs, event, f"extension {ext.name} ({ext.cls}, {ext.thinning_func_str})")
+        segments: list[tuple[str, list[tuple[PolicySpec, Any]]]] = []  # runs of one kind, in file order
+        for policy in self.schedule.policies:
+            if epoch not in policy.epochs or policy.kind == "lr_scheduler":
+                continue
+            item: Any
+            if policy.kind == "extension":
+                item, kind = self.schedule.extensions[policy.instance], "extension"
+            else:
+                item = self.schedule.pruners[policy.instance]
+                kind = item.kind
+            if segments and segments[-1][0] == kind and kind != "extension":
+                segments[-1][1].append((policy, item))
+            else:
+                segments.append((kind, [(policy, item)]))
+        for kind, due in segments:
+            if kind == "structured":
+                self._structured(model, example_inputs, epoch, due, calibration, event)
+            elif kind == "elementwise":
+                self._elementwise(model, epoch, due, event)
+            else:
+                ext = due[0][1]
+                self._thin(model, example_inputs, event, f"extension {ext.name} ({ext.cls}, {ext.thinning_func_str})")
         return event
 
     def _structured(self, model, example_inputs, epoch, due, calibration, event: RecipeEvent) -> None:
         graph = DependencyGraph(model, as_input_tuple(example_inputs))
+        rows = [(p, s) for p, s in due if s.group_type == "Rows"]
+        if rows:
+            self._rows(model, graph, epoch, rows, event)
+        due = [(p, s) for p, s in due if s.group_type != "Rows"]
+        if not due:
+            return
         for policy, spec in due:
-            for key in policy.args:
-                self._say(event, f"{policy.path}.args.{key}: not used by prunekit", once=f"{policy.path}.{key}")
+            self._say_args(event, policy)
             s = self._sparsity(spec, policy, epoch)
             targets = resolve_targets(model, graph, spec)
+            check_targets(targets, spec)
             for t in targets:
-                if not t.missing:
-                    continue
-                message = coupling_message(t, spec)
-                if spec.strict:
-                    raise ConfigError(
-                        f"{spec.path}.weights: {message}: list them together with group_dependency: Leader "
-                        "(or drop strict: true to extend the choice to the whole group)",
-                        module=f"{spec.path}.weights",
+                if t.missing:
+                    self._say(
+                        event,
+                        f"{spec.path}: {coupling_message(t, spec)}; the choice is extended to the whole group "
+                        f"({', '.join(t.missing)} pruned too; strict: true makes this an error)",
+                        once=f"{spec.path}:{group_key(t.group)}",
                     )
-                self._say(
-                    event,
-                    f"{spec.path}: {message}; the choice is extended to the whole group "
-                    f"({', '.join(t.missing)} pruned too; strict: true makes this an error)",
-                    once=f"{spec.path}:{group_key(t.group)}",
-                )
             if spec.reconstructs and self._fm is None:
                 self._fm = (copy.deepcopy(model), [])
             if spec.reconstructs and self._fm is not None:
@@ -224,11 +275,22 @@ class DistillerRecipe(Recipe):
             crit = criterion_with_data(
                 spec.criterion, {**spec.criterion_options, **self._data_options(spec)}, data, where=spec.path
             )
-            scores = {t.group.id: score_group(crit, model, t.group, group_type=spec.group_type) for t in targets}
+            with folded_batchnorm(model, graph, enabled=bool(policy.args.get("fold_batchnorm"))) as scored:
+                scores = {t.group.id: score_group(crit, scored, t.group, group_type=spec.group_type) for t in targets}
+                if spec.leader and self.leader_ranking == "first":
+                    lead = leader_view(targets, spec)
+                    scores[lead.id] = score_group(crit, scored, lead, group_type=spec.group_type)
+                    self._say(
+                        event,
+                        f"{spec.path}: Leader group ranked by {spec.weights[0]} alone (Distiller's rule)",
+                        once=f"{spec.path}:leader",
+                    )
             if spec.leader and len(targets) > 1:
                 scores = leader_scores(scores, targets, spec)
             for t in targets:
                 key = group_key(t.group)
+                # Distiller measures a sparsity against the layer's current width: sizes are reset
+                # by every thinning, so a pruner after a thinning cuts its fraction of what is left
                 orig = self.sizes.setdefault(key, t.group.size)
                 pend = self.pending.get(key, [])
                 n = max(t.group.size - (orig - removal_count(orig, s)), len(pend))
@@ -244,6 +306,37 @@ class DistillerRecipe(Recipe):
             "mask", plan, epoch=epoch, pending=copy.deepcopy(self.pending), sizes=dict(self.sizes)
         )
         self._record(event, decision)
+
+    def _say_args(self, event: RecipeEvent, policy: PolicySpec) -> None:
+        for key in policy.args:
+            if key != "fold_batchnorm":
+                self._say(event, f"{policy.path}.args.{key}: not used by prunekit", once=f"{policy.path}.{key}")
+
+    def _rows(self, model: nn.Module, graph: DependencyGraph, epoch: int, due, event: RecipeEvent) -> None:
+        """``group_type: Rows``: masks a Linear layer's input columns and keeps them as masks.
+
+        Distiller's thinning does not remove row masks, so the producers feeding the layer (a whole
+        residual stream, in a ResNet) keep their filters; the masks stay through fine-tuning.
+        """
+        params = dict(model.named_parameters())
+        new: dict[str, torch.Tensor] = {}
+        for policy, spec in due:
+            self._say_args(event, policy)
+            s = self._sparsity(spec, policy, epoch)
+            for w in spec.weights:
+                mask = column_mask(params[w], s, norm=spec.criterion)
+                dropped = int((mask[0] == 0).sum())
+                new[w] = mask * self.weight_masks[w] if w in self.weight_masks else mask
+                producers = producers_of(graph, model, w.rpartition(".")[0])
+                self._say(
+                    event,
+                    f"epoch {epoch}: {spec.path}: group_type Rows masks {dropped} of {mask.shape[1]} input "
+                    f"columns of {w} ({s:.4f}); kept as masks, as Distiller does, not removed (removing them "
+                    f"would cut the filters of {', '.join(producers) or 'the layers'} feeding it)",
+                )
+        self.weight_masks.update(new)
+        apply_weight_masks_(model, new)
+        self._record_masks(event, new, epoch)
 
     def _data_options(self, spec: PrunerSpec) -> dict[str, Any]:
         return {"num_batches": self.num_batches} if getattr(CRITERIA.get(spec.criterion), "needs_data", False) else {}
@@ -265,7 +358,12 @@ class DistillerRecipe(Recipe):
                 f"{len(new)} parameter(s); {DENSE_NOTE}",
             )
         apply_weight_masks_(model, self.weight_masks)
-        self._record(event, Decision("elementwise", weight_masks=dict(self.weight_masks), info={"epoch": epoch}))
+        self._record_masks(event, {w: self.weight_masks[w] for _, sp in due for w in self._names(sp, params)}, epoch)
+
+    def _names(self, spec: PrunerSpec, params: Mapping[str, torch.Tensor]) -> list[str]:
+        if spec.cls == "AutomatedGradualPruner":
+            return list(spec.weights)
+        return list(self._expand(spec.levels or spec.thresholds, params))
 
     @staticmethod
     def _expand(values: dict[str, float], params: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -294,7 +392,7 @@ class DistillerRecipe(Recipe):
             channels_removed=int(sum(len(v) for v in plan.removed.values())),
             config={"thinning": why},
         )
-        self._after_thinning(model)
+        self._after_thinning(model, decision)
         event.rebuild_optimizer = True
         event.reports.append(report)
         self._say(
@@ -309,13 +407,33 @@ class DistillerRecipe(Recipe):
             self._fm = None
         self._record(event, decision)
 
-    def _after_thinning(self, model: nn.Module) -> None:
-        """Masks are spent; element-wise masks follow the new shapes (their zeros were sliced)."""
-        self.masks, self.pending = None, {}
+    def _after_thinning(self, model: nn.Module, decision: Decision) -> None:
+        """Masks are spent and widths are new: a later pruner measures its sparsity against the
+        thinned width (Distiller's rule); element-wise masks are sliced like their weights."""
+        self.masks, self.pending, self.sizes = None, {}, {}
         params = dict(model.named_parameters())
         for name, mask in list(self.weight_masks.items()):
-            if params[name].shape != mask.shape:
-                self.weight_masks[name] = (params[name].detach() != 0).float().cpu()
+            module, _, attr = name.rpartition(".")
+            roles = decision.module_keep.get(module, {}) if attr == "weight" else {}
+            for dim, role in ((0, "out"), (1, "in")):
+                if role in roles and mask.shape[dim] != params[name].shape[dim]:
+                    mask = mask.index_select(dim, torch.as_tensor(roles[role], dtype=torch.long))
+            if mask.shape != params[name].shape:  # a layout the roles do not describe (grouped)
+                mask = (params[name].detach() != 0).float().cpu()
+            self.weight_masks[name] = mask
+
+    def _record_masks(self, event: RecipeEvent, masks: dict[str, torch.Tensor], epoch: int) -> None:
+        """Records the masks this step set, and drops them from earlier element-wise decisions.
+
+        A checkpoint then holds each parameter's mask once, not once per AGP step (a ResNet-50
+        schedule: 3 MB of bits instead of 3.4 GB of floats). Replaying the decisions still ends with
+        the same masks; the weights in between come from the checkpoint, not from the replay.
+        """
+        for earlier in self.decisions:
+            if earlier.kind == "elementwise":
+                for name in masks:
+                    earlier.weight_masks.pop(name, None)
+        self._record(event, Decision("elementwise", weight_masks=masks, info={"epoch": epoch}))
 
     def _record(self, event: RecipeEvent, decision: Decision) -> None:
         self.decisions.append(decision)
@@ -346,10 +464,10 @@ class DistillerRecipe(Recipe):
             self.pending = {k: list(v) for k, v in decision.info.get("pending", {}).items()}
             self.sizes = {k: int(v) for k, v in decision.info.get("sizes", {}).items()}
         elif decision.kind == "physical":
-            self._after_thinning(model)
+            self._after_thinning(model, decision)
             self._fm = None
         elif decision.kind == "elementwise":
-            self.weight_masks = dict(decision.weight_masks)
+            self.weight_masks.update(decision.weight_masks)
         self._checked = True
         self.decisions.append(decision)
 

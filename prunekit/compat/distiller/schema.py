@@ -6,8 +6,10 @@ documentation, "Compression scheduling". This module checks such a file field by
 dotted YAML path in every error (``pruners.filter_pruner.desired_sparsity: must be in [0, 1),
 but got 1.2``); :class:`~prunekit.compat.distiller.DistillerRecipe` runs it.
 
-Parameter names lose a leading ``module.`` (DataParallel's prefix); names that match no
-parameter are reported when the recipe first sees the model.
+Parameter names lose DataParallel's ``module.`` prefix: a leading one, and the one Distiller puts
+after ``features`` for AlexNet and VGG (it wraps only their ``.features`` in DataParallel), so
+``features.module.3.weight`` is ``features.3.weight``. ``weights`` may be one name or a list.
+Names that match no parameter are reported when the recipe first sees the model.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "STRUCTURED_PRUNERS",
     "ELEMENTWISE_PRUNERS",
     "strip_prefix",
+    "UNSUPPORTED_PRUNERS",
+    "is_quantization_stats",
 ]
 
 TOP_LEVEL = ("version", "pruners", "regularizers", "lr_schedulers", "extensions", "policies")
@@ -48,6 +52,19 @@ STRUCTURED_PRUNERS: dict[str, tuple[str, dict[str, Any], str | None]] = {
 STRUCTURED_PRUNERS.update({f"{k}_AGP": v for k, v in list(STRUCTURED_PRUNERS.items())})
 STRUCTURED_PRUNERS["FMReconstructionChannelPruner"] = ("l1", {}, "Channels")
 ELEMENTWISE_PRUNERS = ("AutomatedGradualPruner", "SparsityLevelParameterPruner", "MagnitudeParameterPruner")
+#: Distiller's pruner classes that prunekit refuses, with what they do.
+UNSUPPORTED_PRUNERS = {
+    "SplicingPruner": "dynamic network surgery (masks that can grow back)",
+    "SensitivityPruner": "thresholds from a multiple of each weight's standard deviation",
+    "RandomLevelStructureParameterPruner": "random structure pruning at a random level per step",
+    "BaiduRNNPruner": "Narang et al.'s RNN pruning",
+    "BernoulliFilterPruner": "random filter dropping during training (drop-filter)",
+    "BernoulliFilterPruner_AGP": "random filter dropping during training (drop-filter)",
+    "StructureParameterPruner": "a base class",
+    "LpRankedStructureParameterPruner": "a base class",
+    "AutomatedGradualPrunerBase": "a base class",
+    "ActivationRankedFilterPruner": "a base class",
+}
 THINNING = {
     "FilterRemover": ("remove_filters",),
     "ChannelRemover": ("remove_channels",),
@@ -55,8 +72,8 @@ THINNING = {
 }
 _STRUCT_FIELDS = ("class", "group_type", "weights", "group_dependency", "strict")
 _GROUP_TYPES = ("Filters", "Channels", "Rows")
-# Distiller's PruningPolicy options: accepted, reported as not used (masks are always applied
-# after every optimizer step).
+# Distiller's PruningPolicy options: fold_batchnorm changes the ranking (compat.distiller.fold); the
+# others are accepted and reported as not used (masks are always applied after every optimizer step).
 _PRUNER_ARGS = (
     "mini_batch_pruning_frequency",
     "mask_on_forward_only",
@@ -98,8 +115,19 @@ def _fraction(data: Mapping[str, Any], key: str, path: str) -> float:
 
 
 def strip_prefix(name: str) -> str:
-    """``module.layer1.0.conv1.weight`` -> ``layer1.0.conv1.weight`` (DataParallel's prefix)."""
-    return name[len("module.") :] if name.startswith("module.") else name
+    """``module.layer1.0.conv1.weight`` -> ``layer1.0.conv1.weight`` and
+    ``features.module.3.weight`` -> ``features.3.weight`` (DataParallel's prefixes)."""
+    name = name[len("module.") :] if name.startswith("module.") else name
+    return "features." + name[len("features.module.") :] if name.startswith("features.module.") else name
+
+
+def is_quantization_stats(data: Mapping[str, Any]) -> bool:
+    """True for a Distiller quantization-statistics file (layer name -> ``inputs``/``output``
+    -> ``min``/``max``...), which is not a schedule."""
+    values = list(data.values())
+    return bool(values) and all(
+        isinstance(v, Mapping) and ("output" in v or "inputs" in v) and set(v) <= {"inputs", "output"} for v in values
+    )
 
 
 @dataclass(frozen=True)
@@ -186,6 +214,8 @@ class DistillerSchedule:
 
 def _weights(data: Mapping[str, Any], path: str) -> tuple[str, ...]:
     raw = data.get("weights")
+    if isinstance(raw, str):  # Distiller accepts one name as a bare string
+        raw = [raw]
     if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(w, str) for w in raw):
         raise _fail(f"{path}.weights", f"must be a non-empty list of parameter names, but got {raw!r}")
     names = tuple(strip_prefix(w) for w in raw)
@@ -221,6 +251,12 @@ def _pruner(name: str, data: object, path: str) -> PrunerSpec:
     if cls not in known:
         if isinstance(cls, str) and cls.endswith("Quantizer"):
             raise _fail(f"{path}.class", f"{cls} is a quantizer: quantization is not supported by prunekit")
+        if cls in UNSUPPORTED_PRUNERS:
+            raise _fail(
+                f"{path}.class",
+                f"{cls} ({UNSUPPORTED_PRUNERS[cls]}) is a Distiller pruner that prunekit does not support; "
+                f"supported: {', '.join(known)}",
+            )
         raise _fail(f"{path}.class", f"unknown pruner class {cls!r}{_suggest(cls, known)}")
     if cls == "AutomatedGradualPruner":
         _keys(d, ("class", "initial_sparsity", "final_sparsity", "weights"), path)
@@ -234,8 +270,14 @@ def _pruner(name: str, data: object, path: str) -> PrunerSpec:
     criterion, options, default_type = STRUCTURED_PRUNERS[cls]
     agp = cls.endswith("_AGP")
     sparsity_fields = ("initial_sparsity", "final_sparsity") if agp else ("desired_sparsity",)
-    _keys(d, (*_STRUCT_FIELDS, *sparsity_fields), path)
     group_type = d.get("group_type", default_type)
+    if group_type == "Blocks":  # said before its kwargs (block_shape) are refused as unknown
+        raise _fail(
+            f"{path}.group_type",
+            "Blocks (block sparsity inside a weight tensor) is not supported by prunekit; "
+            f"use one of {', '.join(_GROUP_TYPES)}",
+        )
+    _keys(d, (*_STRUCT_FIELDS, *sparsity_fields), path)
     if group_type not in _GROUP_TYPES:
         raise _fail(f"{path}.group_type", f"must be one of {', '.join(_GROUP_TYPES)}, but got {group_type!r}")
     if default_type is not None and group_type != default_type:
@@ -370,6 +412,12 @@ def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
             quantizers (not supported), or an lr_scheduler argument its class does not take.
     """
     top = _mapping(data, "schedule")
+    if is_quantization_stats(top):
+        raise _fail(
+            "schedule",
+            "this is a Distiller quantization-statistics file (layer -> inputs/output -> min/max), not a "
+            "schedule; prunekit does not quantize",
+        )
     if "quantizers" in top:
         raise _fail("quantizers", "quantization is not supported by prunekit (remove the quantizers section)")
     for key in top:

@@ -66,6 +66,18 @@ CASES = [
         "did you mean 'L1RankedStructureParameterPruner'?",
     ),
     ("pruners.filter_pruner.class", "PostTrainLinearQuantizer", "is a quantizer: quantization is not supported"),
+    (  # issue 14 (9): no misleading "did you mean" for a real Distiller class prunekit lacks
+        "pruners.filter_pruner.class",
+        "SplicingPruner",
+        "pruners.filter_pruner.class: SplicingPruner (dynamic network surgery (masks that can grow back)) is a "
+        "Distiller pruner that prunekit does not support; supported: L1RankedStructureParameterPruner,",
+    ),
+    ("pruners.filter_pruner.class", "SensitivityPruner", "is a Distiller pruner that prunekit does not support"),
+    (
+        "pruners.filter_pruner.class",
+        "RandomLevelStructureParameterPruner",
+        "is a Distiller pruner that prunekit does not support",
+    ),
     (
         "pruners.filter_pruner.desired_sparsty",
         0.5,
@@ -194,3 +206,23 @@ def test_elementwise_names_are_checked_too():
     model = get_model("resnet20", num_classes=10, in_channels=1)
     with pytest.raises(ConfigError, match=r"pruners.lv.levels.fc.wieght: 'fc.wieght' is not a parameter .*'fc.weight'"):
         load_recipe(data).on_epoch_begin(model, torch.randn(1, 1, 28, 28), 0)
+
+
+def test_blocks_is_reported_before_its_kwargs():
+    data = _with("pruners.agp.group_type", "Blocks")
+    data["pruners"]["agp"]["kwargs"] = {"block_shape": [1, 8, 1, 1]}
+    with pytest.raises(ConfigError, match=r"^pruners.agp.group_type: Blocks \(block sparsity .*\) is not supported"):
+        load_recipe(data)
+
+
+def test_a_quantization_stats_file_is_told_it_is_not_a_schedule():
+    text = "conv1:\n  inputs:\n    0: {min: -1.0, max: 1.0}\n  output: {min: 0.0, max: 2.0}\n"
+    with pytest.raises(ConfigError, match="^schedule: this is a Distiller quantization-statistics file"):
+        load_recipe(text)
+
+
+def test_weights_as_a_bare_string_and_dataparallel_inside_features():
+    data = _with("pruners.filter_pruner.weights", "module.layer1.0.conv1.weight")
+    assert load_recipe(data).schedule.pruners["filter_pruner"].weights == ("layer1.0.conv1.weight",)
+    data = _with("pruners.filter_pruner.weights", ["features.module.3.weight", "module.features.module.0.weight"])
+    assert load_recipe(data).schedule.pruners["filter_pruner"].weights == ("features.3.weight", "features.0.weight")
