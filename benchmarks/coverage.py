@@ -22,6 +22,7 @@ labelled partial).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -123,11 +124,9 @@ def build(family: str, name: str) -> Built:
             bn.momentum = None
         if bns and isinstance(x, torch.Tensor):
             model.train()
-            with torch.no_grad():
-                try:
-                    model(torch.cat([x, torch.randn_like(x)]))
-                except Exception:  # noqa: BLE001 -- a model whose train forward needs targets keeps its stats
-                    pass
+            # a model whose train-mode forward needs targets keeps its initial statistics
+            with torch.no_grad(), contextlib.suppress(Exception):
+                model(torch.cat([x, torch.randn_like(x)]))
     return model.eval(), x
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedLayerError",
     "NoPrunableGroupError",
     "SurgeryError",
+    "CriterionError",
     "EquivalenceError",
     "option_error",
     "NonFiniteError",
@@ -62,6 +63,11 @@ class UnsupportedLayerError(PrunekitError):
 
 class NoPrunableGroupError(PrunekitError):
     """The model has no channel group that can be pruned (all locked or single-channel)."""
+
+
+class CriterionError(PrunekitError):
+    """A criterion failed while scoring a group; the message names the criterion and the group's
+    layers, and the criterion's own exception is chained."""
 
 
 class SurgeryError(PrunekitError):

@@ -15,6 +15,7 @@ from prunekit.engine.planning import (
     global_counts,
     group_sparsity,
     plan_pruning,
+    score_group,
 )
 from prunekit.engine.report import (
     Snapshot,
@@ -38,6 +39,7 @@ __all__ = [
     "candidates",
     "group_sparsity",
     "plan_pruning",
+    "score_group",
     "global_counts",
     "search_sparsity",
     "MAX_SPARSITY",

@@ -22,7 +22,14 @@ import torch.nn as nn
 
 from prunekit.criteria import CRITERIA, Criterion, get_criterion
 from prunekit.engine.options import PruneOptions
-from prunekit.errors import ConfigError, NoPrunableGroupError, UnknownNameError, option_error
+from prunekit.errors import (
+    ConfigError,
+    CriterionError,
+    NoPrunableGroupError,
+    PrunekitError,
+    UnknownNameError,
+    option_error,
+)
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.surgery.plan import PrunePlan, make_plan
@@ -36,6 +43,7 @@ __all__ = [
     "candidates",
     "group_sparsity",
     "plan_pruning",
+    "score_group",
     "global_counts",
 ]
 
@@ -172,13 +180,33 @@ def plan_pruning(
             f"({len(graph.groups)} groups; {reasons}). Check `ignore` and print(prunekit.DependencyGraph(model, x)).",
             module=type(model).__name__,
         )
-    scores = {g.id: np.asarray(crit.scores(model, g), dtype=np.float64) for g in groups}
+    scores = {g.id: score_group(crit, model, g) for g in groups}
     if options.scope == "local" or per_group is not None:
         counts = {g.id: removal_count(g.size, float(levels[g.id] or 0.0), round_to=options.round_to) for g in groups}
     else:
         counts = global_counts(groups, scores, sparsity, options)
     removed = {g.id: select_channels(g, scores[g.id], counts[g.id]) for g in groups}
     return make_plan(graph, removed)
+
+
+def score_group(criterion: Criterion, model: nn.Module, group: Group) -> np.ndarray:
+    """``criterion``'s scores of ``group``: one finite number per channel.
+
+    Raises:
+        CriterionError: the criterion raised (chained) or returned the wrong number of scores,
+            naming the criterion and the group's layers.
+    """
+    name = getattr(criterion, "name", type(criterion).__name__)
+    where = f"criterion {name!r} on group {group.id} ({', '.join(sorted(group.modules())[:4])})"
+    try:
+        scores = np.asarray(criterion.scores(model, group), dtype=np.float64).reshape(-1)
+    except PrunekitError:
+        raise
+    except Exception as exc:
+        raise CriterionError(f"{where} failed: {type(exc).__name__}: {exc}", module=name) from exc
+    if scores.shape != (group.size,):
+        raise CriterionError(f"{where} returned {scores.size} scores for {group.size} channels", module=name)
+    return scores
 
 
 def global_counts(
