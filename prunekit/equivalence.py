@@ -169,16 +169,11 @@ def _compare(expected: list[Any], got: list[Any], tol: float) -> EquivalenceResu
 
 
 def assert_equivalent(
-    original: nn.Module,
-    pruned: nn.Module,
-    example_inputs: InputsLike,
-    report: PruneReport,
-    *,
-    tol: float = 1e-5,
-    at: Sequence[str] | str | None = "auto",
+    original: nn.Module, pruned: nn.Module, example_inputs: InputsLike, report: PruneReport, **options: Any
 ) -> EquivalenceResult:
-    """Like :func:`check_equivalence` but raises :class:`EquivalenceError` when not equivalent."""
-    res = check_equivalence(original, pruned, example_inputs, report, tol=tol, at=at)
+    """Like :func:`check_equivalence` (``options``: its ``tol`` and ``at``) but raises
+    :class:`EquivalenceError` when not equivalent."""
+    res = check_equivalence(original, pruned, example_inputs, report, **options)
     if not res.ok:
         if res.max_error != res.max_error:
             raise EquivalenceError(
@@ -188,7 +183,7 @@ def assert_equivalent(
             )
         raise EquivalenceError(
             f"pruned model differs from the zeroed-channel original by {res.max_error:.3g} "
-            f"(output scale {res.scale:.3g}, tolerance {tol:g} relative)",
+            f"(output scale {res.scale:.3g}, tolerance {res.tol:g} relative)",
             module=type(pruned).__name__,
         )
     return res

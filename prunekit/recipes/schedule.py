@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,10 +30,11 @@ from prunekit.config.schema import PruneConfig
 from prunekit.criteria import CRITERIA, Criterion
 from prunekit.engine import criterion_with_data
 from prunekit.errors import ConfigError
+from prunekit.inputs import InputsLike
 from prunekit.masks import mask_
 from prunekit.prune import prune, prune_
 from prunekit.schedules.decisions import apply_decision_, decision_from_plan
-from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
+from prunekit.schedules.recipe import Batches, Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
 from prunekit.schedules.scheduler import EPS, PruningScheduler, step_options
 
 __all__ = ["ScheduleRecipe", "decisions_from_state"]
@@ -88,12 +89,7 @@ class ScheduleRecipe(Recipe):
         return target > s.applied + EPS or (s.mode == "masked" and s.masks is None and s.applied > 0.0)
 
     def on_epoch_begin(
-        self,
-        model: nn.Module,
-        example_inputs: torch.Tensor | Sequence[torch.Tensor],
-        epoch: int,
-        *,
-        calibration: Iterable[Any] | None = None,
+        self, model: nn.Module, example_inputs: InputsLike, epoch: int, *, calibration: Batches = None
     ) -> RecipeEvent:
         """Masks or cuts up to the schedule's target for ``epoch`` (a no-op between changes)."""
         if not self._will_act(epoch):

@@ -33,7 +33,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from prunekit.inputs import InputsLike
+
 __all__ = [
+    "Batches",
     "Decision",
     "RecipeEvent",
     "LRSchedulerSpec",
@@ -104,6 +107,10 @@ class LRSchedulerSpec:
     epochs: tuple[int, ...]
 
 
+#: Calibration batches a data-driven criterion reads (a DataLoader or any iterable), or None.
+Batches = Iterable[Any] | None
+
+
 class Recipe:
     """Base class: the epoch hooks the training pipeline calls. See the module docstring."""
 
@@ -115,12 +122,7 @@ class Recipe:
     needs_data: bool = False
 
     def on_epoch_begin(
-        self,
-        model: nn.Module,
-        example_inputs: torch.Tensor | Sequence[torch.Tensor],
-        epoch: int,
-        *,
-        calibration: Iterable[Any] | None = None,
+        self, model: nn.Module, example_inputs: InputsLike, epoch: int, *, calibration: Batches = None
     ) -> RecipeEvent:
         """Prunes or masks what the schedule says for ``epoch``, before its training batches."""
         raise NotImplementedError

@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn as nn
 
 from prunekit.engine import Override, PruneOptions, group_sparsity, resolve_options
 from prunekit.errors import ConfigError
+from prunekit.inputs import InputsLike
 from prunekit.masks import mask_
 from prunekit.prune import prune_
 from prunekit.schedules.functions import check_fraction, check_step
@@ -163,7 +163,7 @@ class PruningScheduler:
         value = self._fn(check_step(step, "step"))
         return check_fraction(value, "schedule value")
 
-    def step(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], step: int) -> StepResult:
+    def step(self, model: nn.Module, example_inputs: InputsLike, step: int) -> StepResult:
         """Prunes ``model`` if the target at ``step`` is above the last applied sparsity."""
         target = self.target(step)
         if self.mode == "masked":

@@ -59,6 +59,7 @@ from prunekit.criteria.group_type import score_group
 from prunekit.engine import criterion_with_data
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
+from prunekit.inputs import InputsLike
 from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
@@ -72,7 +73,7 @@ from prunekit.schedules.elementwise import (
     threshold_mask,
 )
 from prunekit.schedules.functions import distiller_agp_sparsity
-from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
+from prunekit.schedules.recipe import Batches, Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import make_plan
 from prunekit.surgery.selection import removal_count, select_channels
@@ -165,7 +166,7 @@ class DistillerRecipe(Recipe):
         (log.warning if warn else log.info)(line)
         event.messages.append(line)
 
-    def check(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    def check(self, model: nn.Module, example_inputs: InputsLike) -> None:
         """Checks every pruner against ``model`` before anything is changed or trained.
 
         Every listed parameter exists (close names suggested), is a weight matrix whose channels
@@ -208,12 +209,7 @@ class DistillerRecipe(Recipe):
 
     # ------------------------------------------------------------------------------ hooks
     def on_epoch_begin(
-        self,
-        model: nn.Module,
-        example_inputs: torch.Tensor | Sequence[torch.Tensor],
-        epoch: int,
-        *,
-        calibration: Iterable[Any] | None = None,
+        self, model: nn.Module, example_inputs: InputsLike, epoch: int, *, calibration: Batches = None
     ) -> RecipeEvent:
         """Runs the pruners and thinning extensions scheduled for ``epoch``, in the order the file
         declares their policies (Distiller's rule when several fall on one epoch)."""
