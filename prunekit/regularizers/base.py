@@ -49,8 +49,14 @@ class Regularizer:
         self.groups: list[GroupSlices] = []
         self.ready = False
 
-    def setup(self, model: nn.Module, graph: DependencyGraph) -> None:
-        """Keeps the slices of ``graph``'s prunable groups (call again after the model changes)."""
+    def setup(
+        self, model: nn.Module, graph: DependencyGraph, *, example_inputs: tuple[torch.Tensor, ...] | None = None
+    ) -> None:
+        """Keeps the slices of ``graph``'s prunable groups (call again after the model changes).
+
+        ``example_inputs`` (the inputs ``graph`` was traced with) are for regularizers that plan a
+        prune, such as GReg with a MACs target.
+        """
         self.groups = [group_slices(model, g) for g in graph.groups if g.prunable]
         if not self.groups:
             raise ConfigError(

@@ -24,6 +24,7 @@ import torch.nn as nn
 from prunekit.criteria import Criterion, get_criterion
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
+from prunekit.prune import prune
 from prunekit.regularizers.base import REGULARIZERS, Regularizer, check_strength
 from prunekit.regularizers.slices import channel_sq_norms
 from prunekit.surgery.selection import removal_count, select_channels
@@ -45,7 +46,10 @@ class GrowingRegularizer(Regularizer):
     Args:
         strength: the ceiling of the coefficient (the paper's ``lambda_max``, 1).
         sparsity: fraction of each prunable group's channels to push to zero (the local sparsity
-            of the prune that follows; ``prunekit.prune(...).config["sparsity"]`` for a MACs target).
+            of the prune that follows).
+        target_macs: instead of ``sparsity``, the fraction of the MACs the prune that follows
+            keeps: the sparsity is found at setup as :func:`prunekit.prune_` finds it (bisection,
+            local scope), which needs ``example_inputs``.
         delta: the increment of the coefficient (the paper's 1e-4).
         interval: steps between increments (the paper's ``K_u`` = 10).
         criterion: how the channels to remove are chosen (default "l1").
@@ -62,30 +66,45 @@ class GrowingRegularizer(Regularizer):
         self,
         *,
         strength: float = 1.0,
-        sparsity: float = 0.5,
+        sparsity: float | None = None,
+        target_macs: float | None = None,
         delta: float = 1e-4,
         interval: int = 10,
         criterion: str | Criterion = "l1",
     ) -> None:
         super().__init__(strength=strength)
-        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0.0 < float(sparsity) < 1.0:
-            raise ConfigError(f"sparsity: must be a number in (0, 1), but got {sparsity!r}", module="sparsity")
+        if (sparsity is None) == (target_macs is None):
+            raise ConfigError("greg: give exactly one of sparsity or target_macs", module="sparsity")
+        for key, value in (("sparsity", sparsity), ("target_macs", target_macs)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0
+            ):
+                raise ConfigError(f"{key}: must be a number in (0, 1), but got {value!r}", module=key)
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ConfigError(f"interval: must be an int >= 1, but got {interval!r}", module="interval")
-        self.sparsity = float(sparsity)
+        self.sparsity = float(sparsity) if sparsity is not None else None
+        self.target_macs = float(target_macs) if target_macs is not None else None
         self.delta = check_strength(delta, "delta")
         self.interval = interval
         self.criterion = get_criterion(criterion)
         self.selected: dict[int, np.ndarray] | None = None
 
-    def setup(self, model: nn.Module, graph: DependencyGraph) -> None:
+    def setup(
+        self, model: nn.Module, graph: DependencyGraph, *, example_inputs: tuple[torch.Tensor, ...] | None = None
+    ) -> None:
         super().setup(model, graph)
-        if self.selected is None:  # a resumed run keeps the selection from its checkpoint
-            self.selected = {}
-            for g in graph.groups:
-                if g.prunable:
-                    scores = np.asarray(self.criterion.scores(model, g), dtype=np.float64)
-                    self.selected[g.id] = select_channels(g, scores, removal_count(g.size, self.sparsity))
+        if self.selected is not None:  # a resumed run keeps the selection from its checkpoint
+            return
+        if self.sparsity is None:
+            if example_inputs is None:
+                raise ConfigError("greg: target_macs needs setup(..., example_inputs=...)", module="target_macs")
+            _, report = prune(model, example_inputs, target_macs=self.target_macs, criterion=self.criterion)
+            self.sparsity = float(report.config["sparsity"])
+        self.selected = {}
+        for g in graph.groups:
+            if g.prunable:
+                scores = np.asarray(self.criterion.scores(model, g), dtype=np.float64)
+                self.selected[g.id] = select_channels(g, scores, removal_count(g.size, self.sparsity))
 
     def coefficient(self, step: int) -> float:
         """``lambda(step)``; see :func:`greg_strength`."""
@@ -113,20 +132,24 @@ class GrowingRegularizer(Regularizer):
         return {g.group_id: channel_sq_norms(params, g).sqrt().cpu().numpy() for g in self.groups}
 
     def state_dict(self) -> dict[str, Any]:
-        selected = self.selected or {}
-        return {"selected": {str(k): [int(c) for c in v] for k, v in selected.items()}}
+        if self.selected is None:  # not set up yet: nothing chosen
+            return {}
+        selected = {str(k): [int(c) for c in v] for k, v in self.selected.items()}
+        return {"selected": selected, "sparsity": self.sparsity}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        unknown = set(state) - {"selected"}
+        unknown = set(state) - {"selected", "sparsity"}
         if unknown:
             raise ConfigError(f"regularizer 'greg': unexpected state keys {sorted(unknown)}", module="greg")
         if "selected" in state:
             self.selected = {int(k): np.asarray(v, dtype=np.int64) for k, v in state["selected"].items()}
+            self.sparsity = state.get("sparsity", self.sparsity)
 
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
             "sparsity": self.sparsity,
+            "target_macs": self.target_macs,
             "delta": self.delta,
             "interval": self.interval,
             "criterion": getattr(self.criterion, "name", type(self.criterion).__name__),

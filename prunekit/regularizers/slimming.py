@@ -47,7 +47,9 @@ class Slimming(Regularizer):
     def __init__(self, *, strength: float = 1e-4) -> None:
         super().__init__(strength=strength)
 
-    def setup(self, model: nn.Module, graph: DependencyGraph) -> None:
+    def setup(
+        self, model: nn.Module, graph: DependencyGraph, *, example_inputs: tuple[torch.Tensor, ...] | None = None
+    ) -> None:
         super().setup(model, graph)
         kept = []
         for g in self.groups:
