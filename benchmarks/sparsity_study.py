@@ -70,7 +70,9 @@ def fit(model: nn.Module, loader, *, epochs: int, lr: float, args, label: str, r
             row["penalty"] = loss.mean_penalty
             row["below"] = reg.below(model, args.threshold)
         log.append(row)
-        print(f"    {label} epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+        print(
+            f"    {label} epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True
+        )
     return log
 
 
@@ -136,7 +138,8 @@ def render(data: dict) -> str:
     meta = data["meta"]
     partial = meta.get("partial")
     lines = [
-        "# Sparsity training before pruning (ResNet-20, Fashion-MNIST, half the MACs)" + (" -- PARTIAL" if partial else ""),
+        "# Sparsity training before pruning (ResNet-20, Fashion-MNIST, half the MACs)"
+        + (" -- PARTIAL" if partial else ""),
         "",
         f"`{meta['command']}`",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+from prunekit.cli._reg_args import add_regularizer_args, sparsify_phase
 from prunekit.cli._sources import add_source_args
 
 __all__ = ["register"]
@@ -54,11 +55,25 @@ def _run(args: argparse.Namespace) -> int:
     source, state = source_from_args(args, loaders[0].dataset)
     epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
+    sparsify = sparsify_phase(args, options_from_args, **greg_target(args))
+    if sparsify is not None:
+        phases.insert(0, sparsify)
     if args.finetune_epochs > 0:
         tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
         phases.append(Phase("finetune", tune))
     config = {"command": "prune", "recipe": described}
     return run_from_args(args, source, phases, loaders, config=config, initial_state=state, report=not args.no_report)
+
+
+def greg_target(args: argparse.Namespace) -> dict:
+    """GReg pushes the channels the prune will cut: unless --reg-option says otherwise, at the
+    prune's own --sparsity or --target-macs."""
+    given = {o.partition("=")[0].strip().replace("-", "_") for o in args.reg_option}
+    if args.regularizer != "greg" or {"sparsity", "target_macs"} & given:
+        return {}
+    if args.sparsity is not None:
+        return {"sparsity": args.sparsity}
+    return {"target_macs": args.target_macs} if args.target_macs is not None else {}
 
 
 def distill_options(args: argparse.Namespace) -> dict:
@@ -107,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_train_args(p, epochs=10, lr=0.01, prefix="finetune-", title="fine-tuning")
     add_distill_args(p)
+    add_regularizer_args(p, where="before the prune")
     add_data_args(p)
     add_run_args(p)
     p.add_argument("--no-report", action="store_true", help="do not write report/")

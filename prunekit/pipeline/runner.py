@@ -46,7 +46,12 @@ from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_fr
 __all__ = ["Runner"]
 
 log = logging.getLogger("prunekit.pipeline")
-_METRIC_KEY = {"train": "after_train", "sparsify": "after_sparsify", "prune": "after_prune", "finetune": "after_finetune"}
+_METRIC_KEY = {
+    "train": "after_train",
+    "sparsify": "after_sparsify",
+    "prune": "after_prune",
+    "finetune": "after_finetune",
+}
 
 
 class Runner:

@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.regularizers.slices import GroupSlices, group_slices
 from prunekit.registry import Registry
+from prunekit.regularizers.slices import GroupSlices, group_slices
 
 __all__ = ["Regularizer", "REGULARIZERS", "get_regularizer", "check_strength"]
 
@@ -67,9 +67,7 @@ class Regularizer:
 
     def _require_ready(self) -> None:
         if not self.ready:
-            raise ConfigError(
-                f"regularizer {self.name!r}: call setup(model, graph) before penalty()", module=self.name
-            )
+            raise ConfigError(f"regularizer {self.name!r}: call setup(model, graph) before penalty()", module=self.name)
 
     def penalty(self, model: nn.Module, *, step: int = 0) -> torch.Tensor:
         """The scalar to add to the loss at training step ``step`` (batches into the phase)."""

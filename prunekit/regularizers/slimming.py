@@ -95,6 +95,8 @@ def _is_bn_scale(model: nn.Module, s: Slice) -> bool:
     if s.role != "out" or not s.param.endswith("weight"):
         return False
     module = model.get_submodule(s.module)
-    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine and s.param == (
-        f"{s.module}.weight" if s.module else "weight"
+    return (
+        isinstance(module, nn.modules.batchnorm._BatchNorm)
+        and module.affine
+        and s.param == (f"{s.module}.weight" if s.module else "weight")
     )

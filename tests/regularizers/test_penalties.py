@@ -42,8 +42,15 @@ def setup(reg, net):
 def channel_vectors(net: nn.Sequential) -> list[torch.Tensor]:
     """W_c by hand: every weight channel c owns in conv0 (filter, bias), BN (scale, shift), conv3 (column)."""
     return [
-        torch.cat([net[0].weight[c].reshape(-1), net[0].bias[c : c + 1], net[1].weight[c : c + 1],
-                   net[1].bias[c : c + 1], net[3].weight[:, c].reshape(-1)])  # fmt: skip
+        torch.cat(
+            [
+                net[0].weight[c].reshape(-1),
+                net[0].bias[c : c + 1],
+                net[1].weight[c : c + 1],
+                net[1].bias[c : c + 1],
+                net[3].weight[:, c].reshape(-1),
+            ]
+        )  # fmt: skip
         for c in range(3)
     ]
 
