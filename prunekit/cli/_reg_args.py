@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_regularizer_args", "regularizer_options", "sparsify_phase"]
+__all__ = ["add_regularizer_args", "regularizer_options", "sparsify_phase", "sparsify_phase_from_config"]
 
 
 def add_regularizer_args(p: argparse.ArgumentParser, *, where: str) -> None:
@@ -79,3 +79,14 @@ def sparsify_phase(args: argparse.Namespace, options_from_args: Callable[..., An
             args, epochs=args.reg_epochs, lr=args.reg_lr if args.reg_lr is not None else args.lr
         )
         return Phase("sparsify", options, regularizer=regularizer, threshold=args.reg_threshold)
+
+
+def sparsify_phase_from_config(
+    config: Any, args: argparse.Namespace, options_from_args: Callable[..., Any], **defaults: Any
+) -> Any:
+    """The sparsify phase of a schedule file's ``sparsify:`` section (a ``SparsifyConfig``)."""
+    from prunekit.pipeline import Phase
+
+    lr = config.lr if config.lr is not None else args.lr
+    options = options_from_args(args, epochs=config.epochs, lr=lr)
+    return Phase("sparsify", options, regularizer=config.build(**defaults), threshold=config.threshold)

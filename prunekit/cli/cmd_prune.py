@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
-from prunekit.cli._reg_args import add_regularizer_args, sparsify_phase
+from prunekit.cli._reg_args import add_regularizer_args, sparsify_phase, sparsify_phase_from_config
 from prunekit.cli._sources import add_source_args
 
 __all__ = ["register"]
@@ -56,6 +56,14 @@ def _run(args: argparse.Namespace) -> int:
     epochs = args.epochs if args.epochs is not None else (recipe.num_epochs if recipe.num_epochs > 1 else 0)
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
     sparsify = sparsify_phase(args, options_from_args, **greg_target(args))
+    cfg = getattr(recipe, "config", None)
+    if sparsify is None and getattr(cfg, "sparsify", None) is not None:  # the schedule file's section
+        target = {}
+        if cfg.sparsify.regularizer == "greg":  # by default it pushes the channels this prune cuts
+            target = {"sparsity": cfg.schedule.final} if cfg.target is None else {}
+            if cfg.target_macs is not None:
+                target = {"target_macs": cfg.target_macs}
+        sparsify = sparsify_phase_from_config(cfg.sparsify, args, options_from_args, **target)
     if sparsify is not None:
         phases.insert(0, sparsify)
     if args.finetune_epochs > 0:

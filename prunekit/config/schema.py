@@ -145,6 +145,8 @@ class PruneConfig:
             MACs to keep (one-shot schedules only; see :func:`prunekit.prune_`).
         target_params: the same for the parameter count. Give at most one target; with a
             target, ``schedule.final`` is not used (the YAML loader rejects a written one).
+        sparsify: sparsity training before the prune (a
+            :class:`~prunekit.regularizers.config.SparsifyConfig`), or ``None``.
     """
 
     version: int = CONFIG_VERSION
@@ -159,6 +161,7 @@ class PruneConfig:
     mode: str = "masked"
     target_macs: float | None = None
     target_params: float | None = None
+    sparsify: Any = None  # a SparsifyConfig (typed Any: the schema does not import torch)
 
     def __post_init__(self) -> None:
         if isinstance(self.version, bool) or self.version != CONFIG_VERSION:
@@ -198,6 +201,11 @@ class PruneConfig:
                 raise _fail(name, f"must be a fraction in (0, 1] of the original to keep, but got {value!r}")
         if len(targets) > 1:
             raise _fail("target_params", "give at most one of target_macs and target_params")
+        if self.sparsify is not None:
+            from prunekit.regularizers.config import SparsifyConfig  # lazy, like CRITERIA above
+
+            if not isinstance(self.sparsify, SparsifyConfig):
+                raise _fail("sparsify", f"must be a SparsifyConfig, but got {type(self.sparsify).__name__}")
         if targets and self.schedule.kind != "one_shot":
             raise _fail(targets[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
 
