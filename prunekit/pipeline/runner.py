@@ -173,6 +173,8 @@ class Runner:
             self._apply(p, lambda: recipe.on_epoch_begin(self.model, self.example, e, calibration=calibration))
         stats = None
         reg = phase.regularizer
+        if reg is None and hasattr(recipe, "epoch_regularizer"):  # a Distiller schedule's regularizers
+            reg = recipe.epoch_regularizer(e)
         if reg is not None and not reg.ready:  # first epoch of the phase, or the first after a resume
             reg.setup(self.model, DependencyGraph(self.model, (self.example,)), example_inputs=(self.example,))
         loss_fn = self._loss_fn(phase)

@@ -33,6 +33,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from prunekit.compat.distiller.groups import (
+    check_parameter,
+    coupling_message,
+    group_key,
+    leader_scores,
+    resolve_targets,
+)
+from prunekit.compat.distiller.regularizers import DistillerPenalty
 from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
 from prunekit.criteria import CRITERIA
 from prunekit.criteria.group_type import score_group
@@ -42,13 +50,6 @@ from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
-from prunekit.compat.distiller.groups import (
-    check_parameter,
-    coupling_message,
-    group_key,
-    leader_scores,
-    resolve_targets,
-)
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,
@@ -108,7 +109,7 @@ class DistillerRecipe(Recipe):
         self.schedule = schedule
         self.num_batches = num_batches
         self.lr_schedulers = schedule.lr_schedulers
-        acting = [p for p in schedule.policies if p.kind in ("pruner", "extension")]
+        acting = [p for p in schedule.policies if p.kind in ("pruner", "extension", "regularizer")]
         self.num_epochs = max((max(p.epochs) + 1 for p in acting), default=1)
         self.thinning_epochs = sorted({e for p in schedule.policies if p.kind == "extension" for e in p.epochs})
         self.needs_data = any(
@@ -130,6 +131,13 @@ class DistillerRecipe(Recipe):
     def from_mapping(cls, data: Mapping[str, Any], **options: Any) -> DistillerRecipe:
         """Parses and validates a Distiller schedule mapping."""
         return cls(parse_distiller(data), **options)
+
+    def epoch_regularizer(self, epoch: int) -> DistillerPenalty | None:
+        """The penalty of the regularizers whose policies include ``epoch`` (None if none);
+        the pipeline adds it to the loss (:mod:`prunekit.compat.distiller.regularizers`)."""
+        active = [p.instance for p in self.schedule.policies if p.kind == "regularizer" and epoch in p.epochs]
+        specs = [self.schedule.regularizers[n] for n in dict.fromkeys(active)]
+        return DistillerPenalty(specs) if specs else None
 
     # ------------------------------------------------------------------------------ helpers
     def _say(self, event: RecipeEvent, line: str, *, once: str | None = None, warn: bool = False) -> None:
