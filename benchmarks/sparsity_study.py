@@ -76,12 +76,20 @@ def fit(model: nn.Module, loader, *, epochs: int, lr: float, args, label: str, r
     return log
 
 
+def arm_labels(args) -> list[str]:
+    """The arms in run order; group lasso once per ``--gl-strengths`` value (``group_lasso@0.1``)."""
+    out = []
+    for arm in args.arms:
+        out += [f"group_lasso@{s:g}" for s in args.gl_strengths] if arm == "group_lasso" else [arm]
+    return out
+
+
 def make_regularizer(arm: str, args, sparsity: float) -> tuple[Regularizer | None, str]:
     """The arm's regularizer and the criterion its prune uses."""
     if arm == "plain":
         return None, "l1"
-    if arm == "group_lasso":
-        return GroupLasso(strength=args.gl_strength), "l1"
+    if arm.startswith("group_lasso@"):
+        return GroupLasso(strength=float(arm.partition("@")[2])), "l1"
     if arm == "greg":
         return GrowingRegularizer(strength=args.greg_ceiling, sparsity=sparsity, delta=args.greg_delta,
                                   interval=args.greg_interval), "l1"  # fmt: skip
@@ -107,7 +115,7 @@ def study(args: argparse.Namespace, dataset: str, meta: dict, save) -> list[dict
         # the local sparsity an L1 prune to the MACs target uses: GReg pushes those channels
         sparsity = float(prunekit.prune(base, x, target_macs=args.target_macs, criterion="l1")[1].config["sparsity"])
         print(f"  pretrained: test acc {acc_base:.4f}; L1 sparsity for {args.target_macs:.0%} MACs: {sparsity:.4f}")
-        for arm in args.arms:
+        for arm in arm_labels(args):
             model = copy.deepcopy(base).to(args.device)
             reg, criterion = make_regularizer(arm, args, sparsity)
             t0 = time.perf_counter()
@@ -144,10 +152,12 @@ def render(data: dict) -> str:
         f"`{meta['command']}`",
         "",
         f"{meta['model']} on {meta['dataset']}; every arm starts from the same model pretrained for "
-        f"{meta['pretrain_epochs']} epochs (cosine from {meta['lr']}), trains {meta['sparsify_epochs']} more epoch(s) "
+        f"{meta['pretrain_epochs']} full epochs (cosine from {meta['lr']}), trains {meta['sparsify_epochs']} more "
+        f"epoch(s) of {meta['max_batches'] or 'all'} batches "
         f"(cosine from {meta['sparsify_lr']}) with its regularizer (none for `plain`), is pruned to "
         f"{meta['target_macs']:.0%} of the MACs (local sparsity found by bisection) and fine-tuned "
-        f"{meta['finetune_epochs']} epoch(s) (cosine from {meta['finetune_lr']}): the same budget for every arm. "
+        f"{meta['finetune_epochs']} epoch(s) of {meta['max_batches'] or 'all'} batches (cosine from "
+        f"{meta['finetune_lr']}): the same budget for every arm. "
         f"Batch {meta['batch_size']}, SGD with Nesterov momentum 0.9, weight decay 5e-4. Strengths: "
         f"{meta['strengths']}. Seeds {meta['seeds']}; torch {meta['torch']}, prunekit {meta['prunekit']}; "
         f"{meta['cpu_count']} CPUs, {meta['torch_threads']} thread(s) per run, 1-min load {meta['loadavg_1min_before']:.1f}"
@@ -168,7 +178,7 @@ def render(data: dict) -> str:
         each = ", ".join(f"{v:.2%}" for v in values)
         return f"{sum(values) / len(values):.2%} ({each})"
 
-    for arm in ARMS:
+    for arm in dict.fromkeys(r["arm"] for r in data["results"]):
         rows = [r for r in data["results"] if r["arm"] == arm]
         if not rows:
             continue
@@ -219,14 +229,14 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=0.1, help="pretraining peak LR (cosine)")
     ap.add_argument("--sparsify-lr", type=float, default=0.01)
     ap.add_argument("--finetune-lr", type=float, default=0.01)
-    ap.add_argument("--gl-strength", type=float, default=3e-3, help="group lasso lambda")
+    ap.add_argument("--gl-strengths", type=float, nargs="+", default=[0.1], help="group lasso lambda(s), one arm each")
     ap.add_argument("--greg-ceiling", type=float, default=1.0, help="GReg's lambda_max")
     ap.add_argument("--greg-delta", type=float, default=1e-2, help="GReg's increment")
-    ap.add_argument("--greg-interval", type=int, default=5, help="GReg's steps between increments")
+    ap.add_argument("--greg-interval", type=int, default=2, help="GReg's steps between increments")
     ap.add_argument("--slim-strength", type=float, default=1e-3, help="slimming lambda")
     ap.add_argument("--threshold", type=float, default=1e-2, help="a channel norm under this counts as zero")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--max-batches", type=int, default=None, help="cap every training epoch (smoke runs)")
+    ap.add_argument("--max-batches", type=int, default=None, help="cap every sparsify / fine-tune epoch")
     ap.add_argument("--eval-batches", type=int, default=None, help="cap every evaluation (smoke runs)")
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--dataset", default="auto", choices=["auto", "fashion-mnist", "fashion-mnist-embedded"])
@@ -253,14 +263,14 @@ def main() -> int:
         "sparsify_lr": args.sparsify_lr, "finetune_lr": args.finetune_lr, "batch_size": args.batch_size,
         "max_batches": args.max_batches, "eval_batches": args.eval_batches, "target_macs": args.target_macs,
         "threshold": args.threshold, "device": args.device, "threads": args.threads,
-        "strengths": {"group_lasso": args.gl_strength, "greg": {"ceiling": args.greg_ceiling, "delta": args.greg_delta,
+        "strengths": {"group_lasso": args.gl_strengths, "greg": {"ceiling": args.greg_ceiling, "delta": args.greg_delta,
                       "interval": args.greg_interval}, "slimming": args.slim_strength},
         "loadavg_1min_before": load_before,
     }  # fmt: skip
 
     def save(rows: list[dict], *, partial: bool) -> None:
         done = {(r["seed"], r["arm"]) for r in rows}
-        todo = [f"seed {s} {a}" for s in args.seeds for a in args.arms if (s, a) not in done]
+        todo = [f"seed {s} {a}" for s in args.seeds for a in arm_labels(args) if (s, a) not in done]
         meta.update(wall_s=time.perf_counter() - started, loadavg_1min_after=os.getloadavg()[0])
         meta["partial"] = f"not yet run: {', '.join(todo)}" if todo else None
         write(args.out, {"meta": meta, "results": rows})
