@@ -6,6 +6,7 @@ Trained with one of these, whole coupled channel groups shrink towards zero befo
 """
 
 from prunekit.regularizers.base import REGULARIZERS, Regularizer, check_strength, get_regularizer
+from prunekit.regularizers.config import SparsifyConfig
 from prunekit.regularizers.greg import GrowingRegularizer, greg_strength
 from prunekit.regularizers.group_lasso import GroupLasso, group_lasso_penalty
 from prunekit.regularizers.slices import GroupSlices, Slice, channel_sq_norms, group_slices
@@ -16,6 +17,7 @@ __all__ = [
     "Regularizer",
     "get_regularizer",
     "check_strength",
+    "SparsifyConfig",
     "GroupLasso",
     "group_lasso_penalty",
     "Slimming",

@@ -92,11 +92,8 @@ class Slimming(Regularizer):
 
 
 def _is_bn_scale(model: nn.Module, s: Slice) -> bool:
-    if s.role != "out" or not s.param.endswith("weight"):
+    """The slice is the scale (``weight``) of an affine BatchNorm's output channels."""
+    if s.role != "out" or s.param != (f"{s.module}.weight" if s.module else "weight"):
         return False
     module = model.get_submodule(s.module)
-    return (
-        isinstance(module, nn.modules.batchnorm._BatchNorm)
-        and module.affine
-        and s.param == (f"{s.module}.weight" if s.module else "weight")
-    )
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine
