@@ -108,3 +108,34 @@ def test_a_distiller_schedule_with_regularizers_runs_them_at_their_epochs(tmp_pa
     rows = read_history(tmp_path / "history.csv")
     assert [bool(r["penalty"]) for r in rows] == [True, True, False]  # epochs 0 and 1 only
     assert float(rows[0]["penalty"]) > 0
+
+
+def test_threshold_criteria_zero_the_groups_under_the_strength():
+    """Distiller's RegularizationPolicy.on_minibatch_end: groups whose mean |w| is at most the
+    strength are zeroed (Mean_Abs), or whose max |w| is (Max); L1 zeroes elements."""
+    conv = nn.Conv2d(2, 3, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[0.1, 0.1], [0.5, -0.5], [0.05, 0.9]]).reshape(3, 2, 1, 1))
+    net = nn.Sequential(conv)
+    for criteria, kept in (("Mean_Abs", [False, True, True]), ("Max", [False, True, True])):
+        spec = parse_regularizer("r", {"class": "GroupLassoRegularizer", "threshold_criteria": criteria,
+                                       "reg_regims": {"0.weight": [0.2, "3D"]}}, "regularizers.r")  # fmt: skip
+        w = net[0].weight.detach().clone()
+        reg = DistillerPenalty([spec])
+        reg.setup(net, None)  # type: ignore[arg-type]
+        reg.threshold_(net)
+        assert [bool(net[0].weight[o].abs().sum() > 0) for o in range(3)] == kept
+        with torch.no_grad():
+            net[0].weight.copy_(w)
+    spec = parse_regularizer("r", {"class": "GroupLassoRegularizer", "threshold_criteria": "Mean_Abs",
+                                   "reg_regims": {"0.weight": [0.25, "Channels"]}}, "regularizers.r")  # fmt: skip
+    reg = DistillerPenalty([spec])
+    reg.setup(net, None)  # type: ignore[arg-type]
+    reg.threshold_(net)  # input channel means: (0.1 + 0.5 + 0.05) / 3 <= 0.25, (0.1 + 0.5 + 0.9) / 3
+    assert net[0].weight[:, 0].abs().sum() == 0 and net[0].weight[:, 1].abs().sum() > 0
+    l1 = parse_regularizer("r", {"class": "L1Regularizer", "threshold_criteria": "Max",
+                                 "reg_regims": {"0.weight": 0.3}}, "regularizers.r")  # fmt: skip
+    reg = DistillerPenalty([l1])
+    reg.setup(net, None)  # type: ignore[arg-type]
+    reg.threshold_(net)
+    assert (net[0].weight.abs() > 0.3).sum() == (net[0].weight != 0).sum()

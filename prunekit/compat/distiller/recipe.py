@@ -126,6 +126,7 @@ class DistillerRecipe(Recipe):
         self._checked = False
         self._calibration: Iterable[Any] | None = None
         self._fm: tuple[nn.Module, list[str]] | None = None  # (model before FM masks, layers)
+        self.penalty: DistillerPenalty | None = None  # the regularizers of the current epoch
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], **options: Any) -> DistillerRecipe:
@@ -137,7 +138,8 @@ class DistillerRecipe(Recipe):
         the pipeline adds it to the loss (:mod:`prunekit.compat.distiller.regularizers`)."""
         active = [p.instance for p in self.schedule.policies if p.kind == "regularizer" and epoch in p.epochs]
         specs = [self.schedule.regularizers[n] for n in dict.fromkeys(active)]
-        return DistillerPenalty(specs) if specs else None
+        self.penalty = DistillerPenalty(specs) if specs else None  # its threshold_criteria act per step
+        return self.penalty
 
     # ------------------------------------------------------------------------------ helpers
     def _say(self, event: RecipeEvent, line: str, *, once: str | None = None, warn: bool = False) -> None:
@@ -336,6 +338,8 @@ class DistillerRecipe(Recipe):
             self.masks.apply_(model)
         if self.weight_masks:
             apply_weight_masks_(model, self.weight_masks)
+        if self.penalty is not None:
+            self.penalty.threshold_(model)
 
     def finalize(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> RecipeEvent:
         """Removes what is still masked (the schedule had no thinning after its last pruner)."""

@@ -15,9 +15,16 @@ During those epochs its penalty is added to the loss (Distiller's ``before_backw
 Unlike prunekit's own ``group_lasso`` (:mod:`prunekit.regularizers.group_lasso`), these groups are
 per layer, as in Distiller: a residual partner or a BatchNorm is not pulled along.
 
+With ``threshold_criteria`` (``Mean_Abs`` or ``Max``), after every optimizer step the groups
+whose mean (or max) ``|w|`` is at most the strength are zeroed, as Distiller's
+``RegularizationPolicy.on_minibatch_end`` does; for ``L1Regularizer``, the elements with
+``|w| <= strength``.
+
 Note:
-    ``threshold_criteria`` (Distiller's optional masking of groups under the strength at the end
-    of an epoch) is accepted and not applied; a message says so. ``L1Regularizer`` given
+    Distiller's ``keep_mask`` (making the last thresholding permanent) has no counterpart: a
+    zeroed group may grow back after the policy ends, and the pruners decide what is cut. For
+    the sums (``Rows+Cols``...) a group is zeroed when either part is under the threshold.
+    ``L1Regularizer`` given
     ``[strength, group_type]`` (the form its documentation shows under "Group regularization",
     which Distiller's own class would reject) is run as ``GroupLassoRegularizer``, with a message.
 """
@@ -128,8 +135,6 @@ def parse_regularizer(name: str, data: object, path: str) -> RegularizerSpec:
     criteria = data.get("threshold_criteria")
     if criteria not in (None, "Max", "Mean_Abs"):
         raise _fail(f"{path}.threshold_criteria", f"must be Max or Mean_Abs, but got {criteria!r}")
-    if criteria is not None:
-        notes.append(f"{name}: threshold_criteria {criteria!r} is not applied (the penalty is)")
     return RegularizerSpec(str(name), str(cls), path, regims, criteria, tuple(notes))
 
 
@@ -196,6 +201,20 @@ class DistillerPenalty(Regularizer):
             total = term if total is None else total + term
         return total if total is not None else torch.zeros(())
 
+    @torch.no_grad()
+    def threshold_(self, model: nn.Module) -> None:
+        """Zeroes the groups under the strength of regularizers with ``threshold_criteria``."""
+        for spec in self.specs:
+            if spec.threshold_criteria is None:
+                continue
+            for param, (strength, group_type) in spec.regims.items():
+                w = model.get_parameter(param)
+                if group_type is None:
+                    w.masked_fill_(w.abs() <= strength, 0.0)
+                    continue
+                for part in COMBINED.get(group_type, (group_type,)):
+                    w.mul_(_keep_mask(w, part, strength, spec.threshold_criteria))
+
     def channel_norms(self, model: nn.Module) -> dict[int, np.ndarray]:
         raise ConfigError("Distiller regularizers have per-layer groups, not channel groups", module="distiller")
 
@@ -213,3 +232,15 @@ class DistillerPenalty(Regularizer):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "regularizers": [s.name for s in self.specs]}
+
+
+def _keep_mask(w: torch.Tensor, group_type: str, threshold: float, criteria: str) -> torch.Tensor:
+    """1 where the group's mean (``Mean_Abs``) or max (``Max``) ``|w|`` exceeds ``threshold``, broadcast to ``w``."""
+    a = w.abs()
+
+    def stat(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return t.mean(dim=dims, keepdim=True) if criteria == "Mean_Abs" else t.amax(dim=dims, keepdim=True)
+
+    dims = {"3D": (1, 2, 3), "Filters": (1, 2, 3), "Channels": (0, 2, 3), "2D": (2, 3), "4D": (0, 1, 2, 3),
+            "Rows": (1,), "Cols": (0,)}[group_type]  # fmt: skip
+    return (stat(a, dims) > threshold).to(w.dtype).expand_as(w)
