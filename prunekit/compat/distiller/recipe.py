@@ -33,13 +33,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.compat.distiller.groups import (
-    check_parameter,
-    coupling_message,
-    group_key,
-    leader_scores,
-    resolve_targets,
-)
 from prunekit.compat.distiller.regularizers import DistillerPenalty
 from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
 from prunekit.criteria import CRITERIA
@@ -50,6 +43,13 @@ from prunekit.masks import ChannelMasks, masks_for_plan
 from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport
 from prunekit.schedules._decisions import apply_decision_, decision_from_plan
+from prunekit.compat.distiller.groups import (
+    check_parameter,
+    coupling_message,
+    group_key,
+    leader_scores,
+    resolve_targets,
+)
 from prunekit.schedules.elementwise import (
     DENSE_NOTE,
     apply_weight_masks_,

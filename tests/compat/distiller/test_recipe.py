@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import prunekit
-from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.config import load_recipe
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
+from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.schedules.functions import distiller_agp_sparsity
 from prunekit.schedules.recipe import LRSchedulerSpec
 from prunekit.schedules.schedule_recipe import decisions_from_state
