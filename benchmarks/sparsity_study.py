@@ -188,6 +188,8 @@ def render(data: dict) -> str:
         lines.append(f"| {arm} | {rows[0]['criterion']} | {macs:.1%} | {cell(rows, 'acc_pretrained')} | "
                      f"{cell(rows, 'acc_before_prune')} | {below_s} | {cell(rows, 'acc_pruned')} | "
                      f"{cell(rows, 'acc_finetuned')} |")  # fmt: skip
+    if meta.get("note"):
+        lines += ["", meta["note"]]
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +223,7 @@ def merge(paths: list[str]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine result files of runs with other seeds")
+    ap.add_argument("--note", help="with --merge: a paragraph added under the table (how the runs were started)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--arms", nargs="+", default=["plain", "group_lasso", "greg"], choices=ARMS)
     ap.add_argument("--pretrain-epochs", type=int, default=2)
@@ -247,6 +250,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.merge:
         data = merge(args.merge)
+        data["meta"]["note"] = args.note
         write(args.out, data)
         print(render(data))
         return 0
