@@ -47,7 +47,7 @@ from accuracy_study import CACHE, baseline, pick_dataset  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARMS = ("plain", "group_lasso", "greg", "slimming")
 SAME_SETTINGS = ("model", "dataset", "pretrain_epochs", "sparsify_epochs", "finetune_epochs", "lr", "sparsify_lr",
-                 "finetune_lr", "batch_size", "max_batches", "target_macs", "strengths", "prunekit")  # fmt: skip
+                 "finetune_lr", "batch_size", "max_batches", "target_macs", "threshold", "prunekit")  # fmt: skip
 
 
 def fit(model: nn.Module, loader, *, epochs: int, lr: float, args, label: str, reg: Regularizer | None = None,
@@ -200,7 +200,8 @@ def write(out: str, data: dict) -> None:
 
 
 def merge(paths: list[str]) -> dict:
-    """Combines the files of runs with other seeds; refuses files whose settings differ."""
+    """Combines the files of runs with other seeds or other arms (each row records its own
+    regularizer and strength); refuses files whose shared settings differ or that repeat a row."""
     runs = []
     for path in paths:
         with open(path) as f:
@@ -210,14 +211,24 @@ def merge(paths: list[str]) -> dict:
         for key in SAME_SETTINGS:
             if run["meta"].get(key) != first.get(key):
                 raise SystemExit(f"--merge: {path} has {key}={run['meta'].get(key)!r}, the first {first.get(key)!r}")
-    meta = {**first, "seeds": [s for r in runs for s in r["meta"]["seeds"]]}
+    rows = [row for r in runs for row in r["results"]]
+    keys = [(row["seed"], row["arm"]) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise SystemExit(f"--merge: some (seed, arm) rows repeat across the files: {sorted(keys)}")
+    meta = {**first, "seeds": sorted({s for r in runs for s in r["meta"]["seeds"]})}
+    meta["arms"] = list(dict.fromkeys(a for r in runs for a in r["meta"]["arms"]))
+    meta["strengths"] = {
+        **first["strengths"],
+        "group_lasso": sorted({g for r in runs for g in r["meta"]["strengths"]["group_lasso"]
+                               if any(row["arm"] == f"group_lasso@{g:g}" for row in rows)}),
+    }  # fmt: skip
     meta["wall_s"] = max(r["meta"]["wall_s"] for r in runs)  # the runs ran side by side
     meta["command"] = " + ".join(r["meta"]["command"] for r in runs) + " (side by side, merged with --merge)"
     meta["loadavg_1min_before"] = max(r["meta"]["loadavg_1min_before"] for r in runs)
     meta["loadavg_1min_after"] = max(r["meta"]["loadavg_1min_after"] for r in runs)
     partial = [r["meta"]["partial"] for r in runs if r["meta"].get("partial")]
     meta["partial"] = "; ".join(partial) if partial else None
-    return {"meta": meta, "results": [row for r in runs for row in r["results"]]}
+    return {"meta": meta, "results": rows}
 
 
 def main() -> int:
