@@ -176,7 +176,8 @@ class Runner:
         if reg is None and hasattr(recipe, "epoch_regularizer"):  # a Distiller schedule's regularizers
             reg = recipe.epoch_regularizer(e)
         if reg is not None and not reg.ready:  # first epoch of the phase, or the first after a resume
-            reg.setup(self.model, DependencyGraph(self.model, (self.example,)), example_inputs=(self.example,))
+            graph = DependencyGraph(self.model, (self.example,)) if reg.needs_graph else None
+            reg.setup(self.model, graph, example_inputs=(self.example,))  # type: ignore[arg-type]
         loss_fn = self._loss_fn(phase)
         if reg is not None:
             loss_fn = RegularizedLoss(loss_fn, reg, self.model, start_step=self.step)

@@ -43,6 +43,7 @@ class Regularizer:
     """
 
     name = "regularizer"
+    needs_graph = True  # False: setup ignores the graph (per-layer penalties), so none is traced
 
     def __init__(self, *, strength: float) -> None:
         self.strength = check_strength(strength)

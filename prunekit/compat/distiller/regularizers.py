@@ -161,13 +161,14 @@ class DistillerPenalty(Regularizer):
     """The summed penalty of the Distiller regularizers active in an epoch (module docstring)."""
 
     name = "distiller"
+    needs_graph = False
 
     def __init__(self, specs: list[RegularizerSpec]) -> None:
         super().__init__(strength=1.0)  # the strengths are per parameter
         self.specs = specs
 
     def setup(
-        self, model: nn.Module, graph: DependencyGraph, *, example_inputs: tuple[torch.Tensor, ...] | None = None
+        self, model: nn.Module, graph: DependencyGraph | None, *, example_inputs: tuple[torch.Tensor, ...] | None = None
     ) -> None:
         for spec in self.specs:
             for param, (_, group_type) in spec.regims.items():
