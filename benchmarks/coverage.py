@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import inspect
 import json
 import os
 import subprocess
@@ -59,10 +60,10 @@ def _torchvision(name: str) -> Built:
     from torchvision.models import detection, optical_flow, segmentation, video
 
     kwargs: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(torchvision.models.get_model_builder(name)).parameters:
+        kwargs["weights_backbone"] = None  # never download a backbone either
     if name in torchvision.models.list_models(module=detection):
-        kwargs["weights_backbone"] = None
-        model = torchvision.models.get_model(name, **kwargs)
-        return model, [torch.rand(3, 320, 320)]
+        return torchvision.models.get_model(name, **kwargs), [torch.rand(3, 320, 320)]
     if name in ("googlenet", "inception_v3"):
         kwargs.update(aux_logits=False, init_weights=False)
     model = torchvision.models.get_model(name, **kwargs)

@@ -1,4 +1,4 @@
-"""``prunekit list criteria|rules|models|schedules``: what is registered."""
+"""``prunekit list criteria|regularizers|rules|models|schedules``: what is registered."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ def _run(args: argparse.Namespace) -> int:
         for name, description in list_models().items():
             print(f"{name:18s} {description}")
         print("Also: torchvision:NAME, timm:NAME (with timm installed), package.module:function")
+    elif args.what == "regularizers":
+        from prunekit.regularizers import REGULARIZERS
+
+        for name in REGULARIZERS.names():
+            print(f"{name:18s} {REGULARIZERS.describe(name)}")
     elif args.what == "schedules":
         from prunekit.schedules import SCHEDULES
 
@@ -33,6 +38,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered criteria, models, schedules or layer rules")
-    p.add_argument("what", choices=["criteria", "models", "schedules", "rules"])
+    p = sub.add_parser("list", help="list registered criteria, regularizers, models, schedules or layer rules")
+    p.add_argument("what", choices=["criteria", "regularizers", "models", "schedules", "rules"])
     p.set_defaults(func=_run)

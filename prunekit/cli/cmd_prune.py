@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+from prunekit.cli._reg_args import add_regularizer_args, sparsify_phase, sparsify_phase_from_config
 from prunekit.cli._sources import add_source_args
 from prunekit.cli.flags import add_option_flags, flag_errors, given_options
 
@@ -79,6 +80,17 @@ def _run(args: argparse.Namespace) -> int:
         args.finetune_epochs = 10 if args.finetune_epochs is None else args.finetune_epochs
         args.lr_schedule = "cosine" if args.lr_schedule is None else args.lr_schedule
     phases = [Phase("prune", options_from_args(args, epochs=epochs), recipe)]
+    sparsify = sparsify_phase(args, options_from_args, **greg_target(args))
+    cfg = getattr(recipe, "config", None)
+    if sparsify is None and cfg is not None and getattr(cfg, "sparsify", None) is not None:  # the file's section
+        target = {}
+        if cfg.sparsify.regularizer == "greg":  # by default it pushes the channels this prune cuts
+            target = {"sparsity": cfg.schedule.final} if cfg.target is None else {}
+            if cfg.target_macs is not None:
+                target = {"target_macs": cfg.target_macs}
+        sparsify = sparsify_phase_from_config(cfg.sparsify, args, options_from_args, **target)
+    if sparsify is not None:
+        phases.insert(0, sparsify)
     if args.finetune_epochs > 0:
         tune = options_from_args(args, epochs=args.finetune_epochs, lr=args.finetune_lr, **distill_options(args))
         phases.append(Phase("finetune", tune))
@@ -155,6 +167,17 @@ def distiller_epochs(args: argparse.Namespace, recipe: Any) -> tuple[int, int]:
     return epochs, finetune
 
 
+def greg_target(args: argparse.Namespace) -> dict:
+    """GReg pushes the channels the prune will cut: unless --reg-option says otherwise, at the
+    prune's own --sparsity or --target-macs."""
+    given = {o.partition("=")[0].strip().replace("-", "_") for o in args.reg_option}
+    if args.regularizer != "greg" or {"sparsity", "target_macs"} & given:
+        return {}
+    if args.sparsity is not None:
+        return {"sparsity": args.sparsity}
+    return {"target_macs": args.target_macs} if args.target_macs is not None else {}
+
+
 def distill_options(args: argparse.Namespace) -> dict:
     """The TrainOptions fields of the --distill options."""
     return dict(distill=args.distill, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
@@ -217,6 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "whose file describes the whole run)",
     )
     add_distill_args(p)
+    add_regularizer_args(p, where="before the prune")
     add_data_args(p)
     add_run_args(p)
     p.add_argument("--no-report", action="store_true", help="do not write report/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from prunekit.cli._pipeline_args import add_data_args, add_run_args, add_train_args
+from prunekit.cli._reg_args import add_regularizer_args, sparsify_phase
 
 __all__ = ["register"]
 
@@ -18,6 +19,9 @@ def _run(args: argparse.Namespace) -> int:
     data = loaders[0].dataset
     source = ModelSource(args.model, num_classes=data.num_classes, in_channels=data.in_channels)
     phases = [Phase("train", options_from_args(args))]
+    sparsify = sparsify_phase(args, options_from_args)
+    if sparsify is not None:
+        phases.append(sparsify)
     return run_from_args(args, source, phases, loaders, config={"command": "train"}, report=False)
 
 
@@ -33,5 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(p)
     add_train_args(p, epochs=30, lr=0.1)
+    add_regularizer_args(p, where="after the --epochs of plain training")
     add_run_args(p)
     p.set_defaults(func=_run)

@@ -40,6 +40,7 @@ import yaml
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig, kind_fields
 from prunekit.errors import ConfigError
 from prunekit.fileio import write_text
+from prunekit.regularizers.config import SparsifyConfig
 from prunekit.schedules.registry import SCHEDULES
 
 __all__ = [
@@ -259,6 +260,9 @@ def _config_from(data: object) -> PruneConfig:
         if isinstance(ignore, str) or not isinstance(ignore, (list, tuple)):
             raise ConfigError(f"ignore: must be a list of module names, but got {ignore!r}", module="ignore")
         raw["ignore"] = tuple(ignore)
+    if raw.get("sparsify") is not None:
+        section = _check_keys(raw["sparsify"], SparsifyConfig, "sparsify")
+        raw["sparsify"] = build_dataclass(SparsifyConfig, section, "sparsify")
     if "criterion_options" in raw and raw["criterion_options"] is None:
         raw["criterion_options"] = {}
     if "overrides" in raw:
@@ -307,6 +311,10 @@ def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
     else:
         del out["target_macs"], out["target_params"]
     out["overrides"] = [{"pattern": o.pattern, "sparsity": o.sparsity} for o in cfg.overrides]
+    if cfg.sparsify is None:
+        del out["sparsify"]
+    else:
+        out["sparsify"] = cfg.sparsify.to_dict()
     return out
 
 

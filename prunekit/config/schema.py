@@ -14,6 +14,7 @@ from typing import Any
 
 from prunekit.engine.options import Override, PruneOptions
 from prunekit.errors import ConfigError, option_error
+from prunekit.regularizers.config import SparsifyConfig
 from prunekit.schedules.registry import SCHEDULES
 
 __all__ = ["CONFIG_VERSION", "SCHEDULE_KINDS", "ScheduleConfig", "Override", "PruneConfig", "kind_fields"]
@@ -138,7 +139,8 @@ class PruneConfig(PruneOptions):
         ``criterion`` must be a registered name here (a config is data). With ``target_macs`` or
         ``target_params`` the schedule must be one-shot and ``schedule.final`` is not used (the
         YAML loader rejects a written one). See :meth:`resolve_override` for the precedence of
-        the overrides.
+        the overrides. ``sparsify`` is sparsity training before the prune (a
+        :class:`~prunekit.regularizers.SparsifyConfig`), or ``None``.
     """
 
     version: int = field(default=CONFIG_VERSION, metadata={"help": "the schema version", "flag": None})
@@ -146,6 +148,9 @@ class PruneConfig(PruneOptions):
         default_factory=ScheduleConfig, metadata={"help": "when and how far to prune", "flag": None}
     )
     mode: str = field(default="masked", metadata={"help": "mask during training, or cut at each step", "flag": None})
+    sparsify: Any = field(
+        default=None, metadata={"help": "sparsity training before the prune (a SparsifyConfig)", "flag": None}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.version, bool) or self.version != CONFIG_VERSION:
@@ -161,6 +166,8 @@ class PruneConfig(PruneOptions):
             raise _fail("schedule", f"must be a ScheduleConfig, but got {type(self.schedule).__name__}")
         if self.mode not in MODES:
             raise _fail("mode", f"must be 'masked' or 'physical', but got {self.mode!r}")
+        if self.sparsify is not None and not isinstance(self.sparsify, SparsifyConfig):
+            raise _fail("sparsify", f"must be a SparsifyConfig, but got {type(self.sparsify).__name__}")
         if self.target and self.schedule.kind != "one_shot":
             raise _fail(self.target[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
 

@@ -14,6 +14,7 @@ from prunekit.pipeline.optim import StepLR, build_optimizer, lr_factor
 from prunekit.pipeline.options import TrainOptions
 from prunekit.pipeline.run import PHASES, Phase, RunResult, run
 from prunekit.pipeline.source import ModelSource
+from prunekit.pipeline.sparsify import RegularizedLoss
 from prunekit.pipeline.train import EpochStats, EvalResult, evaluate, train_epoch
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RunResult",
     "TrainOptions",
     "ModelSource",
+    "RegularizedLoss",
     "evaluate",
     "train_epoch",
     "EvalResult",

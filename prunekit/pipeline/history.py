@@ -18,6 +18,8 @@ __all__ = ["HISTORY_COLUMNS", "write_history", "read_history"]
 
 #: Columns of ``history.csv``. Accuracies are fractions in [0, 1]; ``sparsity`` is the fraction
 #: of the original parameters that are gone or zero; ``seconds`` is the epoch's wall time.
+#: ``penalty`` (mean regularizer penalty over the epoch) and ``reg_below`` (fraction of the
+#: prunable channels whose norm is under the phase's threshold) are filled in ``sparsify`` phases.
 HISTORY_COLUMNS = (
     "epoch",
     "phase",
@@ -31,6 +33,8 @@ HISTORY_COLUMNS = (
     "macs",
     "sparsity",
     "seconds",
+    "penalty",
+    "reg_below",
 )
 
 

@@ -1,6 +1,7 @@
 """``run``: train -> prune -> fine-tune as one resumable sequence of phases.
 
-A run is a list of :class:`Phase` objects ("train", "prune" with a
+A run is a list of :class:`Phase` objects ("train", "sparsify" with a
+:class:`~prunekit.regularizers.Regularizer`, "prune" with a
 :class:`~prunekit.schedules.recipe.Recipe`, "finetune"). After every epoch the run writes
 ``checkpoint.pt`` and ``history.csv`` to its folder (rank 0 only); ``resume=True`` restarts from
 the checkpoint: it builds the model from its :class:`ModelSource`, replays the recorded
@@ -38,13 +39,14 @@ from prunekit.pipeline.options import TrainOptions
 from prunekit.pipeline.outputs import check_out_dir, out_dir_lock, write_outputs
 from prunekit.pipeline.runner import Runner
 from prunekit.pipeline.source import ModelSource
+from prunekit.regularizers import Regularizer
 from prunekit.report import PruneReport
 from prunekit.schedules.recipe import Recipe
 
 __all__ = ["Phase", "RunResult", "run", "PHASES"]
 
 log = logging.getLogger("prunekit.pipeline")
-PHASES = ("train", "prune", "finetune")
+PHASES = ("train", "sparsify", "prune", "finetune")
 
 
 @dataclass
@@ -52,16 +54,24 @@ class Phase:
     """One stage of a run.
 
     Attributes:
-        name: "train", "prune" (runs ``recipe`` interleaved with training) or "finetune".
+        name: "train", "sparsify" (trains with ``regularizer``'s penalty added to the loss, so
+            whole channel groups shrink towards zero before a prune), "prune" (runs ``recipe``
+            interleaved with training) or "finetune".
         options: how it trains. A prune phase lasts ``max(options.epochs, recipe.num_epochs)``
             epochs; with ``options.epochs == 0`` the recipe's hooks run without training
             (one-shot pruning, then fine-tune in the next phase).
         recipe: the pruning program (prune phase only).
+        regularizer: the penalty (sparsify phase only); set up on the model as it is when the
+            phase starts, its state (GReg's selection) kept in the checkpoint.
+        threshold: a channel whose norm (as the regularizer measures it) is under this counts as
+            zero in ``history.csv``'s ``reg_below`` (sparsify phase).
     """
 
     name: str
     options: TrainOptions = field(default_factory=TrainOptions)
     recipe: Recipe | None = None
+    regularizer: Regularizer | None = None
+    threshold: float = 1e-2
 
     def __post_init__(self) -> None:
         if self.name not in PHASES:
@@ -70,6 +80,13 @@ class Phase:
             raise ConfigError(
                 f"phase {self.name!r}: a recipe is needed by, and only by, a prune phase", module="recipe"
             )
+        if (self.regularizer is None) == (self.name == "sparsify"):
+            raise ConfigError(
+                f"phase {self.name!r}: a regularizer is needed by, and only by, a sparsify phase", module="regularizer"
+            )
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0:
+            raise ConfigError(f"threshold: must be a number >= 0, but got {t!r}", module="threshold")
 
     @property
     def num_epochs(self) -> int:

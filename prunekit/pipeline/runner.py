@@ -5,6 +5,8 @@ event is broadcast, other ranks replay it), train, step the recipe's LR schedule
 ``recipe.on_epoch_end`` (and ``finalize`` at the last epoch of the prune phase), evaluate, append
 a history row, and write the checkpoint. After a physical cut the optimizer and the LR schedulers
 are created again on the new parameters at the same schedule position, and DDP is re-wrapped.
+In a ``sparsify`` phase the regularizer is set up on the model at its first epoch (traced once)
+and its penalty is added to the loss (:class:`~prunekit.pipeline.sparsify.RegularizedLoss`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from prunekit.data.loaders import reseed
 from prunekit.errors import option_error
+from prunekit.graph.dependency import DependencyGraph
 from prunekit.metrics import count_macs, count_params
 from prunekit.pipeline.checkpoint import (
     report_from_data,
@@ -36,6 +39,7 @@ from prunekit.pipeline.distributed import DistContext, broadcast_object, shard_l
 from prunekit.pipeline.history import write_history
 from prunekit.pipeline.optim import StepLR, build_optimizer, build_recipe_schedulers, rebuild_recipe_schedulers
 from prunekit.pipeline.source import ModelSource
+from prunekit.pipeline.sparsify import RegularizedLoss
 from prunekit.pipeline.train import EvalResult, cross_entropy_loss, evaluate, progress_bar, train_epoch
 from prunekit.report import PruneReport
 from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_from_dict, decision_to_dict
@@ -43,7 +47,12 @@ from prunekit.schedules.recipe import Decision, Recipe, RecipeEvent, decision_fr
 __all__ = ["Runner"]
 
 log = logging.getLogger("prunekit.pipeline")
-_METRIC_KEY = {"train": "after_train", "prune": "after_prune", "finetune": "after_finetune"}
+_METRIC_KEY = {
+    "train": "after_train",
+    "sparsify": "after_sparsify",
+    "prune": "after_prune",
+    "finetune": "after_finetune",
+}
 
 
 class Runner:
@@ -164,11 +173,20 @@ class Runner:
             calibration = self._calibration(g) if recipe.needs_data and self.ctx.is_main else None
             self._apply(p, lambda: recipe.on_epoch_begin(self.model, self.example, e, calibration=calibration))
         stats = None
+        reg = phase.regularizer
+        if reg is None and hasattr(recipe, "epoch_regularizer"):  # a Distiller schedule's regularizers
+            reg = recipe.epoch_regularizer(e)
+        if reg is not None and not reg.ready:  # first epoch of the phase, or the first after a resume
+            graph = DependencyGraph(self.model, (self.example,)) if reg.needs_graph else None
+            reg.setup(self.model, graph, example_inputs=(self.example,))  # type: ignore[arg-type]
+        loss_fn = self._loss_fn(phase)
+        if reg is not None:
+            loss_fn = RegularizedLoss(loss_fn, reg, self.model, start_step=self.step)
         if phase.trains:
             o = phase.options
             assert self.optimizer is not None  # built by _start_phase or restore (internal invariant)
             stats = train_epoch(
-                self.wrapped, self.train_loader, self.optimizer, loss_fn=self._loss_fn(phase), step=self.step,
+                self.wrapped, self.train_loader, self.optimizer, loss_fn=loss_fn, step=self.step,
                 schedule=self.schedule, scaler=self.scaler, recipe=recipe or self._mask_keeper(p),
                 recipe_model=self.model, device=self.device, amp=o.amp, max_batches=o.max_batches, progress=self.progress,
                 desc=f"{phase.name} {e + 1}/{phase.num_epochs}",
@@ -199,9 +217,16 @@ class Runner:
             "macs": count_macs(self.model, (self.example,)),
             "sparsity": 1.0 - self._nonzero() / max(self.params_original, 1),
             "seconds": time.perf_counter() - t0,
+            "penalty": loss_fn.mean_penalty if isinstance(loss_fn, RegularizedLoss) else "",
+            "reg_below": reg.below(self.model, phase.threshold) if reg is not None else "",
         }
         self.history.append(row)
         log.info("%s epoch %d: val top-1 %.4f, loss %.4f", phase.name, e, result.top1, result.loss)
+        if reg is not None:
+            log.info(
+                "%s epoch %d: %s penalty %.4g, %.1f%% of the prunable channels under %g",
+                phase.name, e, reg.name, row["penalty"] or 0.0, 100 * row["reg_below"], phase.threshold,
+            )  # fmt: skip
         self.position = (p, e + 1)
         state = self.state_dict()
         if self.out_dir is not None and self.ctx.is_main:
@@ -290,6 +315,9 @@ class Runner:
             "lr_schedulers": [s.state_dict() for s in self.recipe_scheds],
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "recipe": prune.recipe.state_dict() if prune is not None else {},
+            "regularizers": {
+                str(i): ph.regularizer.state_dict() for i, ph in enumerate(self.phases) if ph.regularizer is not None
+            },
             "decisions": [{"phase": p, "decision": decision_to_dict(d)} for p, d in self.decisions],
             "reports": [report_to_data(r) for r in self.reports],
             "history": list(self.history),
@@ -345,6 +373,10 @@ class Runner:
         prune = next((ph for ph in self.phases if ph.recipe is not None), None)
         if prune is not None:
             prune.recipe.load_state_dict(state["recipe"])
+        for i, reg_state in state.get("regularizers", {}).items():
+            regularizer = self.phases[int(i)].regularizer
+            if regularizer is not None:  # set up again on the restored model at its next epoch
+                regularizer.load_state_dict(reg_state)
         self.model = model.to(self.device)
         self.model.load_state_dict(state["model"])
         self.reports = [report_from_data(r) for r in state["reports"]]

@@ -45,7 +45,10 @@ def test_prune_with_an_options_object_equals_keywords():
         ({"sparsity": 0.5, "target_macs": 0.5}, "give exactly one"),
         ({"round_to": 0}, "round_to must be an int >= 1, but got 0"),
         ({"scope": "globl"}, "scope must be 'local' or 'global', but got 'globl'"),
-        ({"tracer": "fxx"}, "tracer must be one of 'auto', 'fx', 'export', 'record', but got 'fxx'; did you mean 'fx'?"),
+        (
+            {"tracer": "fxx"},
+            "tracer must be one of 'auto', 'fx', 'export', 'record', but got 'fxx'; did you mean 'fx'?",
+        ),
         ({"roundto": 2}, "roundto is not a pruning option; did you mean 'round_to'?"),
         ({"max_group_sparsity": float("nan")}, "max_group_sparsity must be a number in [0, 1)"),
     ],
@@ -117,7 +120,9 @@ def test_a_failing_criterion_is_a_prunekit_error_naming_it_and_the_model_is_unch
 
     model, x = _net(), torch.randn(1, 3, 8, 8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(CriterionError, match=r"criterion 'broken' on group \d+ \(.*\) failed: ZeroDivisionError") as info:
+    with pytest.raises(
+        CriterionError, match=r"criterion 'broken' on group \d+ \(.*\) failed: ZeroDivisionError"
+    ) as info:
         prunekit.prune_(model, x, sparsity=0.5, criterion=Broken())
     assert isinstance(info.value.__cause__, ZeroDivisionError)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

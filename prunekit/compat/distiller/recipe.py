@@ -53,6 +53,8 @@ from prunekit.compat.distiller.groups import (
     producers_of,
     resolve_targets,
 )
+from prunekit.compat.distiller.reconstruction import fm_reconstruction_hook
+from prunekit.compat.distiller.regularizers import DistillerPenalty
 from prunekit.compat.distiller.schema import DistillerSchedule, PolicySpec, PrunerSpec, parse_distiller
 from prunekit.criteria import CRITERIA
 from prunekit.criteria.group_type import score_group
@@ -78,36 +80,11 @@ from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import make_plan
 from prunekit.surgery.selection import removal_count, select_channels
 
-__all__ = ["DistillerRecipe", "fm_reconstruction_hook"]
+__all__ = ["DistillerRecipe"]
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "prunekit.distiller_recipe/1"
 _FORCED = -1e300  # score that keeps an already-masked channel chosen
-
-
-def fm_reconstruction_hook(
-    model: nn.Module, original: nn.Module, calibration: Iterable[Any] | None, kept: Mapping, layers: Sequence[str]
-) -> list[str]:
-    """Refits ``layers`` of the thinned ``model`` towards ``original`` (FMReconstruction).
-
-    The switch point between "reconstruct" and "select only": it calls
-    :func:`prunekit.reconstruction.reconstruct_` and returns log lines; without calibration
-    batches (or without :mod:`prunekit.reconstruction`) it warns that no reconstruction was done.
-    """
-    if calibration is None:
-        line = "FMReconstructionChannelPruner: no calibration batches were given, so the weights were NOT reconstructed"
-        log.warning(line)
-        return [line]
-    try:
-        from prunekit.reconstruction import reconstruct_
-    except ImportError:  # pragma: no cover - the package ships with prunekit
-        line = "FMReconstructionChannelPruner: prunekit.reconstruction is unavailable; weights NOT reconstructed"
-        log.warning(line)
-        return [line]
-    rows = reconstruct_(model, original, calibration, kept=kept, layers=list(layers))
-    return [
-        f"FMReconstruction: refit {r.name} (relative error {r.error_before:.4f} -> {r.error_after:.4f})" for r in rows
-    ]
 
 
 class DistillerRecipe(Recipe):
@@ -131,7 +108,7 @@ class DistillerRecipe(Recipe):
         self.num_batches = num_batches
         self.leader_ranking = leader_ranking
         self.lr_schedulers = schedule.lr_schedulers
-        acting = [p for p in schedule.policies if p.kind in ("pruner", "extension")]
+        acting = [p for p in schedule.policies if p.kind in ("pruner", "extension", "regularizer")]
         self.num_epochs = max((max(p.epochs) + 1 for p in acting), default=1)
         #: the epochs the file describes, lr_scheduler policies included: Distiller runs one
         #: training of this length, its policies acting over all of it
@@ -151,11 +128,20 @@ class DistillerRecipe(Recipe):
         self._checked = False
         self._calibration: Iterable[Any] | None = None
         self._fm: tuple[nn.Module, list[str]] | None = None  # (model before FM masks, layers)
+        self.penalty: DistillerPenalty | None = None  # the regularizers of the current epoch
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], **options: Any) -> DistillerRecipe:
         """Parses and validates a Distiller schedule mapping."""
         return cls(parse_distiller(data), **options)
+
+    def epoch_regularizer(self, epoch: int) -> DistillerPenalty | None:
+        """The penalty of the regularizers whose policies include ``epoch`` (None if none);
+        the pipeline adds it to the loss (:mod:`prunekit.compat.distiller.regularizers`)."""
+        active = [p.instance for p in self.schedule.policies if p.kind == "regularizer" and epoch in p.epochs]
+        specs = [self.schedule.regularizers[n] for n in dict.fromkeys(active)]
+        self.penalty = DistillerPenalty(specs) if specs else None  # its threshold_criteria act per step
+        return self.penalty
 
     # ------------------------------------------------------------------------------ helpers
     def _say(self, event: RecipeEvent, line: str, *, once: str | None = None, warn: bool = False) -> None:
@@ -442,6 +428,8 @@ class DistillerRecipe(Recipe):
             self.masks.apply_(model)
         if self.weight_masks:
             apply_weight_masks_(model, self.weight_masks)
+        if self.penalty is not None:
+            self.penalty.threshold_(model)
 
     def finalize(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> RecipeEvent:
         """Removes what is still masked (the schedule had no thinning after its last pruner)."""

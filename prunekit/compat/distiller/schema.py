@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from prunekit.compat.distiller.regularizers import RegularizerSpec, parse_regularizer
 from prunekit.errors import ConfigError
 from prunekit.schedules.functions import check_fraction, check_step
 from prunekit.schedules.recipe import LRSchedulerSpec
@@ -210,6 +211,7 @@ class DistillerSchedule:
     extensions: dict[str, ExtensionSpec]
     lr_schedulers: tuple[LRSchedulerSpec, ...]
     policies: tuple[PolicySpec, ...]
+    regularizers: dict[str, RegularizerSpec] = field(default_factory=dict)
 
 
 def _weights(data: Mapping[str, Any], path: str) -> tuple[str, ...]:
@@ -389,10 +391,11 @@ def _policy(data: object, path: str, defined: Mapping[str, Mapping[str, Any]]) -
     _keys(ref, ("instance_name", "args"), f"{path}.{kind}")
     instance = ref.get("instance_name")
     table = defined.get(kind, {})
-    if kind in ("regularizer", "quantizer"):
+    if kind == "quantizer":
         raise _fail(f"{path}.{kind}", f"{kind}s are not supported by prunekit")
     if instance not in table:
-        section = {"pruner": "pruners", "lr_scheduler": "lr_schedulers", "extension": "extensions"}[kind]
+        section = {"pruner": "pruners", "lr_scheduler": "lr_schedulers", "extension": "extensions",
+                   "regularizer": "regularizers"}[kind]  # fmt: skip
         hint = _suggest(instance, table) if table else f" (no {section} are defined)"
         raise _fail(f"{path}.{kind}.instance_name", f"{instance!r} is not defined under {section}{hint}")
     args = dict(_mapping(ref.get("args") or {}, f"{path}.{kind}.args"))
@@ -426,14 +429,10 @@ def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
     version = top.get("version", 1)
     if version != 1:
         raise _fail("version", f"Distiller schedules have version 1, but got {version!r}")
-    regularizers = top.get("regularizers") or {}
-    if regularizers:
-        name = next(iter(_mapping(regularizers, "regularizers")))
-        raise _fail(
-            f"regularizers.{name}",
-            "regularizers are not supported by prunekit (group-lasso and the like are not implemented); "
-            "remove the regularizers section and their policies",
-        )
+    regularizers = {
+        str(n): parse_regularizer(str(n), v, f"regularizers.{n}")
+        for n, v in _mapping(top.get("regularizers") or {}, "regularizers").items()
+    }
     sections = {k: dict(_mapping(top.get(k) or {}, k)) for k in ("pruners", "extensions", "lr_schedulers")}
     pruners = {n: _pruner(n, v, f"pruners.{n}") for n, v in sections["pruners"].items()}
     extensions = {n: _extension(n, v, f"extensions.{n}") for n, v in sections["extensions"].items()}
@@ -441,7 +440,9 @@ def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
     raw_policies = top.get("policies") or []
     if not isinstance(raw_policies, (list, tuple)):
         raise _fail("policies", f"must be a list, but got {type(raw_policies).__name__}")
-    defined: dict[str, Mapping[str, Any]] = {"pruner": pruners, "extension": extensions, "lr_scheduler": schedulers}
+    defined: dict[str, Mapping[str, Any]] = {
+        "pruner": pruners, "extension": extensions, "lr_scheduler": schedulers, "regularizer": regularizers,
+    }  # fmt: skip
     policies = tuple(_policy(p, f"policies[{i}]", defined) for i, p in enumerate(raw_policies))
     for p in policies:
         spec = pruners.get(p.instance) if p.kind == "pruner" else None
@@ -459,4 +460,4 @@ def parse_distiller(data: Mapping[str, Any]) -> DistillerSchedule:
         for p in policies
         if p.kind == "lr_scheduler"
     )
-    return DistillerSchedule(int(version), pruners, extensions, specs, policies)
+    return DistillerSchedule(int(version), pruners, extensions, specs, policies, regularizers)

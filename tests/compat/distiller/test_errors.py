@@ -57,7 +57,11 @@ def _with(path: str, value: object) -> dict:
 
 CASES = [
     ("quantizers", {}, "quantizers: quantization is not supported by prunekit"),
-    ("regularizers", {"r": {"class": "GroupLassoRegularizer"}}, "regularizers.r: regularizers are not supported"),
+    (
+        "regularizers",
+        {"r": {"class": "GroupLassoRegularizr", "reg_regims": {"conv1.weight": [1e-4, "3D"]}}},
+        "regularizers.r.class: unknown regularizer class 'GroupLassoRegularizr'; did you mean 'GroupLassoRegularizer'",
+    ),
     ("schedulers", {}, "schedulers: unknown top-level key; did you mean 'lr_schedulers'?"),
     (
         "pruners.filter_pruner.class",
@@ -158,9 +162,9 @@ def test_agp_pruner_timed_by_epochs_is_an_error():
         load_recipe(data)
 
 
-def test_regularizer_policy_is_not_supported():
+def test_regularizer_policy_names_a_defined_regularizer():
     data = _with("policies.0", {"regularizer": {"instance_name": "r"}, "epochs": [0]})
-    with pytest.raises(ConfigError, match=r"policies\[0\].regularizer: regularizers are not supported"):
+    with pytest.raises(ConfigError, match=r"policies\[0\].regularizer.instance_name: 'r' is not defined under"):
         load_recipe(data)
 
 
