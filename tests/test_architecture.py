@@ -90,3 +90,23 @@ def test_module_and_function_sizes():
                 if length > 80:
                     too_long.append(f"{name}.{node.name}: {length} lines")
     assert not too_long, "\n".join(too_long)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("prunekit.config.load_recipe", "prunekit.recipes.load_recipe"),
+        ("prunekit.config.recipe_from_options", "prunekit.recipes.recipe_from_options"),
+        ("prunekit.config.parse_distiller", "prunekit.compat.distiller.parse_distiller"),
+        ("prunekit.schedules.ScheduleRecipe", "prunekit.recipes.ScheduleRecipe"),
+        ("prunekit.schedules.DistillerRecipe", "prunekit.compat.distiller.DistillerRecipe"),
+    ],
+)
+def test_names_that_moved_up_a_layer_still_import_with_a_deprecation_warning(old, new):
+    import importlib
+
+    old_module, _, name = old.rpartition(".")
+    new_module, _, _ = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        value = getattr(importlib.import_module(old_module), name)
+    assert value is getattr(importlib.import_module(new_module), name)

@@ -7,10 +7,10 @@ import torch
 import torch.nn as nn
 
 from prunekit.compat.distiller.regularizers import DistillerPenalty, distiller_group_norms, parse_regularizer
-from prunekit.config import load_recipe
 from prunekit.data import make_loaders
 from prunekit.errors import ConfigError
 from prunekit.pipeline import ModelSource, Phase, TrainOptions, read_history, run
+from prunekit.recipes import load_recipe
 
 EPS = 1e-8
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.config import recipe_from_options
 from prunekit.criteria import RandomCriterion
 from prunekit.data import make_loaders
 from prunekit.errors import ConfigError
 from prunekit.pipeline import ModelSource, Phase, TrainOptions, load_checkpoint, read_history, run
+from prunekit.recipes import recipe_from_options
 from prunekit.regularizers import GroupLasso, GrowingRegularizer
 
 

@@ -206,7 +206,7 @@ class DistillerRecipe(Recipe):
         event = RecipeEvent(epoch)
         segments: list[tuple[str, list[tuple[PolicySpec, Any]]]] = []  # runs of one kind, in file order
         for policy in self.schedule.policies:
-            if epoch not in policy.epochs or policy.kind == "lr_scheduler":
+            if epoch not in policy.epochs or policy.kind in ("lr_scheduler", "regularizer"):  # handled elsewhere
                 continue
             item: Any
             if policy.kind == "extension":
