@@ -136,11 +136,11 @@ def check_equivalence(
     check_module(original, argument="original")
     check_module(pruned, argument="pruned")
     check_arity(pruned, inputs)
+    oracle = zeroed_original(original, report).eval()  # checks that the report fits the model
     names = boundary_layers(report) if at == "auto" else [at] if isinstance(at, str) else list(at or [])
     for name in names:
         if name not in dict(pruned.named_modules()):
             raise ConfigError(f"at: {name!r} is not a module of {type(pruned).__name__}", module="at")
-    oracle = zeroed_original(original, report).eval()
     with training_flags(pruned, False):
         expected = _outputs(oracle, inputs, names)
         got = _outputs(pruned, inputs, names)
