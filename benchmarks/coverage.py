@@ -68,7 +68,8 @@ def _torchvision(name: str) -> Built:
         kwargs.update(aux_logits=False, init_weights=False)
     model = torchvision.models.get_model(name, **kwargs)
     if name in torchvision.models.list_models(module=video):
-        return model, torch.randn(1, 3, 8, 112, 112)
+        frames, size = (16, 224) if name.startswith(("mvit", "s3d")) else (8, 112)  # their fixed input sizes
+        return model, torch.randn(1, 3, frames, size, size)
     if name in torchvision.models.list_models(module=optical_flow):
         return model, (torch.randn(1, 3, 128, 128), torch.randn(1, 3, 128, 128))
     size = (
@@ -265,6 +266,7 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="at most this many models per family")
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per model and tool (default 240)")
     p.add_argument("--tools", nargs="+", default=["prunekit", "torch-pruning"])
+    p.add_argument("--names", nargs="+", help="only these models; their rows replace those in the results file")
     args = p.parse_args()
     if args.worker:
         print(RESULT_TAG + json.dumps(worker(*args.worker)), flush=True)
@@ -274,8 +276,14 @@ def main() -> int:
     tools = [t for t in args.tools if t == "prunekit" or tp_version() is not None]
     families = args.only or ["other", "torchvision", "timm"]
     catalogue = {"torchvision": torchvision_models, "timm": timm_families, "other": lambda: OTHER}
-    todo = [(f, n) for f in families for n in catalogue[f]()[: args.limit]]
+    todo = [(f, n) for f in families for n in catalogue[f]()[: args.limit] if not args.names or n in args.names]
     data: dict = {"command": " ".join(["python", *sys.argv]), "machine": machine_meta(), "rows": [], "partial": True}
+    kept: list[dict] = []
+    if args.names and os.path.exists(os.path.join(RESULTS, "coverage.json")):  # a re-run of some models
+        with open(os.path.join(RESULTS, "coverage.json")) as f:
+            previous = json.load(f)
+        kept = [r for r in previous["rows"] if r["model"] not in args.names]
+        data["command"] = previous["command"] + " ; then " + data["command"]
     data["machine"]["load_at_start"] = os.getloadavg()
     started = time.perf_counter()
     for i, (family, name) in enumerate(todo):
@@ -285,6 +293,9 @@ def main() -> int:
             status = "ok" if row.get("finished") else row.get("error")
             print(f"[{i + 1}/{len(todo)}] {family} {name} {tool}: {status} eq={row.get('equivalent')}", flush=True)
         data.update(wall_s=time.perf_counter() - started, partial=i + 1 < len(todo), load_now=os.getloadavg())
+        if kept:
+            data["rows"] = kept + [r for r in data["rows"] if r not in kept]
+            kept = []
         data["totals"] = {t: totals(data["rows"], t) for t in tools}
         write_atomic(os.path.join(RESULTS, "coverage.json"), json.dumps(data, indent=1, default=str) + "\n")
         write_atomic(os.path.join(RESULTS, "coverage.md"), render(data))
