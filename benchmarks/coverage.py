@@ -283,6 +283,7 @@ def main() -> int:
         with open(os.path.join(RESULTS, "coverage.json")) as f:
             previous = json.load(f)
         kept = [r for r in previous["rows"] if r["model"] not in args.names]
+        data["previous_partial"] = previous.get("partial", True)
         data["command"] = previous["command"] + " ; then " + data["command"]
     data["machine"]["load_at_start"] = os.getloadavg()
     started = time.perf_counter()
@@ -292,7 +293,8 @@ def main() -> int:
             data["rows"].append(row)
             status = "ok" if row.get("finished") else row.get("error")
             print(f"[{i + 1}/{len(todo)}] {family} {name} {tool}: {status} eq={row.get('equivalent')}", flush=True)
-        data.update(wall_s=time.perf_counter() - started, partial=i + 1 < len(todo), load_now=os.getloadavg())
+        partial = i + 1 < len(todo) or data.get("previous_partial", False)
+        data.update(wall_s=time.perf_counter() - started, partial=partial, load_now=os.getloadavg())
         if kept:
             data["rows"] = kept + [r for r in data["rows"] if r not in kept]
             kept = []
