@@ -19,24 +19,27 @@ import torch.nn as nn
 from prunekit.engine import (
     GroupSparsity,
     PruneOptions,
+    analyse,
     build_criterion,
     build_report,
     candidates,
     check_model_options,
+    fast_macs_per_module,
     plan_pruning,
+    pruned_graph,
     report_config,
     resolve_options,
+    rule_views,
     search_sparsity,
     snapshot,
 )
 from prunekit.engine.options import check_fraction
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
-from prunekit.metrics import macs_per_module
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
 
-__all__ = ["prune_", "prune", "check_sparsity", "check_options", "resolve_sparsity"]
+__all__ = ["prune_", "prune_step_", "prune", "check_sparsity", "check_options", "resolve_sparsity"]
 
 
 def check_sparsity(value: object, name: str = "sparsity") -> float:
@@ -76,7 +79,7 @@ def prune_(
             exact_only=..., max_group_sparsity=..., overrides=..., target_macs=...,
             target_params=..., tracer=...``) override it. Give exactly one of ``sparsity``,
             ``target_macs`` or ``target_params``; with a target the sparsity is found by
-            bisection on copies of the model, the graph traced once, and ``report.config`` holds
+            bisection (each trial cut applied and undone in place), the graph traced once, and ``report.config`` holds
             the requested target and the ``realised`` ratio.
         group_sparsity: with ``scope="local"``, a function giving each candidate group's
             sparsity (``None`` keeps it), used instead of ``sparsity`` and ``overrides`` (the
@@ -91,6 +94,24 @@ def prune_(
         ConfigError, UnknownNameError, ExampleInputError, TraceError, UnsupportedLayerError,
         NoPrunableGroupError, SurgeryError.
     """
+    return prune_step_(model, example_inputs, options, group_sparsity=group_sparsity, **kwargs)[0]
+
+
+def prune_step_(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    options: PruneOptions | None = None,
+    *,
+    graph: DependencyGraph | None = None,
+    group_sparsity: GroupSparsity | None = None,
+    **kwargs: Any,
+) -> tuple[PruneReport, DependencyGraph | None]:
+    """:func:`prune_` for repeated cuts: reuses ``graph`` instead of tracing, and also returns
+    the graph of the pruned model, derived from the plan (:func:`~prunekit.engine.pruned_graph`),
+    for the next cut. ``graph`` must describe ``model`` as it is now (the graph a previous call
+    returned for it); ``None`` traces it. The returned graph is ``None`` when the cut changed
+    how a layer rule reads some layer (:func:`~prunekit.engine.rule_views`): trace again then.
+    """
     opts = resolve_options(options, **kwargs)
     opts.require_amount()
     if group_sparsity is not None and (opts.target is not None or opts.scope != "local"):
@@ -98,22 +119,25 @@ def prune_(
     check_model_options(model, opts)
     crit = build_criterion(opts)
     inputs = as_input_tuple(example_inputs)
-    graph = DependencyGraph(model, inputs, tracer=opts.tracer)
-    before = snapshot(model, inputs)
+    macs = None
+    if graph is None:
+        graph, macs = analyse(model, inputs, tracer=opts.tracer)
+    before = snapshot(model, inputs, macs=macs)
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
     if opts.target is not None:
         key, target = opts.target
         total = before.macs if key == "target_macs" else before.params
         sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
     plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
-    after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
+    views = rule_views(model, plan)
+    after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
         model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)
     )
     if opts.target is not None:
         report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
-    return report
+    return report, pruned_graph(graph, plan) if rule_views(model, plan) == views else None
 
 
 def prune(

@@ -5,6 +5,7 @@ goes through these functions, so an option means the same thing everywhere.
 """
 
 from prunekit.engine.budget import MAX_SPARSITY, search_sparsity
+from prunekit.engine.macs import analyse, fast_count_macs, fast_macs_per_module
 from prunekit.engine.options import Override, PruneOptions, option_flags, resolve_options
 from prunekit.engine.planning import (
     GroupSparsity,
@@ -17,6 +18,7 @@ from prunekit.engine.planning import (
     plan_pruning,
 )
 from prunekit.engine.report import Snapshot, build_report, fill_report, layer_params, report_config, snapshot
+from prunekit.engine.reuse import pruned_graph, rule_views, shape_key
 
 __all__ = [
     "PruneOptions",
@@ -39,4 +41,10 @@ __all__ = [
     "Snapshot",
     "snapshot",
     "build_report",
+    "analyse",
+    "fast_macs_per_module",
+    "fast_count_macs",
+    "pruned_graph",
+    "shape_key",
+    "rule_views",
 ]

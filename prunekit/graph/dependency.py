@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +58,9 @@ class DependencyGraph:
         example_inputs: a Tensor, or a tuple of Tensors for a multi-input forward.
         tracer: "auto" (``torch.fx``, falling back to ``torch.export`` when fx cannot trace the
             model), "fx" or "export".
+        run_context: a context manager factory entered around the eval-mode run of the analysis
+            (the engine passes one that skips the arithmetic of convolutions and counts MACs:
+            the analysis reads only shapes).
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
@@ -69,7 +75,12 @@ class DependencyGraph:
     """
 
     def __init__(
-        self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor], *, tracer: str = "auto"
+        self,
+        model: nn.Module,
+        example_inputs: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        tracer: str = "auto",
+        run_context: Callable[[], Any] | None = None,
     ) -> None:
         if tracer not in ("auto", "fx", "export"):
             raise ConfigError(f"tracer must be 'auto', 'fx' or 'export', but got {tracer!r}", module="tracer")
@@ -86,7 +97,8 @@ class DependencyGraph:
             for training, gm, _ in graphs:
                 set_training(model, training)
                 if not training:
-                    run_analysis(gm, ctx, inputs)
+                    with run_context() if run_context is not None else contextlib.nullcontext():
+                        run_analysis(gm, ctx, inputs)
                     continue
                 with torch.random.fork_rng(devices=[]):
                     try:
@@ -127,6 +139,13 @@ class DependencyGraph:
     def member_roots(self) -> dict[MemberKey, np.ndarray]:
         """Per member, the channel identity (root atom) of each position; used by surgery."""
         return self._member_roots
+
+    def replaced(self, groups: list[Group], member_roots: dict[MemberKey, np.ndarray]) -> DependencyGraph:
+        """A copy of this graph holding other groups and member roots (the engine derives the
+        graph of a pruned model this way instead of tracing it again)."""
+        new = copy.copy(self)
+        new.groups, new._member_roots = groups, member_roots
+        return new
 
     # ---------------------------------------------------------------- display
     def __len__(self) -> int:
