@@ -94,7 +94,7 @@ def prune_(
         ConfigError, UnknownNameError, ExampleInputError, TraceError, UnsupportedLayerError,
         NoPrunableGroupError, SurgeryError.
     """
-    return prune_step_(model, example_inputs, options, group_sparsity=group_sparsity, **kwargs)[0]
+    return _prune(model, example_inputs, resolve_options(options, **kwargs), None, group_sparsity, derive=False)[0]
 
 
 def prune_step_(
@@ -112,7 +112,19 @@ def prune_step_(
     returned for it); ``None`` traces it. The returned graph is ``None`` when the cut changed
     how a layer rule reads some layer (:func:`~prunekit.engine.rule_views`): trace again then.
     """
-    opts = resolve_options(options, **kwargs)
+    return _prune(model, example_inputs, resolve_options(options, **kwargs), graph, group_sparsity, derive=True)
+
+
+def _prune(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    opts: PruneOptions,
+    graph: DependencyGraph | None,
+    group_sparsity: GroupSparsity | None,
+    *,
+    derive: bool,
+) -> tuple[PruneReport, DependencyGraph | None]:
+    """The one path of a prune; ``derive``: also derive the pruned model's graph."""
     opts.require_amount()
     if group_sparsity is not None and (opts.target is not None or opts.scope != "local"):
         raise ConfigError("group_sparsity needs scope='local' and no target", module="group_sparsity")
@@ -129,7 +141,7 @@ def prune_step_(
         total = before.macs if key == "target_macs" else before.params
         sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
     plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
-    views = rule_views(model, plan)
+    views = rule_views(model, plan) if derive else {}
     after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
@@ -137,7 +149,9 @@ def prune_step_(
     )
     if opts.target is not None:
         report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
-    return report, pruned_graph(graph, plan) if rule_views(model, plan) == views else None
+    if not derive or rule_views(model, plan) != views:
+        return report, None
+    return report, pruned_graph(graph, plan)
 
 
 def prune(

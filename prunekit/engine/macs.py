@@ -5,8 +5,8 @@ ResNet-50 at 224 px that is most of a prune's time, spent computing convolutions
 nobody reads. :class:`ShapeOnlyMode` is a ``TorchDispatchMode`` that sees the same ATen ops as
 ``FlopCounterMode`` (after autograd and composite decompositions), counts every op of
 ``torch.utils.flop_counter``'s registry with that registry's own formulas (so the totals are the
-same by construction), and, for convolutions and matrix products, returns zeros of the output
-shape instead of computing it. Shapes are checked as the kernels would (channels against
+same by construction), and, for convolutions, matrix products and eval-mode batch norms,
+returns zeros of the output shape instead of computing it. Shapes are checked as the kernels would (channels against
 weights, inner dims of products), so a forward under this mode is still a check that a pruned
 model's layers fit together. Everything else (activations, norms, pooling, adds) runs for real
 on the zeros: cheap, and exactly the model's own shape logic.
@@ -26,6 +26,7 @@ Note:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +38,7 @@ from torch.utils.flop_counter import flop_registry
 
 from prunekit.graph.dependency import DependencyGraph
 
-__all__ = ["ShapeOnlyMode", "analyse", "fast_macs_per_module", "fast_count_macs", "shape_of_skipped"]
+__all__ = ["ShapeOnlyMode", "analyse", "fast_macs_per_module", "fast_count_macs", "shape_of_skipped", "skipped_output"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,20 @@ def _mm_shape(a: torch.Tensor, b: torch.Tensor, batched: bool) -> tuple[int, ...
     return (*a.shape[:-1], b.shape[-1])
 
 
+def _eval_batch_norm(args: Sequence[Any], *, reuse: bool = False) -> tuple[torch.Tensor, ...] | None:
+    """``native_batch_norm`` in eval mode: zeros of the input's shape, after the size checks
+    (``reuse``: the input itself, when it is a stand-in this mode made, so nobody else's)."""
+    x, training = args[0], args[5]
+    if training or x.ndim < 2:
+        return None
+    for what, t in zip(("weight", "bias", "running_mean", "running_var"), args[1:5]):
+        if t is not None and t.numel() != x.shape[1]:
+            raise RuntimeError(f"batch_norm: {what} has {t.numel()} values for {x.shape[1]} channels")
+    empty = x.new_zeros(0)
+    out = x if reuse else torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return out, empty, empty.clone()
+
+
 def shape_of_skipped(func: Any, args: Sequence[Any]) -> tuple[int, ...] | None:
     """The output shape of a convolution or matrix product, or ``None`` to run ``func`` for real.
 
@@ -103,7 +118,30 @@ def shape_of_skipped(func: Any, args: Sequence[Any]) -> tuple[int, ...] | None:
     return None
 
 
-_SKIPPABLE = {aten.convolution.default, aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default}
+_SKIPPABLE = {
+    aten.convolution.default,
+    aten.mm.default,
+    aten.bmm.default,
+    aten.addmm.default,
+    aten.baddbmm.default,
+    aten.native_batch_norm.default,
+}
+
+
+def skipped_output(func: Any, args: Sequence[Any], *, reuse_input: bool = False) -> Any:
+    """Zeros standing for the output of a convolution, a matrix product or an eval-mode batch
+    norm (after the kernel's shape checks), or ``None`` to run ``func`` for real.
+
+    ``reuse_input``: a batch norm may return its input itself (only for an input that is
+    a stand-in, whose values nobody reads).
+    """
+    if func is aten.native_batch_norm.default:
+        return _eval_batch_norm(args, reuse=reuse_input)
+    shape = shape_of_skipped(func, args)
+    if shape is None:
+        return None
+    ref = args[1] if func in (aten.addmm.default, aten.baddbmm.default) else args[0]
+    return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
 
 
 def _plain(t: object) -> bool:
@@ -111,8 +149,8 @@ def _plain(t: object) -> bool:
 
 
 class ShapeOnlyMode(TorchDispatchMode):
-    """Counts MACs per module like ``FlopCounterMode`` and skips the arithmetic of convolutions
-    and matrix products (their outputs are zeros of the right shape).
+    """Counts MACs per module like ``FlopCounterMode`` and skips the arithmetic of convolutions,
+    matrix products and eval-mode batch norms (their outputs are zeros of the right shape).
 
     Args:
         model: the module whose submodules' calls attribute the MACs (qualified names).
@@ -131,6 +169,11 @@ class ShapeOnlyMode(TorchDispatchMode):
         self._names = {id(m): n for n, m in model.named_modules()}
         self._stack: list[str] = []
         self._hooks: list[Any] = []
+        self._made: dict[int, weakref.ref] = {}  # the stand-ins this mode returned, by id
+
+    def _is_made(self, t: object) -> bool:
+        ref = self._made.get(id(t))
+        return ref is not None and ref() is t
 
     # module attribution: global hooks keep the stack of modules being called
     def _pre(self, module: nn.Module, _args: Any) -> None:
@@ -163,16 +206,11 @@ class ShapeOnlyMode(TorchDispatchMode):
             and not kwargs
             and all(_plain(a) for a in args if isinstance(a, torch.Tensor))
         ):
-            shape = shape_of_skipped(func, args)
-            if shape is not None:
-                ref = (
-                    args[0]
-                    if func is aten.convolution.default
-                    else args[-1]
-                    if func in (aten.mm.default, aten.bmm.default)
-                    else args[1]
-                )
-                out = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+            reuse = not torch.is_grad_enabled() and self._is_made(args[0])
+            out = skipped_output(func, args, reuse_input=reuse)
+            if out is not None:
+                first = out[0] if isinstance(out, tuple) else out
+                self._made[id(first)] = weakref.ref(first)
         if out is None:
             out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
@@ -210,13 +248,16 @@ def analyse(
     """The dependency graph of ``model`` and its MACs (total, per module), from one run.
 
     The analysis runs under :class:`ShapeOnlyMode`, so it computes no convolution and counts
-    the MACs on the way (per module: the leaf layers and ``""``). Should that run fail, the
+    the MACs on the way (per module: the leaf layers and ``""``; the counts of a train-mode
+    run, for models whose graph differs in training, are not kept). Should that run fail, the
     analysis is done again the ordinary way (which raises the real error, if there is one) and
     the MACs are counted by :func:`fast_macs_per_module`.
     """
     mode = ShapeOnlyMode(model)
     try:
-        graph = DependencyGraph(model, inputs, tracer=tracer, run_context=lambda: mode)
+        graph = DependencyGraph(
+            model, inputs, tracer=tracer, run_context=lambda training: ShapeOnlyMode(model) if training else mode
+        )
     except Exception:  # noqa: BLE001 -- retried without the mode, which raises the real error
         log.debug("shape-only analysis of %s failed; analysing with real compute", type(model).__name__)
         graph = DependencyGraph(model, inputs, tracer=tracer)

@@ -58,9 +58,10 @@ class DependencyGraph:
         example_inputs: a Tensor, or a tuple of Tensors for a multi-input forward.
         tracer: "auto" (``torch.fx``, falling back to ``torch.export`` when fx cannot trace the
             model), "fx" or "export".
-        run_context: a context manager factory entered around the eval-mode run of the analysis
-            (the engine passes one that skips the arithmetic of convolutions and counts MACs:
-            the analysis reads only shapes).
+        run_context: ``run_context(training)`` gives a context manager entered around the run
+            of the eval-mode (``False``) and train-mode (``True``) graphs (the engine passes one
+            that skips the arithmetic of convolutions and counts MACs: the analysis reads only
+            shapes).
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
@@ -80,7 +81,7 @@ class DependencyGraph:
         example_inputs: torch.Tensor | Sequence[torch.Tensor],
         *,
         tracer: str = "auto",
-        run_context: Callable[[], Any] | None = None,
+        run_context: Callable[[bool], Any] | None = None,
     ) -> None:
         if tracer not in ("auto", "fx", "export"):
             raise ConfigError(f"tracer must be 'auto', 'fx' or 'export', but got {tracer!r}", module="tracer")
@@ -96,13 +97,15 @@ class DependencyGraph:
         try:
             for training, gm, _ in graphs:
                 set_training(model, training)
+                running = run_context(training) if run_context is not None else contextlib.nullcontext()
                 if not training:
-                    with run_context() if run_context is not None else contextlib.nullcontext():
+                    with running:
                         run_analysis(gm, ctx, inputs)
                     continue
                 with torch.random.fork_rng(devices=[]):
                     try:
-                        run_analysis(gm, ctx, _doubled(inputs))
+                        with running:
+                            run_analysis(gm, ctx, _doubled(inputs))
                     except ExampleInputError as exc:
                         warnings.warn(
                             f"the train-mode graph of {type(model).__name__} could not be run on the "

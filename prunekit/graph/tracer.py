@@ -1,10 +1,14 @@
 """Symbolic tracing of a model into ``torch.fx`` graphs, with prunekit's leaf modules.
 
 The model is traced once in eval mode and once in train mode when the two differ (GoogLeNet and
-Inception have auxiliary heads only in training): channels must stay consistent in both.
+Inception have auxiliary heads only in training): channels must stay consistent in both. The
+train-mode trace is skipped when no code fx traces through (the methods of the non-leaf modules
+and the Python functions they call) reads ``training``: then the two graphs cannot differ.
 """
 
 from __future__ import annotations
+
+import types
 
 import torch
 import torch.fx as fx
@@ -13,7 +17,7 @@ import torch.nn as nn
 from prunekit.errors import TraceError
 from prunekit.rules.base import is_marked_leaf
 
-__all__ = ["trace", "PrunekitTracer"]
+__all__ = ["trace", "PrunekitTracer", "may_differ_in_training"]
 
 
 class PrunekitTracer(fx.Tracer):
@@ -77,6 +81,45 @@ def trace(
     ) from (fx_error or export_error)
 
 
+def _reads_training(code: types.CodeType, globals_: dict, seen: set[int]) -> bool:
+    """True if ``code`` (or a nested function, or a Python function it calls by global name)
+    mentions ``training``."""
+    if id(code) in seen:
+        return False
+    seen.add(id(code))
+    if "training" in code.co_names or "training" in code.co_consts:
+        return True
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and _reads_training(const, globals_, seen):
+            return True
+    for name in code.co_names:
+        fn = globals_.get(name)
+        if isinstance(fn, types.FunctionType) and _reads_training(fn.__code__, fn.__globals__, seen):
+            return True
+    return False
+
+
+def may_differ_in_training(model: nn.Module) -> bool:
+    """False when the train-mode graph is certainly the eval-mode graph: no method of a module
+    fx traces through (not a leaf) reads ``training``. Leaves (BatchNorm, Dropout...) are single
+    nodes whatever their mode."""
+    tracer = PrunekitTracer()
+    seen: set[int] = set()
+    for name, m in model.named_modules():
+        if name and tracer.is_leaf_module(m, name):
+            continue
+        for cls in type(m).__mro__:
+            if cls in (nn.Module, object):
+                continue
+            for attr in vars(cls).values():
+                fn = getattr(attr, "__func__", attr)
+                if isinstance(fn, property):
+                    fn = fn.fget
+                if isinstance(fn, types.FunctionType) and _reads_training(fn.__code__, fn.__globals__, seen):
+                    return True
+    return False
+
+
 def trace_modes(
     model: nn.Module, inputs: tuple[torch.Tensor, ...], train_inputs: tuple[torch.Tensor, ...], *, tracer: str = "auto"
 ) -> list[tuple[bool, fx.GraphModule, str]]:
@@ -90,6 +133,8 @@ def trace_modes(
         model.eval()
         eval_gm, backend = trace(model, inputs, tracer=tracer)
         graphs = [(False, eval_gm, backend)]
+        if not may_differ_in_training(model):
+            return graphs
         model.train()
         try:
             train_gm, train_backend = trace(model, train_inputs, tracer=tracer)

@@ -72,6 +72,9 @@ def test_skipped_ops_check_shapes_like_the_kernels() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3), torch.nn.Conv2d(5, 2, 1))
     with pytest.raises(RuntimeError):
         fast_macs_per_module(model, (x,))
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3), torch.nn.BatchNorm2d(5)).eval()
+    with pytest.raises(RuntimeError, match="6|5"):
+        fast_macs_per_module(model, (x,))
 
 
 def test_skipping_matches_computing_every_conv_variant() -> None:
