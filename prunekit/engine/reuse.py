@@ -27,7 +27,7 @@ from prunekit.graph.context import MemberKey
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.rules.base import get_rule
-from prunekit.surgery.plan import PrunePlan
+from prunekit.surgery.plan import PrunePlan, removed_mask
 
 __all__ = ["pruned_graph", "shape_key", "rule_views"]
 
@@ -58,21 +58,22 @@ def pruned_graph(graph: DependencyGraph, plan: PrunePlan) -> DependencyGraph:
         return graph
     removed = np.concatenate([graph.groups[gid].roots[ch] for gid, ch in plan.removed.items()])
     old_roots = graph.member_roots()
+    gone = removed_mask(removed, [*old_roots.values(), *(g.roots for g in graph.groups)])
     kept_pos: dict[MemberKey, np.ndarray] = {}
     new_pos: dict[MemberKey, np.ndarray] = {}
     for key, roots in old_roots.items():
-        keep = ~np.isin(roots, removed)
+        keep = ~gone[roots]
         kept_pos[key] = keep
         new_pos[key] = np.cumsum(keep) - 1
-    groups = [_pruned_group(g, removed, kept_pos, new_pos) for g in graph.groups]
+    groups = [_pruned_group(g, gone, kept_pos, new_pos) for g in graph.groups]
     member_roots = {key: roots[kept_pos[key]] for key, roots in old_roots.items()}
     return graph.replaced(groups, member_roots)
 
 
 def _pruned_group(
-    g: Group, removed: np.ndarray, kept_pos: dict[MemberKey, np.ndarray], new_pos: dict[MemberKey, np.ndarray]
+    g: Group, gone: np.ndarray, kept_pos: dict[MemberKey, np.ndarray], new_pos: dict[MemberKey, np.ndarray]
 ) -> Group:
-    keep = ~np.isin(g.roots, removed)
+    keep = ~gone[g.roots]
     if keep.all():
         return g
     new_idx = np.cumsum(keep) - 1
