@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit.engine import PruneOptions, check_model_options, plan_pruning, resolve_options
+from prunekit.engine import PruneOptions, analyse, check_model_options, plan_pruning, resolve_options
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.surgery.apply import apply_plan, compute_changes
@@ -94,7 +94,7 @@ def mask_(
         raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
     check_model_options(model, opts)
     if graph is None:
-        graph = DependencyGraph(model, as_input_tuple(example_inputs), tracer=opts.tracer)
+        graph = analyse(model, as_input_tuple(example_inputs), tracer=opts.tracer)[0]
     plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)

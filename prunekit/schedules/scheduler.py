@@ -50,7 +50,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit.engine import Override, PruneOptions, group_sparsity, resolve_options, shape_key
+from prunekit.engine import Override, PruneOptions, analyse, group_sparsity, resolve_options, shape_key
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.masks import mask_
@@ -183,7 +183,7 @@ class PruningScheduler:
                 inputs = as_input_tuple(example_inputs)
                 graph = self._graph_for(model, inputs)
                 if graph is None:
-                    graph = DependencyGraph(model, inputs, tracer=opts.tracer)
+                    graph = analyse(model, inputs, tracer=opts.tracer)[0]
                 self.masks = mask_(model, inputs, opts, graph=graph)
                 self._graph = (shape_key(model, inputs), graph)
                 pruned = level > self.applied + EPS
