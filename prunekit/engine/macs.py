@@ -252,6 +252,12 @@ def analyse(
     run, for models whose graph differs in training, are not kept). Should that run fail, the
     analysis is done again the ordinary way (which raises the real error, if there is one) and
     the MACs are counted by :func:`fast_macs_per_module`.
+
+    Note:
+        The stand-in outputs are zeros, so a model whose shapes depend on activation *values*
+        (``nonzero`` or ``masked_select`` on a feature map) is analysed as for all-zero
+        activations; such a model's graph depends on its input anyway. Build
+        :class:`~prunekit.DependencyGraph` directly to analyse it with real compute.
     """
     mode = ShapeOnlyMode(model)
     try:
