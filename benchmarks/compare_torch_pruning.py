@@ -13,7 +13,8 @@ of 50% of the channels by L1 magnitude, and records the growth of the process's 
 first run of each pair also measures the peak Python memory (tracemalloc, on a second copy) and
 checks the pruned model against the zeroed-channel original with a tool-independent oracle
 (``benchmarks/_oracle.py``). A tool that fails or times out on a model is not run again on it.
-Writes ``benchmarks/results/compare_torch_pruning.json`` and ``.md``.
+Writes ``benchmarks/results/compare_torch_pruning.json`` and ``.md`` (``--stem`` names them
+otherwise, e.g. one file per thread count).
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before one run counts as failed")
     ap.add_argument("--rtol", type=float, default=1e-4, help="equivalence tolerance relative to the output scale")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    ap.add_argument("--stem", default="compare_torch_pruning", help="results file names: <stem>.json and <stem>.md")
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -252,7 +254,7 @@ def main() -> int:
     data = {"meta": meta, "results": result["rows"]}
     from render import render_compare, write_results
 
-    write_results(args.out, "compare_torch_pruning", data, render_compare)
+    write_results(args.out, args.stem, data, render_compare)
     return 0
 
 

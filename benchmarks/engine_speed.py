@@ -117,7 +117,7 @@ def main() -> int:
         f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {meta['torch_threads']} torch threads), "
         f"Python {meta['python']}, torch {meta['torch']}, torchvision {meta['torchvision']}, input {meta['input']}, "
         f"median of {args.repeats} runs, each on a fresh copy. Graph + prune includes tracing, analysis, L1 scoring, "
-        "surgery and the MAC counts before and after (two forwards). "
+        "surgery and the MAC counts before and after (shape-only: no convolution computed). "
         f"1-minute load average {meta['loadavg_1min_before']:.2f} before, {meta['loadavg_1min_after']:.2f} after.",
         "",
         "| model | fx nodes | groups (prunable) | graph build (s) | graph + prune 50% (s) | min-max (s) "

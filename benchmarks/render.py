@@ -77,7 +77,7 @@ def render_compare(data: dict) -> str:
         "weights that torchvision initialises to constants -- ViT head, ConvNeXt layer scales -- redrawn and "
         "BatchNorm statistics calibrated on one random batch, so that outputs depend on every channel; eval "
         f"mode). Task: dependency graph + removal of {meta['sparsity']:.0%} of the channels of each group by L1 magnitude. prunekit: `prune_(model, x, sparsity=0.5, criterion='l1')`, "
-        "whose time also includes its MAC counts before and after (two forwards); Torch-Pruning: `MetaPruner` "
+        "whose time also includes its MAC counts before and after (read off the analysis run and a shape-only check forward of the pruned model: no convolution computed); Torch-Pruning: `MetaPruner` "
         "with `GroupMagnitudeImportance(p=1)`, `pruning_ratio=0.5`, the 1000-class head ignored, as in its "
         "torchvision example. 1-minute load average "
         f"{meta['loadavg_1min_before']:.2f} before, {meta['loadavg_1min_after']:.2f} after (a figure well above "

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit.engine import PruneOptions, check_model_options, plan_pruning, resolve_options
+from prunekit.engine import PruneOptions, analyse, check_model_options, plan_pruning, resolve_options
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import InputsLike, as_example_inputs
@@ -79,18 +79,22 @@ def mask_(
     model: nn.Module,
     example_inputs: InputsLike,
     options: PruneOptions | None = None,
+    *,
+    graph: DependencyGraph | None = None,
     **kwargs: Any,
 ) -> ChannelMasks:
     """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes.
 
     ``options`` and the keyword arguments are those of :func:`prunekit.prune_`; a ``sparsity``
-    is required (masks have no MACs or parameter target).
+    is required (masks have no MACs or parameter target). ``graph``: the model's dependency
+    graph if already traced (masking keeps shapes, so a schedule traces once); else traced here.
     """
     opts = resolve_options(options, **kwargs)
     if opts.sparsity is None:
         raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
     check_model_options(model, opts)
-    graph = DependencyGraph(model, as_example_inputs(example_inputs), tracer=opts.tracer)
+    if graph is None:
+        graph = analyse(model, as_example_inputs(example_inputs), tracer=opts.tracer)[0]
     plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from prunekit.checks import check_arity, check_module
 from prunekit.inputs import as_example_inputs
-from prunekit.modes import training_flags
+from prunekit.modes import attention_decomposed, training_flags
 
 __all__ = ["count_params", "count_macs", "macs_per_module"]
 
@@ -35,7 +35,7 @@ def macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[st
     # not under no_grad: FlopCounterMode's module tracker hooks the gradient of every tensor
     # argument that requires grad, which fails for a parameter passed to a submodule while
     # grad is off (timm pit_s_224, cait_s24_224: "Expected gradient function to be set")
-    with training_flags(model, False), counter:
+    with training_flags(model, False), attention_decomposed(), counter:
         inputs.call(model)
     per: dict[str, int] = {}
     root = type(model).__name__

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 import torch.nn as nn
 
-__all__ = ["training_flags", "save_training_flags", "restore_training_flags"]
+__all__ = ["training_flags", "save_training_flags", "restore_training_flags", "attention_decomposed"]
 
 
 def save_training_flags(model: nn.Module) -> dict[nn.Module, bool]:
@@ -38,3 +39,21 @@ def training_flags(model: nn.Module, mode: bool | None = None) -> Iterator[nn.Mo
         yield model
     finally:
         restore_training_flags(flags)
+
+
+@contextlib.contextmanager
+def attention_decomposed() -> Iterator[None]:
+    """Turns off ``nn.MultiheadAttention``'s fused inference kernel for the duration, so that
+    attention runs as its projections and ``scaled_dot_product_attention``: what MAC counting
+    sees (the fused op is in no FLOP table, so a ViT's projections would count as zero), with
+    or without gradients. Restores the setting afterwards."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):  # torch < 2.2: no switch to turn
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)

@@ -19,13 +19,17 @@ from prunekit.checks import check_model, check_module
 from prunekit.engine import (
     GroupSparsity,
     PruneOptions,
+    analyse,
     build_criterion,
     build_report,
     candidates,
     check_model_options,
+    fast_macs_per_module,
     plan_pruning,
+    pruned_graph,
     report_config,
     resolve_options,
+    rule_views,
     search_sparsity,
     snapshot,
     warn_unmet,
@@ -34,11 +38,10 @@ from prunekit.engine.options import check_fraction
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import InputsLike, as_example_inputs
-from prunekit.metrics import macs_per_module
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
 
-__all__ = ["prune_", "prune", "check_sparsity", "check_options", "resolve_sparsity"]
+__all__ = ["prune_", "prune_step_", "prune", "check_sparsity", "check_options", "resolve_sparsity"]
 
 
 def check_sparsity(value: object, name: str = "sparsity") -> float:
@@ -79,7 +82,7 @@ def prune_(
             exact_only=..., max_group_sparsity=..., overrides=..., target_macs=...,
             target_params=..., tracer=...``) override it. Give exactly one of ``sparsity``,
             ``target_macs`` or ``target_params``; with a target the sparsity is found by
-            bisection on copies of the model, the graph traced once, and ``report.config`` holds
+            bisection (each trial cut applied and undone in place), the graph traced once, and ``report.config`` holds
             the requested target and the ``realised`` ratio.
         group_sparsity: with ``scope="local"``, a function giving each candidate group's
             sparsity (``None`` keeps it), used instead of ``sparsity`` and ``overrides`` (the
@@ -94,7 +97,37 @@ def prune_(
         ConfigError, UnknownNameError, ExampleInputError, TraceError, UnsupportedLayerError,
         NoPrunableGroupError, SurgeryError.
     """
-    opts = resolve_options(options, **kwargs)
+    return _prune(model, example_inputs, resolve_options(options, **kwargs), None, group_sparsity, derive=False)[0]
+
+
+def prune_step_(
+    model: nn.Module,
+    example_inputs: InputsLike,
+    options: PruneOptions | None = None,
+    *,
+    graph: DependencyGraph | None = None,
+    group_sparsity: GroupSparsity | None = None,
+    **kwargs: Any,
+) -> tuple[PruneReport, DependencyGraph | None]:
+    """:func:`prune_` for repeated cuts: reuses ``graph`` instead of tracing, and also returns
+    the graph of the pruned model, derived from the plan (:func:`~prunekit.engine.pruned_graph`),
+    for the next cut. ``graph`` must describe ``model`` as it is now (the graph a previous call
+    returned for it); ``None`` traces it. The returned graph is ``None`` when the cut changed
+    how a layer rule reads some layer (:func:`~prunekit.engine.rule_views`): trace again then.
+    """
+    return _prune(model, example_inputs, resolve_options(options, **kwargs), graph, group_sparsity, derive=True)
+
+
+def _prune(
+    model: nn.Module,
+    example_inputs: InputsLike,
+    opts: PruneOptions,
+    graph: DependencyGraph | None,
+    group_sparsity: GroupSparsity | None,
+    *,
+    derive: bool,
+) -> tuple[PruneReport, DependencyGraph | None]:
+    """The one path of a prune; ``derive``: also derive the pruned model's graph."""
     opts.require_amount()
     check_module(model)
     if group_sparsity is not None and (opts.target is not None or opts.scope != "local"):
@@ -103,15 +136,18 @@ def prune_(
     crit = build_criterion(opts)
     inputs = as_example_inputs(example_inputs)
     check_model(model, inputs)
-    graph = DependencyGraph(model, inputs, tracer=opts.tracer)
-    before = snapshot(model, inputs)
+    macs = None
+    if graph is None:
+        graph, macs = analyse(model, inputs, tracer=opts.tracer)
+    before = snapshot(model, inputs, macs=macs)
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
     if opts.target is not None:
         key, target = opts.target
         total = before.macs if key == "target_macs" else before.params
         sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
     plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
-    after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
+    views = rule_views(model, plan) if derive else {}
+    after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
         model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)
@@ -122,7 +158,9 @@ def prune_(
     warn_unmet(
         report, round_to=opts.round_to, largest_group=largest, targets=dict([opts.target] if opts.target else [])
     )
-    return report
+    if not derive or rule_views(model, plan) != views:
+        return report, None
+    return report, pruned_graph(graph, plan)
 
 
 def prune(

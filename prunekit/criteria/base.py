@@ -14,7 +14,15 @@ from prunekit.graph.groups import Group, Member
 from prunekit.registry import Registry
 from prunekit.rules.base import get_rule
 
-__all__ = ["Criterion", "CRITERIA", "get_criterion", "member_views", "reduce_to_channels", "REDUCTIONS"]
+__all__ = [
+    "Criterion",
+    "CRITERIA",
+    "get_criterion",
+    "member_views",
+    "member_row_scores",
+    "reduce_to_channels",
+    "REDUCTIONS",
+]
 
 REDUCTIONS = ("sum", "mean", "max")
 
@@ -64,6 +72,34 @@ def get_criterion(criterion: str | Criterion, **options: object) -> Criterion:
 
 def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:
     """Per-position views (rows = this member's positions) of the member's parameters."""
+    idx = torch.as_tensor(member.positions, dtype=torch.long)
+    return [v.index_select(0, idx.to(v.device)) for v in _all_rows(model, member)]
+
+
+def member_row_scores(
+    model: nn.Module, member: Member, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> np.ndarray | None:
+    """``sum over the member's views of fn(view)`` at the member's positions, as float64, or
+    ``None`` if the member has no weights.
+
+    ``fn`` maps a (rows, -1) view to one value per row, so it runs on the whole view and only
+    the scores are indexed: no copy of the member's rows, as :func:`member_views` makes.
+    """
+    views = _all_rows(model, member)
+    if not views:
+        return None
+    total = fn(views[0].float())
+    for v in views[1:]:
+        total = total + fn(v.float())
+    values = total.cpu().numpy().astype(np.float64)
+    pos = np.asarray(member.positions)
+    if len(pos) == len(values) and (len(pos) == 0 or (pos[0] == 0 and (np.diff(pos) == 1).all())):
+        return values
+    return values[pos]
+
+
+def _all_rows(model: nn.Module, member: Member) -> list[torch.Tensor]:
+    """Views of all the member's tensors with the member's dim first, shape (size, -1)."""
     if member.role == "param":
         owner, _, attr = member.key.tensor.rpartition(".")
         t = getattr(model.get_submodule(owner), attr)
@@ -76,8 +112,7 @@ def member_views(model: nn.Module, member: Member) -> list[torch.Tensor]:
         if rule is None:  # members only come from modules that have rules
             raise TypeError(f"internal: member {member.module!r} has no layer rule")
         views = rule.position_views(module, member.role)
-    idx = torch.as_tensor(member.positions, dtype=torch.long)
-    return [v.index_select(0, idx.to(v.device)) for v in views]
+    return views
 
 
 def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]], reduction: str) -> np.ndarray:

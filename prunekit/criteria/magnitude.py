@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from prunekit.criteria.base import CRITERIA, Criterion, member_views, reduce_to_channels
+from prunekit.criteria.base import CRITERIA, Criterion, member_row_scores, reduce_to_channels
 from prunekit.graph.groups import Group
 
 __all__ = ["l1_scores", "l2_scores", "L1Criterion", "L2Criterion"]
@@ -35,10 +35,9 @@ class _NormCriterion(Criterion):
     def scores(self, model: nn.Module, group: Group) -> np.ndarray:
         per_member = []
         for member in group.members:
-            views = member_views(model, member)
-            if views:
-                vals = torch.stack([self.fn(v.float()) for v in views]).sum(dim=0)
-                per_member.append((member, vals.cpu().numpy().astype(np.float64)))
+            values = member_row_scores(model, member, self.fn)
+            if values is not None:
+                per_member.append((member, values))
         scores = reduce_to_channels(group, per_member, self.reduction)
         return np.sqrt(scores) if self.fn is l2_scores and self.reduction == "sum" else scores
 

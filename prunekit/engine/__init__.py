@@ -5,6 +5,7 @@ goes through these functions, so an option means the same thing everywhere.
 """
 
 from prunekit.engine.budget import MAX_SPARSITY, search_sparsity
+from prunekit.engine.macs import analyse, fast_count_macs, fast_macs_per_module
 from prunekit.engine.options import Override, PruneOptions, option_flags, resolve_options
 from prunekit.engine.planning import (
     GroupSparsity,
@@ -26,6 +27,7 @@ from prunekit.engine.report import (
     snapshot,
     warn_unmet,
 )
+from prunekit.engine.reuse import pruned_graph, rule_views, shape_key
 
 __all__ = [
     "PruneOptions",
@@ -50,4 +52,10 @@ __all__ = [
     "snapshot",
     "build_report",
     "warn_unmet",
+    "analyse",
+    "fast_macs_per_module",
+    "fast_count_macs",
+    "pruned_graph",
+    "shape_key",
+    "rule_views",
 ]

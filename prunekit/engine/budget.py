@@ -2,22 +2,24 @@
 
 ``cost(s)`` (the MACs or parameters left after pruning a copy at sparsity ``s``) falls as ``s``
 rises, so the smallest ``s`` with ``cost(s) <= budget`` is found by bisection on [0, 0.95]
-(10 halvings: a resolution of 0.001 in sparsity), tracing the graph once.
+(10 halvings: a resolution of 0.001 in sparsity), tracing the graph once. Each trial plan is
+applied in place and undone (no copy of the model), and its MACs come from a shape-only forward
+(:func:`~prunekit.engine.macs.fast_macs_per_module`: no convolution is computed).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch.nn as nn
 
 from prunekit.criteria import Criterion
+from prunekit.engine.macs import fast_count_macs
 from prunekit.engine.options import PruneOptions
 from prunekit.engine.planning import plan_pruning
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.metrics import count_params, macs_per_module
-from prunekit.surgery.apply import apply_plan
+from prunekit.metrics import count_params
+from prunekit.surgery.apply import measure_plan
 
 __all__ = ["search_sparsity", "MAX_SPARSITY"]
 
@@ -38,9 +40,10 @@ def search_sparsity(
     "target_macs"``) or parameters (``"target_params"``)."""
 
     def cost(s: float) -> int:
-        trial = copy.deepcopy(model)
-        apply_plan(trial, plan_pruning(trial, graph, options, sparsity=s, criterion=criterion))
-        return count_params(trial) if key == "target_params" else macs_per_module(trial, inputs)[0]
+        plan = plan_pruning(model, graph, options, sparsity=s, criterion=criterion)
+        if key == "target_params":
+            return measure_plan(model, plan, lambda: count_params(model))
+        return measure_plan(model, plan, lambda: fast_count_macs(model, inputs))
 
     lo, hi = 0.0, MAX_SPARSITY
     if cost(hi) > budget:

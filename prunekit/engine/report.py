@@ -9,8 +9,9 @@ from typing import Any
 
 import torch.nn as nn
 
+from prunekit.engine.macs import fast_macs_per_module
 from prunekit.engine.options import PruneOptions
-from prunekit.metrics import count_params, macs_per_module
+from prunekit.metrics import count_params
 from prunekit.report import LayerChange, PruneReport
 from prunekit.rules.base import get_rule
 from prunekit.surgery.plan import PrunePlan
@@ -28,10 +29,15 @@ class Snapshot:
     module_params: dict[str, int]
 
 
-def snapshot(model: nn.Module, inputs: Any) -> Snapshot:
-    """The parameters and MACs of ``model`` on ``inputs``, in total and per module."""
-    macs, per_module = macs_per_module(model, inputs)
-    return Snapshot(count_params(model), macs, per_module, layer_params(model))
+def snapshot(model: nn.Module, inputs: Any, *, macs: tuple[int, dict[str, int]] | None = None) -> Snapshot:
+    """The parameters and MACs of ``model`` on ``inputs``, in total and per module.
+
+    Args:
+        macs: the MACs if already counted (:func:`~prunekit.engine.macs.analyse` counts them
+            during the dependency analysis); else a shape-only forward counts them.
+    """
+    total, per_module = macs if macs is not None else fast_macs_per_module(model, inputs)
+    return Snapshot(count_params(model), total, per_module, layer_params(model))
 
 
 def build_report(
@@ -76,8 +82,8 @@ def fill_report(
     macs_after: dict[str, int],
 ) -> None:
     """Adds a :class:`LayerChange` row and the kept indices for every module ``plan`` touched."""
-    order = list(params_before)
-    for name in sorted(plan.module_keep, key=order.index):
+    order = {name: i for i, name in enumerate(params_before)}
+    for name in sorted(plan.module_keep, key=order.__getitem__):
         keeps = dict(plan.module_keep[name])
         sizes = dict(plan.sizes[name])
         module = model.get_submodule(name)

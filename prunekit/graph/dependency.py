@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +47,10 @@ class DependencyGraph:
             model), "fx", "export", or "record": run the model once and record what runs, for
             models whose Python control flow depends on tensor values (see
             :mod:`prunekit.graph.recorder` for what that analysis can miss).
+        run_context: ``run_context(training)`` gives a context manager entered around the run
+            of the eval-mode (``False``) and train-mode (``True``) graphs (the engine passes one
+            that skips the arithmetic of convolutions and counts MACs: the analysis reads only
+            shapes).
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
@@ -57,7 +64,14 @@ class DependencyGraph:
         UnsupportedLayerError: a leaf layer has parameters and no rule.
     """
 
-    def __init__(self, model: nn.Module, example_inputs: Any, *, tracer: str = "auto") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        *,
+        tracer: str = "auto",
+        run_context: Callable[[bool], Any] | None = None,
+    ) -> None:
         if tracer not in TRACERS:
             choices = ", ".join(repr(t) for t in TRACERS)
             raise ConfigError(f"tracer must be one of {choices}, but got {tracer!r}", module="tracer")
@@ -66,7 +80,7 @@ class DependencyGraph:
         inputs = as_example_inputs(example_inputs)
         self.model = model
         try:
-            ctx = self._analyse(model, inputs, tracer)
+            ctx = self._analyse(model, inputs, tracer, run_context)
             self.groups: list[Group]
             self.groups, self._member_roots = build_groups(ctx, model)
         except PrunekitError:
@@ -79,7 +93,9 @@ class DependencyGraph:
         self.num_nodes = ctx.num_nodes
         self.notes: list[str] = list(ctx.notes)
 
-    def _analyse(self, model: nn.Module, inputs: ExampleInputs, tracer: str) -> TraceContext:
+    def _analyse(
+        self, model: nn.Module, inputs: ExampleInputs, tracer: str, run_context: Callable[[bool], Any] | None
+    ) -> TraceContext:
         """Traces and interprets the eval (and train, if different) graphs into one context."""
         ctx = TraceContext(model=model)
         graphs = trace_modes(model, inputs, _doubled(inputs), tracer=tracer)
@@ -89,12 +105,15 @@ class DependencyGraph:
         try:
             for traced in graphs:
                 set_training(model, traced.training)
+                running = run_context(traced.training) if run_context is not None else contextlib.nullcontext()
                 if not traced.training:
-                    run_analysis(traced, ctx, inputs, model=model)
+                    with running:
+                        run_analysis(traced, ctx, inputs, model=model)
                     continue
                 with torch.random.fork_rng(devices=[]):
                     try:
-                        run_analysis(traced, ctx, _doubled(inputs), model=model)
+                        with running:
+                            run_analysis(traced, ctx, _doubled(inputs), model=model)
                     except ExampleInputError as exc:
                         warnings.warn(
                             f"the train-mode graph of {type(model).__name__} could not be run on the "
@@ -128,6 +147,13 @@ class DependencyGraph:
     def member_roots(self) -> dict[MemberKey, np.ndarray]:
         """Per member, the channel identity (root atom) of each position; used by surgery."""
         return self._member_roots
+
+    def replaced(self, groups: list[Group], member_roots: dict[MemberKey, np.ndarray]) -> DependencyGraph:
+        """A copy of this graph holding other groups and member roots (the engine derives the
+        graph of a pruned model this way instead of tracing it again)."""
+        new = copy.copy(self)
+        new.groups, new._member_roots = groups, member_roots
+        return new
 
     # ---------------------------------------------------------------- display
     def __len__(self) -> int:

@@ -1,11 +1,14 @@
 """Symbolic tracing of a model into ``torch.fx`` graphs, with prunekit's leaf modules.
 
 The model is traced once in eval mode and once in train mode when the two differ (GoogLeNet and
-Inception have auxiliary heads only in training): channels must stay consistent in both.
+Inception have auxiliary heads only in training): channels must stay consistent in both. The
+train-mode trace is skipped when no code fx traces through (the methods of the non-leaf modules
+and the Python functions they call) reads ``training``: then the two graphs cannot differ.
 """
 
 from __future__ import annotations
 
+import types
 import warnings
 from dataclasses import dataclass
 
@@ -19,7 +22,7 @@ from prunekit.inputs import ExampleInputs
 from prunekit.modes import restore_training_flags, save_training_flags
 from prunekit.rules.base import inherits_rule, is_marked_leaf
 
-__all__ = ["TRACERS", "Traced", "trace", "trace_modes", "PrunekitTracer"]
+__all__ = ["TRACERS", "Traced", "trace", "trace_modes", "PrunekitTracer", "may_differ_in_training"]
 
 #: The tracer choices: "auto" (fx, then torch.export), "fx", "export", "record" (opt-in: see
 #: :mod:`prunekit.graph.recorder`).
@@ -153,6 +156,45 @@ def trace(model: nn.Module, inputs: ExampleInputs | None = None, *, tracer: str 
     raise _trace_error(model, errors) from first
 
 
+def _reads_training(code: types.CodeType, globals_: dict, seen: set[int]) -> bool:
+    """True if ``code`` (or a nested function, or a Python function it calls by global name)
+    mentions ``training``."""
+    if id(code) in seen:
+        return False
+    seen.add(id(code))
+    if "training" in code.co_names or "training" in code.co_consts:
+        return True
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and _reads_training(const, globals_, seen):
+            return True
+    for name in code.co_names:
+        fn = globals_.get(name)
+        if isinstance(fn, types.FunctionType) and _reads_training(fn.__code__, fn.__globals__, seen):
+            return True
+    return False
+
+
+def may_differ_in_training(model: nn.Module) -> bool:
+    """False when the train-mode graph is certainly the eval-mode graph: no method of a module
+    fx traces through (not a leaf) reads ``training``. Leaves (BatchNorm, Dropout...) are single
+    nodes whatever their mode."""
+    tracer = PrunekitTracer()
+    seen: set[int] = set()
+    for name, m in model.named_modules():
+        if name and tracer.is_leaf_module(m, name):
+            continue
+        for cls in type(m).__mro__:
+            if cls in (nn.Module, object):
+                continue
+            for attr in vars(cls).values():
+                fn = getattr(attr, "__func__", attr)
+                if isinstance(fn, property):
+                    fn = fn.fget
+                if isinstance(fn, types.FunctionType) and _reads_training(fn.__code__, fn.__globals__, seen):
+                    return True
+    return False
+
+
 def trace_modes(
     model: nn.Module, inputs: ExampleInputs, train_inputs: ExampleInputs, *, tracer: str = "auto"
 ) -> list[Traced]:
@@ -166,6 +208,8 @@ def trace_modes(
         model.eval()
         eval_traced = trace(model, inputs, tracer=tracer)
         graphs = [eval_traced]
+        if not may_differ_in_training(model):
+            return graphs
         model.train()
         try:
             train_traced = trace(model, train_inputs, tracer=tracer)

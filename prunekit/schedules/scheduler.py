@@ -23,6 +23,13 @@ Two modes:
 The state is the last applied target and, in physical mode, the sparsity actually reached
 (:meth:`state_dict` / :meth:`load_state_dict`).
 
+The model is traced once: masking keeps every shape, so later steps reuse the graph, and after a
+physical cut the graph of the pruned model is derived from the cut
+(:func:`~prunekit.engine.pruned_graph`). The graph is reused only while the model and the
+example inputs have the shapes it was made for (:func:`~prunekit.engine.shape_key`) and no cut
+changed how a layer rule reads a layer (a grouped conv turned depthwise); anything else
+(another model, a layer replaced by hand, a resume) traces again.
+
 Note:
     Channel counts are whole numbers (``prune_`` floors), so a physical cut can fall short of its
     target; the next fraction is computed from the sparsity actually reached, measured as
@@ -42,11 +49,12 @@ from typing import Any
 
 import torch.nn as nn
 
-from prunekit.engine import Override, PruneOptions, group_sparsity, resolve_options
+from prunekit.engine import Override, PruneOptions, analyse, group_sparsity, resolve_options, shape_key
 from prunekit.errors import ConfigError
-from prunekit.inputs import InputsLike
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.inputs import InputsLike, as_example_inputs
 from prunekit.masks import mask_
-from prunekit.prune import prune_
+from prunekit.prune import prune_step_
 from prunekit.schedules.functions import check_fraction, check_step
 from prunekit.schedules.registry import SCHEDULES
 from prunekit.surgery.selection import removal_count
@@ -142,6 +150,7 @@ class PruningScheduler:
         self.applied = 0.0  # the last target acted on
         self.achieved = 0.0  # physical mode: fraction of the original channels actually removed
         self.masks: Any = None  # latest ChannelMasks (masked mode); rebuilt after a resume
+        self._graph: tuple[tuple, DependencyGraph] | None = None  # (shape_key, graph), not state
 
     @classmethod
     def from_config(cls, cfg: PruneOptions, *, mode: str = "masked") -> PruningScheduler:
@@ -171,7 +180,12 @@ class PruningScheduler:
                 # Also after load_state_dict: recompute the masks at the sparsity reached so far.
                 level = max(target, self.applied)
                 opts = self.prune_options.replace(sparsity=level, overrides=self._scaled(level, 0.0))
-                self.masks = mask_(model, example_inputs, opts)
+                inputs = as_example_inputs(example_inputs)
+                graph = self._graph_for(model, inputs)
+                if graph is None:
+                    graph = analyse(model, inputs, tracer=opts.tracer)[0]
+                self.masks = mask_(model, inputs, opts, graph=graph)
+                self._graph = (shape_key(model, inputs), graph)
                 pruned = level > self.applied + EPS
                 self.applied = level
                 return StepResult(step, target, pruned=pruned, masks=self.masks)
@@ -181,15 +195,25 @@ class PruningScheduler:
         # (s_t - s_prev) / (1 - s_prev) of what remains brings the ORIGINAL count to s_t.
         fraction = max(0.0, (target - self.achieved) / (1.0 - self.achieved))
         opts = self.prune_options.replace(sparsity=fraction)
+        inputs = as_example_inputs(example_inputs)
+        graph = self._graph_for(model, inputs)
         if opts.scope == "local":  # exact per-group counts, from each group's original size
             per_group = functools.partial(self._group_level, target=target)
-            report = prune_(model, example_inputs, opts, group_sparsity=per_group)
+            report, graph = prune_step_(model, inputs, opts, graph=graph, group_sparsity=per_group)
         else:
-            report = prune_(model, example_inputs, opts.replace(overrides=self._scaled(target, self.applied)))
+            opts = opts.replace(overrides=self._scaled(target, self.applied))
+            report, graph = prune_step_(model, inputs, opts, graph=graph)
+        self._graph = (shape_key(model, inputs), graph) if graph is not None else None
         removed_now = report.channels_removed / max(report.channels_total, 1)
         self.achieved = 1.0 - (1.0 - self.achieved) * (1.0 - removed_now)
         self.applied = target
         return StepResult(step, target, pruned=True, rebuild_optimizer=True, fraction=fraction, report=report)
+
+    def _graph_for(self, model: nn.Module, inputs: InputsLike) -> DependencyGraph | None:
+        """The graph of the previous step, if ``model`` and ``inputs`` still have its shapes."""
+        if self._graph is not None and self._graph[0] == shape_key(model, inputs):
+            return self._graph[1]
+        return None
 
     def _group_level(self, group: Any, *, target: float) -> float | None:
         """Physical, local scope: the fraction of ``group``'s current channels to remove so that
@@ -246,3 +270,4 @@ class PruningScheduler:
         self.mode = mode
         self.sizes = {str(k): int(v) for k, v in dict(state.get("sizes", {})).items()}
         self.masks = None
+        self._graph = None

@@ -17,7 +17,7 @@ from prunekit.errors import PrunekitError, SurgeryError
 from prunekit.rules.base import get_rule
 from prunekit.surgery.plan import PrunePlan
 
-__all__ = ["apply_plan", "compute_changes"]
+__all__ = ["apply_plan", "compute_changes", "measure_plan"]
 
 Change = tuple[nn.Module, str, Any]
 
@@ -104,3 +104,18 @@ def apply_plan(model: nn.Module, plan: PrunePlan, *, verify: Callable[[], Any] |
             f"the pruned model failed its check forward ({type(exc).__name__}: {exc}); "
             "the model was restored unchanged",
         ) from exc
+
+
+def measure_plan(model: nn.Module, plan: PrunePlan, measure: Callable[[], Any]) -> Any:
+    """Applies ``plan``, returns ``measure()``, and always puts the model back as it was.
+
+    A budget search measures many plans this way without copying the model.
+    """
+    undo: list[tuple[nn.Module, str, Any]] = []
+    try:
+        for m, attr, value in compute_changes(model, plan):
+            undo.append((m, attr, _swap(m, attr, value)))
+        return measure()
+    finally:
+        for m, attr, old in reversed(undo):
+            _swap(m, attr, old)

@@ -1,0 +1,277 @@
+"""MACs without the arithmetic: count them from shapes while skipping the heavy kernels.
+
+:func:`prunekit.metrics.macs_per_module` runs a real forward under ``FlopCounterMode``; on a
+ResNet-50 at 224 px that is most of a prune's time, spent computing convolutions whose values
+nobody reads. :class:`ShapeOnlyMode` is a ``TorchDispatchMode`` that sees the same ATen ops as
+``FlopCounterMode`` (after autograd and composite decompositions), counts every op of
+``torch.utils.flop_counter``'s registry with that registry's own formulas (so the totals are the
+same by construction), and, for convolutions, matrix products and eval-mode batch norms,
+returns zeros of the output shape instead of computing it. Shapes are checked as the kernels would (channels against
+weights, inner dims of products), so a forward under this mode is still a check that a pruned
+model's layers fit together. Everything else (activations, norms, pooling, adds) runs for real
+on the zeros: cheap, and exactly the model's own shape logic.
+
+The same mode wraps the eval-mode run of the dependency analysis (``DependencyGraph(...,
+run_context=...)``): the analysis only reads shapes, so it needs no real convolutions, and the
+MACs of the unpruned model come out of that run for free.
+
+Note:
+    MACs are FLOPs / 2 as ``FlopCounterMode`` counts them (matmuls, convolutions, attention;
+    element-wise ops are not counted). Per-module counts are inclusive (a module's count holds
+    its children's), keyed by qualified name with ``""`` for the whole model, like
+    :func:`~prunekit.metrics.macs_per_module`; in the dependency analysis only leaf layers are
+    called as modules, so only they (and ``""``) appear there.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.inputs import as_example_inputs
+from prunekit.modes import attention_decomposed, training_flags
+
+__all__ = ["ShapeOnlyMode", "analyse", "fast_macs_per_module", "fast_count_macs", "shape_of_skipped", "skipped_output"]
+
+log = logging.getLogger(__name__)
+
+aten = torch.ops.aten
+
+
+def _conv_shape(args: Sequence[Any]) -> tuple[int, ...] | None:
+    x, w, b, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+    nd = w.ndim - 2
+    if x.ndim != nd + 2 or nd < 1:
+        return None
+    if transposed:
+        if x.shape[1] != w.shape[0]:
+            raise RuntimeError(f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[0]}")
+        out_c = w.shape[1] * groups
+        sizes = [
+            (x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1)
+            + output_padding[i] + 1
+            for i in range(nd)
+        ]  # fmt: skip
+    else:
+        if x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+            raise RuntimeError(
+                f"convolution: input has {x.shape[1]} channels, weight {tuple(w.shape)} with groups={groups} "
+                f"expects {w.shape[1] * groups}"
+            )
+        out_c = w.shape[0]
+        sizes = [
+            (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+            for i in range(nd)
+        ]
+    if b is not None and b.numel() != out_c:
+        raise RuntimeError(f"convolution: bias has {b.numel()} values for {out_c} output channels")
+    if min(sizes) < 1:
+        return None  # let the kernel raise its own error
+    return (x.shape[0], out_c, *sizes)
+
+
+def _mm_shape(a: torch.Tensor, b: torch.Tensor, batched: bool) -> tuple[int, ...] | None:
+    if a.ndim != 2 + batched or b.ndim != 2 + batched:
+        return None
+    if a.shape[-1] != b.shape[-2] or (batched and a.shape[0] != b.shape[0]):
+        raise RuntimeError(f"matrix product: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied")
+    return (*a.shape[:-1], b.shape[-1])
+
+
+def _eval_batch_norm(args: Sequence[Any], *, reuse: bool = False) -> tuple[torch.Tensor, ...] | None:
+    """``native_batch_norm`` in eval mode: zeros of the input's shape, after the size checks
+    (``reuse``: the input itself, when it is a stand-in this mode made, so nobody else's)."""
+    x, training = args[0], args[5]
+    if training or x.ndim < 2:
+        return None
+    for what, t in zip(("weight", "bias", "running_mean", "running_var"), args[1:5]):
+        if t is not None and t.numel() != x.shape[1]:
+            raise RuntimeError(f"batch_norm: {what} has {t.numel()} values for {x.shape[1]} channels")
+    empty = x.new_zeros(0)
+    out = x if reuse else torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return out, empty, empty.clone()
+
+
+def shape_of_skipped(func: Any, args: Sequence[Any]) -> tuple[int, ...] | None:
+    """The output shape of a convolution or matrix product, or ``None`` to run ``func`` for real.
+
+    Raises:
+        RuntimeError: the shapes do not fit (as the kernel would).
+    """
+    if func is aten.convolution.default:
+        return _conv_shape(args)
+    if func is aten.mm.default:
+        return _mm_shape(args[0], args[1], False)
+    if func is aten.bmm.default:
+        return _mm_shape(args[0], args[1], True)
+    if func is aten.addmm.default:
+        return _mm_shape(args[1], args[2], False)
+    if func is aten.baddbmm.default:
+        return _mm_shape(args[1], args[2], True)
+    return None
+
+
+_SKIPPABLE = {
+    aten.convolution.default,
+    aten.mm.default,
+    aten.bmm.default,
+    aten.addmm.default,
+    aten.baddbmm.default,
+    aten.native_batch_norm.default,
+}
+
+
+def skipped_output(func: Any, args: Sequence[Any], *, reuse_input: bool = False) -> Any:
+    """Zeros standing for the output of a convolution, a matrix product or an eval-mode batch
+    norm (after the kernel's shape checks), or ``None`` to run ``func`` for real.
+
+    ``reuse_input``: a batch norm may return its input itself (only for an input that is
+    a stand-in, whose values nobody reads).
+    """
+    if func is aten.native_batch_norm.default:
+        return _eval_batch_norm(args, reuse=reuse_input)
+    shape = shape_of_skipped(func, args)
+    if shape is None:
+        return None
+    ref = args[1] if func in (aten.addmm.default, aten.baddbmm.default) else args[0]
+    return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+
+
+def _plain(t: object) -> bool:
+    if not isinstance(t, torch.Tensor) or type(t) not in (torch.Tensor, nn.Parameter):  # no subclasses
+        return False
+    return t.layout == torch.strided and t.device.type != "meta"
+
+
+class ShapeOnlyMode(TorchDispatchMode):
+    """Counts MACs per module like ``FlopCounterMode`` and skips the arithmetic of convolutions,
+    matrix products and eval-mode batch norms (their outputs are zeros of the right shape).
+
+    Args:
+        model: the module whose submodules' calls attribute the MACs (qualified names).
+        skip_compute: ``False`` to compute everything (counting only).
+
+    Attributes:
+        total: MACs counted so far.
+        per_module: MACs per qualified module name (inclusive; ``""`` is the whole model).
+    """
+
+    def __init__(self, model: nn.Module, *, skip_compute: bool = True) -> None:
+        super().__init__()
+        self.skip_compute = skip_compute
+        self.total = 0
+        self.per_module: dict[str, int] = defaultdict(int)
+        self._names = {id(m): n for n, m in model.named_modules()}
+        self._stack: list[str] = []
+        self._hooks: list[Any] = []
+        self._made: dict[int, weakref.ref] = {}  # the stand-ins this mode returned, by id
+
+    def _is_made(self, t: object) -> bool:
+        ref = self._made.get(id(t))
+        return ref is not None and ref() is t
+
+    # module attribution: global hooks keep the stack of modules being called
+    def _pre(self, module: nn.Module, _args: Any) -> None:
+        self._stack.append(self._names.get(id(module), "?"))
+
+    def _post(self, _module: nn.Module, _args: Any, _out: Any) -> None:
+        if self._stack:
+            self._stack.pop()
+
+    def __enter__(self) -> ShapeOnlyMode:
+        self._hooks = [
+            nn.modules.module.register_module_forward_pre_hook(self._pre),
+            nn.modules.module.register_module_forward_hook(self._post, always_call=True),
+        ]
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        self._stack = []
+        super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 -- torch's signature
+        kwargs = kwargs or {}
+        out = None
+        if (
+            self.skip_compute
+            and func in _SKIPPABLE
+            and not kwargs
+            and all(_plain(a) for a in args if isinstance(a, torch.Tensor))
+        ):
+            reuse = not torch.is_grad_enabled() and self._is_made(args[0])
+            out = skipped_output(func, args, reuse_input=reuse)
+            if out is not None:
+                first = out[0] if isinstance(out, tuple) else out
+                self._made[id(first)] = weakref.ref(first)
+        if out is None:
+            out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            macs = int(formula(*args, **kwargs, out_val=out)) // 2
+            self.total += macs
+            for name in {"", *self._stack}:
+                self.per_module[name] += macs
+        return out
+
+
+def fast_macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[str, int]]:
+    """Total MACs of one eval-mode forward and MACs per module, as
+    :func:`~prunekit.metrics.macs_per_module` counts them, without computing convolutions or
+    matrix products (inputs in any form of :mod:`prunekit.inputs`; every module's own train/eval
+    flag is restored). Raises what the forward raises (a pruned model whose shapes do not fit)."""
+    inputs = as_example_inputs(example_inputs)
+    mode = ShapeOnlyMode(model)
+    with training_flags(model, False), attention_decomposed(), torch.no_grad(), mode:
+        inputs.call(model)
+    return mode.total, dict(mode.per_module)
+
+
+def fast_count_macs(model: nn.Module, example_inputs: Any) -> int:
+    """Total MACs of one eval-mode forward (see :func:`fast_macs_per_module`)."""
+    return fast_macs_per_module(model, example_inputs)[0]
+
+
+def analyse(
+    model: nn.Module, inputs: Any, *, tracer: str = "auto"
+) -> tuple[DependencyGraph, tuple[int, dict[str, int]]]:
+    """The dependency graph of ``model`` and its MACs (total, per module), from one run.
+
+    The analysis runs under :class:`ShapeOnlyMode`, so it computes no convolution and counts
+    the MACs on the way (per module: the leaf layers and ``""``; the counts of a train-mode
+    run, for models whose graph differs in training, are not kept). Should that run fail, the
+    analysis is done again the ordinary way (which raises the real error, if there is one) and
+    the MACs are counted by :func:`fast_macs_per_module`.
+
+    Note:
+        The stand-in outputs are zeros, so a model whose shapes depend on activation *values*
+        (``nonzero`` or ``masked_select`` on a feature map) is analysed as for all-zero
+        activations; such a model's graph depends on its input anyway. Build
+        :class:`~prunekit.DependencyGraph` directly to analyse it with real compute. The
+        ``record`` tracer follows the path the example takes, so it always runs real compute
+        (zeros would send a detector's heads down the "no detections" path).
+    """
+    if tracer == "record":
+        return DependencyGraph(model, inputs, tracer=tracer), fast_macs_per_module(model, inputs)
+    mode = ShapeOnlyMode(model)
+    try:
+        with attention_decomposed():  # count attention's projections, as macs_per_module does
+            graph = DependencyGraph(
+                model, inputs, tracer=tracer, run_context=lambda training: ShapeOnlyMode(model) if training else mode
+            )
+    except Exception:  # noqa: BLE001 -- retried without the mode, which raises the real error
+        log.debug("shape-only analysis of %s failed; analysing with real compute", type(model).__name__)
+        graph = DependencyGraph(model, inputs, tracer=tracer)
+        return graph, fast_macs_per_module(model, inputs)
+    return graph, (mode.total, dict(mode.per_module))
