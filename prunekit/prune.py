@@ -10,6 +10,7 @@ The straight path of one prune: validate :class:`~prunekit.engine.PruneOptions`,
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from prunekit.engine import (
     search_sparsity,
     snapshot,
 )
+from prunekit.engine.latency_search import LatencySession
 from prunekit.engine.options import check_fraction
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
@@ -74,10 +76,14 @@ def prune_(
         options: a :class:`~prunekit.engine.PruneOptions`; keyword arguments named after its
             fields (``sparsity=0.5, criterion="l1", scope=..., ignore=..., round_to=...,
             exact_only=..., max_group_sparsity=..., overrides=..., target_macs=...,
-            target_params=..., tracer=...``) override it. Give exactly one of ``sparsity``,
-            ``target_macs`` or ``target_params``; with a target the sparsity is found by
-            bisection on copies of the model, the graph traced once, and ``report.config`` holds
-            the requested target and the ``realised`` ratio.
+            target_params=..., target_latency=..., latency_backend=..., tracer=...``) override
+            it. Give exactly one of ``sparsity``, ``target_macs``, ``target_params`` or
+            ``target_latency``; with a target the amount is found by bisection on copies of the
+            model, the graph traced once, and ``report.config`` holds the requested target and
+            the ``realised`` ratio (for latency: measured on the pruned model). With
+            ``target_latency`` (or ``report_latency=True``) ``report.latency`` holds the
+            measured latency before and after, and a warning is issued when the speed-up is
+            under half of the MAC reduction.
         group_sparsity: with ``scope="local"``, a function giving each candidate group's
             sparsity (``None`` keeps it), used instead of ``sparsity`` and ``overrides`` (the
             schedules use it to keep exact per-group channel counts across cuts); ``sparsity``
@@ -100,20 +106,39 @@ def prune_(
     inputs = as_input_tuple(example_inputs)
     graph = DependencyGraph(model, inputs, tracer=opts.tracer)
     before = snapshot(model, inputs)
+    latency = LatencySession(model, inputs, opts) if opts.measures_latency or opts.round_to == "auto" else None
+    if latency is not None:
+        opts = latency.align(opts)  # round_to="auto" -> the measured multiple
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
-    if opts.target is not None:
-        key, target = opts.target
-        total = before.macs if key == "target_macs" else before.params
-        sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
-    plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
+    if latency is not None and opts.target_latency is not None:
+        plan, sparsity = latency.search(graph, opts, crit)
+    else:
+        if opts.target is not None:
+            key, target = opts.target
+            total = before.macs if key == "target_macs" else before.params
+            sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
+        plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
+    if latency is not None and opts.measures_latency:
+        latency.measure_before()
     after = apply_plan(model, plan, verify=lambda: macs_per_module(model, inputs))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
         model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)
     )
+    if latency is not None:
+        latency.finish(report, model, measure=opts.measures_latency)
+        if report.latency and report.latency["warning"]:
+            warnings.warn(report.latency["warning"], stacklevel=2)
     if opts.target is not None:
-        report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
+        report.config["realised"] = _realised(report, opts.target[0])
     return report
+
+
+def _realised(report: PruneReport, key: str) -> float:
+    """The realised fraction of a target: MACs, parameters, or MEASURED latency."""
+    if key == "target_latency" and report.latency:
+        return float(report.latency["after_ms"] / report.latency["before_ms"])
+    return report.macs_ratio if key == "target_macs" else report.params_ratio
 
 
 def prune(

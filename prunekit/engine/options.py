@@ -25,6 +25,7 @@ from typing import Any
 
 from prunekit.criteria import CRITERIA, Criterion
 from prunekit.errors import ConfigError, UnknownNameError, option_error
+from prunekit.latency.measure import LATENCY_BACKENDS
 
 __all__ = [
     "PruneOptions",
@@ -35,10 +36,16 @@ __all__ = [
     "option_flags",
     "option_error",
     "check_fraction",
+    "round_multiple",
+    "parse_round_to",
+    "AMOUNTS",
+    "TARGETS",
 ]
 
 SCOPES = ("local", "global")
 TRACERS = ("auto", "fx", "export")
+TARGETS = ("target_macs", "target_params", "target_latency")
+AMOUNTS = ("sparsity", *TARGETS)  # exactly one says how much a prune removes
 
 
 def _meta(help: str, *, flag: str | None = "", yaml: bool = True, **argparse: Any) -> dict[str, Any]:
@@ -59,6 +66,31 @@ def check_fraction(
     if not ((v > 0.0 if low_open else v >= 0.0) and (v <= 1.0 if high_closed else v < 1.0)):
         raise option_error(name, f"must be {'in ' + interval if terse else what}, but got {value!r}")
     return v
+
+
+def parse_round_to(text: str) -> int | str:
+    """A ``--round-to`` value: ``auto`` or an int (argparse's ``type``)."""
+    return "auto" if text == "auto" else int(text)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise option_error(name, f"must be an int >= 1, but got {value!r}")
+    return value
+
+
+def round_multiple(options: PruneOptions) -> int:
+    """``options.round_to`` as an int, for code that cannot measure the model.
+
+    Raises:
+        ConfigError: ``round_to="auto"``, which only :func:`prunekit.prune_` and
+            :func:`prunekit.mask_` resolve (they time the model on ``latency_backend``).
+    """
+    if options.round_to == "auto":
+        raise option_error(
+            "round_to", "'auto' is resolved by prune_ and mask_ (they measure the model): give an int here"
+        )
+    return int(options.round_to)
 
 
 @dataclass(frozen=True)
@@ -118,8 +150,8 @@ def _as_overrides(value: object) -> tuple[Override, ...]:
 @dataclass(frozen=True)
 class PruneOptions:
     """What to prune and how; validated at construction (a :class:`~prunekit.errors.ConfigError`
-    names the field). Give at most one of ``sparsity``, ``target_macs``, ``target_params``;
-    :func:`prunekit.prune_` needs exactly one.
+    names the field). Give at most one of ``sparsity``, ``target_macs``, ``target_params``,
+    ``target_latency``; :func:`prunekit.prune_` needs exactly one.
 
     Attributes:
         sparsity: fraction in [0, 1) of channels to remove from each prunable group
@@ -127,12 +159,23 @@ class PruneOptions:
         target_macs: instead of ``sparsity``, the fraction in (0, 1] of the original MACs to
             keep; the sparsity is found by bisection.
         target_params: the same for the parameter count.
+        target_latency: the fraction in (0, 1] of the original model's latency to keep,
+            MEASURED on ``latency_backend`` at ``latency_batch`` with ``latency_threads``
+            (bisection on measured candidates; the realised ratio is measured before returning).
+        latency_backend: a name in :data:`prunekit.latency.LATENCY_BACKENDS`: "torch" (eager,
+            CPU), "onnxruntime" (CPU) or "cuda".
+        latency_batch: the batch size latency is measured at.
+        latency_threads: the runtime's intra-op threads for the measurement.
+        report_latency: measure latency before and after on ``latency_backend`` and put it in
+            the report; ``None`` (default) does so only with ``target_latency``.
         criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
         criterion_options: keyword arguments for a criterion given by name.
         scope: "local" or "global" (one ranking on mean-normalised scores).
         ignore: module names whose output channels must not change (a container covers its
             children); their input channels may still shrink with the layer before.
-        round_to: keep channel counts multiples of this.
+        round_to: keep channel counts multiples of this; "auto" measures the multiple the
+            backend's kernels are fastest at (:func:`prunekit.latency.best_multiple`). Default:
+            "auto" with ``target_latency``, else 1.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
         max_group_sparsity: with ``scope="global"``, the most any one group may lose.
         overrides: per-module sparsity: an exact name wins, then the first ``re:<regex>`` that
@@ -151,6 +194,19 @@ class PruneOptions:
     target_params: float | None = field(
         default=None, metadata=_meta("fraction of the original parameters to keep", type=float)
     )
+    target_latency: float | None = field(
+        default=None, metadata=_meta("fraction of the original measured latency to keep, e.g. 0.5", type=float)
+    )
+    latency_backend: str = field(
+        default="torch", metadata=_meta("where latency is measured: torch, onnxruntime or cuda")
+    )
+    latency_batch: int = field(default=1, metadata=_meta("batch size latency is measured at", type=int))
+    latency_threads: int = field(default=1, metadata=_meta("runtime threads for latency measurement", type=int))
+    report_latency: bool | None = field(
+        default=None,
+        metadata=_meta("measure latency before/after into the report (default: with a latency target)",
+                       action="store_true"),
+    )  # fmt: skip
     criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
     criterion_options: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("keyword arguments of the criterion", flag=None)
@@ -159,7 +215,13 @@ class PruneOptions:
     ignore: tuple[str, ...] = field(
         default=(), metadata=_meta("module names whose output channels are kept", nargs="*")
     )
-    round_to: int = field(default=1, metadata=_meta("keep channel counts multiples of this", type=int))
+    round_to: int | str | None = field(
+        default=None,
+        metadata=_meta(
+            "keep channel counts multiples of this, or 'auto' (measured; default with a latency target, else 1)",
+            type=parse_round_to,
+        ),
+    )
     exact_only: bool = field(
         default=False, metadata=_meta("prune only groups whose removal is exactly zeroing", action="store_true")
     )
@@ -173,14 +235,15 @@ class PruneOptions:
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # normalise the accepted input forms of a frozen dataclass
-        amounts = [n for n in ("sparsity", "target_macs", "target_params") if getattr(self, n) is not None]
+        amounts = [n for n in AMOUNTS if getattr(self, n) is not None]
         if len(amounts) > 1:
             raise option_error(
-                amounts[-1], f"give exactly one of sparsity, target_macs or target_params, but got {amounts}"
+                amounts[-1],
+                f"give exactly one of sparsity, target_macs, target_params or target_latency, but got {amounts}",
             )
         if self.sparsity is not None:
             setattr_(self, "sparsity", check_fraction("sparsity", self.sparsity))
-        for name in ("target_macs", "target_params"):
+        for name in TARGETS:
             if getattr(self, name) is not None:
                 setattr_(self, name, check_fraction(name, getattr(self, name), low_open=True, high_closed=True))
         if isinstance(self.criterion, str):
@@ -203,8 +266,7 @@ class PruneOptions:
         if not isinstance(ignore, (tuple, list)) or not all(isinstance(n, str) for n in ignore):
             raise option_error("ignore", f"must be a list of module names, but got {self.ignore!r}")
         setattr_(self, "ignore", tuple(ignore))
-        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise option_error("round_to", f"must be an int >= 1, but got {self.round_to!r}")
+        self._check_latency()
         if not isinstance(self.exact_only, bool):
             raise option_error("exact_only", f"must be true or false, but got {self.exact_only!r}")
         setattr_(self, "max_group_sparsity", check_fraction("max_group_sparsity", self.max_group_sparsity))
@@ -216,19 +278,44 @@ class PruneOptions:
             seen.add(o.pattern)
         setattr_(self, "overrides", overrides)
 
+    def _check_latency(self) -> None:
+        setattr_ = object.__setattr__
+        if self.round_to is None:
+            setattr_(self, "round_to", "auto" if self.target_latency is not None else 1)
+        if self.round_to != "auto" and (
+            isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1
+        ):
+            raise option_error("round_to", f"must be an int >= 1 or 'auto', but got {self.round_to!r}")
+        if self.latency_backend not in LATENCY_BACKENDS:
+            raise option_error(
+                "latency_backend", LATENCY_BACKENDS.unknown_message(self.latency_backend), UnknownNameError
+            )
+        _positive_int("latency_batch", self.latency_batch)
+        _positive_int("latency_threads", self.latency_threads)
+        if self.report_latency is not None and not isinstance(self.report_latency, bool):
+            raise option_error("report_latency", f"must be true, false or null, but got {self.report_latency!r}")
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether a prune measures latency before and after (``report_latency``, else with a
+        latency target)."""
+        return self.target_latency is not None if self.report_latency is None else self.report_latency
+
     @property
     def target(self) -> tuple[str, float] | None:
-        """``("target_macs", v)`` or ``("target_params", v)``; None when a sparsity is given."""
-        for name in ("target_macs", "target_params"):
+        """``(name, value)`` of the target (``target_macs``, ``target_params`` or
+        ``target_latency``); None when a sparsity is given."""
+        for name in TARGETS:
             value = getattr(self, name)
             if value is not None:
                 return name, float(value)
         return None
 
     def require_amount(self) -> None:
-        """Raises unless exactly one of sparsity / target_macs / target_params is given."""
+        """Raises unless exactly one of sparsity / target_macs / target_params / target_latency
+        is given."""
         if self.sparsity is None and self.target is None:
-            raise option_error("sparsity", "give exactly one of sparsity, target_macs or target_params")
+            raise option_error("sparsity", "give exactly one of sparsity, target_macs, target_params or target_latency")
 
     def override_for(self, module_name: str, default: float | None) -> float | None:
         """The sparsity of ``module_name``: an exact override, then the first matching ``re:``
@@ -271,6 +358,9 @@ def resolve_options(options: PruneOptions | None = None, /, **kwargs: Any) -> Pr
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise option_error(key, f"is not a pruning option{hint} Options: {', '.join(names)}", UnknownNameError)
+    if kwargs.get("target_latency") is not None and "round_to" not in kwargs:
+        if base.target_latency is None and base.round_to == 1:
+            kwargs["round_to"] = None  # 1 was the default without a latency target: derive it again
     try:
         return dataclasses.replace(base, **kwargs)
     except ConfigError as e:  # the Python spelling: "round_to must be ...", the argument's name first
