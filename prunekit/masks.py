@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from prunekit.engine import PruneOptions, check_model_options, plan_pruning, resolve_options
+from prunekit.engine.latency_search import LatencySession
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.surgery.apply import apply_plan, compute_changes
@@ -84,13 +85,17 @@ def mask_(
     """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes.
 
     ``options`` and the keyword arguments are those of :func:`prunekit.prune_`; a ``sparsity``
-    is required (masks have no MACs or parameter target).
+    is required (masks have no MACs, parameter or latency target); ``round_to="auto"`` is
+    measured on ``latency_backend`` as in ``prune_``.
     """
     opts = resolve_options(options, **kwargs)
     if opts.sparsity is None:
         raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
     check_model_options(model, opts)
-    graph = DependencyGraph(model, as_input_tuple(example_inputs), tracer=opts.tracer)
+    inputs = as_input_tuple(example_inputs)
+    if opts.round_to == "auto":  # the measured multiple, as prune_ uses it
+        opts = LatencySession(model, inputs, opts).align(opts)
+    graph = DependencyGraph(model, inputs, tracer=opts.tracer)
     plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)

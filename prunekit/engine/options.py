@@ -358,9 +358,9 @@ def resolve_options(options: PruneOptions | None = None, /, **kwargs: Any) -> Pr
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise option_error(key, f"is not a pruning option{hint} Options: {', '.join(names)}", UnknownNameError)
-    if kwargs.get("target_latency") is not None and "round_to" not in kwargs:
-        if base.target_latency is None and base.round_to == 1:
-            kwargs["round_to"] = None  # 1 was the default without a latency target: derive it again
+    derive = kwargs.get("target_latency") is not None and "round_to" not in kwargs
+    if derive and base.target_latency is None and base.round_to == 1:
+        kwargs["round_to"] = None  # 1 was the default without a latency target: derive it again
     try:
         return dataclasses.replace(base, **kwargs)
     except ConfigError as e:  # the Python spelling: "round_to must be ...", the argument's name first

@@ -9,8 +9,11 @@ and "fewer MACs" does not become "faster" unless widths are aligned.
 about half its width (``LatencyTable`` entries, cached on disk), computes each width's throughput
 ``w / T(w)`` divided by a straight-line fit over the window (which removes the trend of larger
 widths amortising fixed costs), and for each candidate multiple ``m`` averages that relative
-throughput over the widths divisible by ``m``. The smallest ``m`` within ``tolerance`` of the best
-average is chosen: the block size when there is one, 1 when widths cost what their channels do.
+throughput over the widths divisible by ``m`` (at least two of them, so ``m`` <= 16). Its gain is
+that average minus the average over all widths (``m = 1``). When the best gain is under
+``MIN_GAIN`` (1%: widths cost what their channels do, within timing noise) the multiple is 1;
+otherwise it is the smallest ``m`` with at least ``SHARE`` (3/4) of the best gain: the block
+size, not a larger multiple that merely contains it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from prunekit.latency.table import LatencyTable, LayerSpec
 
 __all__ = ["Alignment", "best_multiple", "probe_layer", "probe_widths", "choose_multiple", "MULTIPLES"]
 
-MULTIPLES = (1, 2, 4, 8, 16, 32)
-TOLERANCE = 0.02
+MULTIPLES = (1, 2, 4, 8, 16)
+WINDOW = 32  # consecutive widths timed: every multiple above has at least two of them
+MIN_GAIN = 0.01
+SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def probe_layer(specs: Mapping[str, LayerSpec], macs: Mapping[str, int] | None =
     return max(dense, key=lambda n: (macs or {}).get(n, 0) or specs[n].in_channels * specs[n].out_channels)
 
 
-def probe_widths(out_channels: int, window: int = max(MULTIPLES)) -> list[int]:
+def probe_widths(out_channels: int, window: int = WINDOW) -> list[int]:
     """The ``window`` consecutive widths ending at the multiple of ``window`` nearest half of
     ``out_channels`` (fewer for a narrow layer)."""
     window = min(window, 1 << (max(out_channels, 1).bit_length() - 1))  # a power of two <= out
@@ -58,10 +63,10 @@ def probe_widths(out_channels: int, window: int = max(MULTIPLES)) -> list[int]:
 
 
 def choose_multiple(
-    times: Mapping[int, float], *, multiples: tuple[int, ...] = MULTIPLES, tolerance: float = TOLERANCE
+    times: Mapping[int, float], *, multiples: tuple[int, ...] = MULTIPLES, min_gain: float = MIN_GAIN
 ) -> tuple[int, dict[int, float]]:
-    """The smallest multiple whose widths have, on average, relative throughput within
-    ``tolerance`` of the best multiple's (see the module docstring), and every multiple's score.
+    """The multiple chosen from ``times`` (see the module docstring), and every multiple's
+    score (average relative throughput of its widths).
 
     Args:
         times: seconds per width, for consecutive widths.
@@ -74,14 +79,16 @@ def choose_multiple(
     else:
         trend = eff
     rel = eff / trend
-    scores = {}
+    scores = {1: float(rel.mean())}
     for m in multiples:
         mask = widths % m == 0
-        if mask.any():
+        if mask.sum() >= 2:
             scores[m] = float(rel[mask].mean())
-    best = max(scores.values())
-    chosen = min(m for m, s in scores.items() if s >= best - tolerance)
-    return chosen, scores
+    gains = {m: s - scores[1] for m, s in scores.items()}
+    best = max(gains.values())
+    if best < min_gain:
+        return 1, scores
+    return min(m for m, g in gains.items() if g >= SHARE * best), scores
 
 
 def best_multiple(
@@ -89,7 +96,7 @@ def best_multiple(
     specs: Mapping[str, LayerSpec],
     macs: Mapping[str, int] | None = None,
     *,
-    tolerance: float = TOLERANCE,
+    min_gain: float = MIN_GAIN,
 ) -> Alignment:
     """The channel multiple for ``table``'s backend, measured on the heaviest layer of ``specs``
     (from a :func:`~prunekit.latency.layer_specs`); multiple 1 when there is no dense layer."""
@@ -99,6 +106,5 @@ def best_multiple(
     spec = specs[name]
     times = {w: table.latency(spec, spec.in_channels, w) for w in probe_widths(spec.out_channels)}
     table.save()
-    multiples = tuple(m for m in MULTIPLES if m <= max(times))
-    chosen, scores = choose_multiple(times, multiples=multiples, tolerance=tolerance)
+    chosen, scores = choose_multiple(times, min_gain=min_gain)
     return Alignment(chosen, name, scores)

@@ -3,10 +3,11 @@
 A layer is described by a :class:`LayerSpec` (its type, kernel, stride, groups and input size);
 :class:`LatencyTable` times it with a :class:`~prunekit.latency.Meter` at
 ``(in_channels, out_channels)`` pairs and keeps every figure in a JSON file on disk, one file per
-backend, keyed by the machine (CPU model, core count, OS), the backend's versions (torch,
-onnxruntime, CUDA), the batch size and the thread count. A file whose key differs from this
-process's is discarded, so a new torch or another machine re-measures instead of reusing stale
-figures. The cache folder is ``$PRUNEKIT_CACHE_DIR`` or ``~/.cache/prunekit``.
+backend and key: the machine (CPU model, core count, OS), the backend's versions (torch,
+onnxruntime, CUDA), the batch size and the thread count. The file is named after a hash of the
+key and holds the key itself; a file whose key differs is ignored, so a new torch or another
+machine re-measures instead of reusing stale figures. The cache folder is
+``$PRUNEKIT_CACHE_DIR`` or ``~/.cache/prunekit``.
 
 Widths in between are estimated: a dense layer's latency is taken as separable in its two widths,
 ``T(ci, co) ~ T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``, each factor interpolated linearly on
@@ -16,6 +17,7 @@ layer has one width.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -176,7 +178,9 @@ class LatencyTable:
             "threads": str(meter.threads),
             "format": str(TABLE_VERSION),
         }
-        self.path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"latency-{meter.name}.json"
+        digest = hashlib.sha1(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:12]
+        folder = Path(cache_dir if cache_dir is not None else default_cache_dir())
+        self.path = folder / f"latency-{meter.name}-{digest}.json"
         self.persist = persist
         self.min_run_time = min_run_time
         self.entries: dict[str, float] = self._load() if persist else {}

@@ -68,3 +68,21 @@ def register() -> str:
             description="simulated latency for tests",
         )
     return "fake"
+
+
+def register_flat() -> str:
+    """``"flat"``: every model takes 1 ms, whatever its size (pruning buys nothing)."""
+    if "flat" not in LATENCY_BACKENDS:
+
+        def prepare(model: nn.Module, inputs: tuple, threads: int):
+            def run() -> None:
+                CLOCK.now += 1e-3
+
+            return run
+
+        LATENCY_BACKENDS.add(
+            "flat",
+            LatencyBackend("flat", "constant", prepare, lambda: None, lambda: {"flat": "1"}, clock=CLOCK),
+            description="constant latency for tests",
+        )
+    return "flat"
