@@ -106,12 +106,13 @@ def prune_(
     inputs = as_input_tuple(example_inputs)
     graph = DependencyGraph(model, inputs, tracer=opts.tracer)
     before = snapshot(model, inputs)
-    latency = LatencySession(model, inputs, opts) if opts.measures_latency or opts.round_to == "auto" else None
+    needs_latency = opts.measures_latency or opts.round_to == "auto" or opts.allocates_by_latency
+    latency = LatencySession(model, inputs, opts) if needs_latency else None
     if latency is not None:
         opts = latency.align(opts)  # round_to="auto" -> the measured multiple
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
-    if latency is not None and opts.target_latency is not None:
-        plan, sparsity = latency.search(graph, opts, crit)
+    if latency is not None and (opts.target_latency is not None or opts.allocates_by_latency):
+        plan, sparsity = latency.search(graph, opts, crit, before=before)
     else:
         if opts.target is not None:
             key, target = opts.target

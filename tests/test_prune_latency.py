@@ -72,6 +72,25 @@ def test_round_to_auto_with_a_sparsity_and_in_mask_():
     assert all((len(v) % 8) == 0 for v in masks.plan.removed.values())
 
 
+@pytest.mark.parametrize("key", ["target_macs", "target_params"])
+def test_latency_allocation_with_a_count_target(key):
+    model, x = resnet20()
+    report = prunekit.prune_(model, x, scope="global", latency_allocation=True, latency_backend="fake", **{key: 0.5})
+    realised = report.macs_ratio if key == "target_macs" else report.params_ratio
+    assert 0.4 < realised <= 0.5 and report.config["realised"] == realised
+    assert report.latency is None and report.config["round_to"] == 1  # nothing measured unless asked
+
+
+def test_latency_allocation_needs_global_scope_and_a_target():
+    with pytest.raises(ConfigError, match="latency_allocation: needs scope='global'"):
+        PruneOptions(target_macs=0.5, latency_allocation=True)
+    with pytest.raises(ConfigError, match="latency_allocation: needs a target"):
+        PruneOptions(sparsity=0.5, scope="global", latency_allocation=True)
+    assert PruneOptions(target_latency=0.5, scope="global").allocates_by_latency
+    assert not PruneOptions(target_latency=0.5, scope="global", latency_allocation=False).allocates_by_latency
+    assert not PruneOptions(target_latency=0.5).allocates_by_latency  # local stays uniform
+
+
 def test_report_latency_and_the_warning():
     model, x = resnet20()
     with pytest.warns(UserWarning, match="of the MAC reduction"):
@@ -128,12 +147,13 @@ def test_yaml_schema():
 def test_cli_flags():
     args = build_parser().parse_args(
         ["prune", "--model", "resnet20", "--out", "o", "--target-latency", "0.5", "--latency-backend", "onnxruntime",
-         "--latency-batch", "32", "--latency-threads", "2", "--round-to", "auto", "--report-latency"]
+         "--latency-batch", "32", "--latency-threads", "2", "--round-to", "auto", "--report-latency",
+         "--latency-allocation", "--scope", "global"]
     )  # fmt: skip
     assert (args.target_latency, args.latency_backend, args.latency_batch, args.latency_threads) == (
         0.5, "onnxruntime", 32, 2,
     )  # fmt: skip
-    assert args.round_to == "auto" and args.report_latency is True
+    assert args.round_to == "auto" and args.report_latency is True and args.latency_allocation is True
     assert (
         build_parser()
         .parse_args(["prune", "--model", "resnet20", "--out", "o", "--sparsity", "0.5", "--round-to", "8"])
@@ -145,3 +165,11 @@ def test_cli_flags():
 def test_every_option_field_is_documented():
     for f in dataclasses.fields(PruneOptions):
         assert f.metadata.get("help"), f.name
+
+
+def test_list_latency_backends(capsys):
+    from prunekit.cli import main
+
+    assert main(["list", "latency-backends"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime" in out and "torch" in out and "cuda" in out

@@ -4,12 +4,14 @@ before / after figures of a prune.
 A :class:`LatencySession` holds the :class:`~prunekit.latency.Meter` (``latency_backend``,
 ``latency_batch``, ``latency_threads``) and, when needed, the per-layer
 :class:`~prunekit.latency.LatencyTable` (cached on disk). :meth:`LatencySession.search` finds the
-least pruning whose MEASURED latency is at most ``target_latency`` times the original's:
+least pruning whose MEASURED latency is at most ``target_latency`` times the original's (or,
+with ``latency_allocation``, whose MACs or parameters meet ``target_macs`` / ``target_params``):
 
-* ``scope="global"``: candidates are prefixes of the latency-aware greedy order of
+* latency allocation (global scope): candidates are prefixes of the latency-aware greedy order of
   :func:`~prunekit.engine.latency_allocation.latency_steps` (channels go where they buy the most
   latency per unit of importance), indexed by the predicted fraction removed;
-* ``scope="local"``: candidates are uniform sparsities, as ``target_macs`` does.
+* otherwise: candidates are uniform (local) or score-ranked (global) sparsities, as
+  ``target_macs`` does.
 
 Each candidate is cut on a copy and timed; bisection (``SEARCH_STEPS`` halvings after checking
 the largest candidate) keeps the smallest one under budget. Timing is noisy, so the realised
@@ -33,7 +35,7 @@ from prunekit.engine.options import PruneOptions
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
-from prunekit.metrics import macs_per_module
+from prunekit.metrics import count_params, macs_per_module
 from prunekit.report import PruneReport, latency_summary
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import PrunePlan, make_plan
@@ -119,13 +121,20 @@ class LatencySession:
             self.before_s = self.meter(self.model, self.inputs)
         return self.before_s
 
-    def search(self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion) -> tuple[PrunePlan, float]:
-        """The plan whose measured latency meets ``options.target_latency``, and the fraction
-        of candidate channels it removes."""
-        if options.target_latency is None or not isinstance(options.round_to, int):
-            raise ValueError("search needs target_latency and an int round_to (call align first)")
-        self.budget_s = options.target_latency * self.measure_before()
-        if options.scope == "global":
+    def search(
+        self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion, *, before: Any
+    ) -> tuple[PrunePlan, float]:
+        """The plan that meets ``options``' target, and the fraction of candidate channels it
+        removes: MEASURED latency for ``target_latency``, else the MACs or parameters counted
+        on the trial (``before``: the :class:`~prunekit.engine.Snapshot` of the model)."""
+        if options.target is None or not isinstance(options.round_to, int):
+            raise ValueError("search needs a target and an int round_to (call align first)")
+        key, value = options.target
+        if key == "target_latency":
+            budget = self.budget_s = value * self.measure_before()
+        else:
+            budget = value * (before.macs if key == "target_macs" else before.params)
+        if options.allocates_by_latency:
             plan_at, high = self._global_plans(graph, options, criterion)
         else:
 
@@ -137,14 +146,16 @@ class LatencySession:
         def cost(amount: float) -> float:
             trial = copy.deepcopy(self.model)
             apply_plan(trial, plan_at(amount))
+            if key == "target_macs":
+                return float(macs_per_module(trial, self.inputs)[0])
+            if key == "target_params":
+                return float(count_params(trial))
             seconds = self.meter(trial, self.inputs)
             self.trials.append({"amount": amount, "ms": seconds * 1e3})
-            log.info(
-                "target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, self.budget_s * 1e3
-            )
+            log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
             return seconds
 
-        amount, _ = bisect_budget(cost, high, self.budget_s)
+        amount, _ = bisect_budget(cost, high, budget, steps=SEARCH_STEPS if key == "target_latency" else 10)
         plan = plan_at(amount)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)

@@ -168,6 +168,11 @@ class PruneOptions:
         latency_threads: the runtime's intra-op threads for the measurement.
         report_latency: measure latency before and after on ``latency_backend`` and put it in
             the report; ``None`` (default) does so only with ``target_latency``.
+        latency_allocation: with ``scope="global"`` and a target, allocate the cut with the
+            per-layer latency table of ``latency_backend`` (channels go where they buy the most
+            latency per unit of importance, see :mod:`prunekit.engine.latency_allocation`)
+            instead of one ranking of scores; ``None`` (default) does so with
+            ``target_latency`` and global scope.
         criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
         criterion_options: keyword arguments for a criterion given by name.
         scope: "local" or "global" (one ranking on mean-normalised scores).
@@ -207,6 +212,14 @@ class PruneOptions:
         metadata=_meta("measure latency before/after into the report (default: with a latency target)",
                        action="store_true"),
     )  # fmt: skip
+    latency_allocation: bool | None = field(
+        default=None,
+        metadata=_meta(
+            "with --scope global and a target, cut where channels buy the most measured latency per importance "
+            "(default: with --target-latency)",
+            action="store_true",
+        ),
+    )
     criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
     criterion_options: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("keyword arguments of the criterion", flag=None)
@@ -292,14 +305,26 @@ class PruneOptions:
             )
         _positive_int("latency_batch", self.latency_batch)
         _positive_int("latency_threads", self.latency_threads)
-        if self.report_latency is not None and not isinstance(self.report_latency, bool):
-            raise option_error("report_latency", f"must be true, false or null, but got {self.report_latency!r}")
+        for name in ("report_latency", "latency_allocation"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise option_error(name, f"must be true, false or null, but got {getattr(self, name)!r}")
+        if self.latency_allocation and self.sparsity is not None:
+            raise option_error("latency_allocation", "needs a target (target_macs, target_params or target_latency)")
+        if self.latency_allocation and self.scope != "global":
+            raise option_error("latency_allocation", "needs scope='global' (local scope stays uniform)")
 
     @property
     def measures_latency(self) -> bool:
         """Whether a prune measures latency before and after (``report_latency``, else with a
         latency target)."""
         return self.target_latency is not None if self.report_latency is None else self.report_latency
+
+    @property
+    def allocates_by_latency(self) -> bool:
+        """Whether the cut is allocated with the latency table (``latency_allocation``, else
+        with ``target_latency``; global scope and a target only)."""
+        wanted = self.target_latency is not None if self.latency_allocation is None else self.latency_allocation
+        return wanted and self.scope == "global" and self.target is not None
 
     @property
     def target(self) -> tuple[str, float] | None:
