@@ -265,14 +265,25 @@ class Meter:
         return self.backend.name
 
     def __call__(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> float:
-        """Median seconds of one eval-mode forward of ``model`` at ``batch``."""
-        inputs = with_batch(example_inputs, self.batch)
+        """Median seconds of one eval-mode forward of ``model`` at ``batch`` (its mode restored)."""
         was = model.training
+        try:
+            return self.time(self.prepare(model, example_inputs))
+        finally:
+            model.train(was)
+
+    def prepare(self, model: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> Callable[[], Any]:
+        """Puts ``model`` in eval mode and returns the backend's ``run`` for it at ``batch`` (an
+        exported session for ONNX Runtime, a GPU copy for CUDA), to time once or several times
+        with :meth:`time`."""
         model.eval()
+        return self.backend.prepare(model, with_batch(example_inputs, self.batch), self.threads)
+
+    def time(self, run: Callable[[], Any]) -> float:
+        """Median seconds of ``run()`` (with ``threads`` intra-op threads)."""
         prev = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            run = self.backend.prepare(model, inputs, self.threads)
             clock = self.clock or self.backend.clock
             if self.backend.timer is not None and clock is None:
                 return self.backend.timer(run, self.threads, self.min_run_time)
@@ -281,7 +292,6 @@ class Meter:
             )
         finally:
             torch.set_num_threads(prev)
-            model.train(was)
 
 
 @torch.no_grad()
