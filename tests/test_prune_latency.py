@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -105,7 +106,9 @@ def test_latency_summary_warnings():
     good = latency_summary(2e-3, 1e-3, 200, 100, backend="x", batch=1)
     assert good["speedup_per_mac_reduction"] == pytest.approx(1.0) and good["warning"] is None
     weak = latency_summary(2e-3, 1.5e-3, 300, 100, backend="x", batch=1)
-    assert "0.44 of the MAC reduction" in weak["warning"]
+    assert "0.44 of the MAC reduction" in weak["warning"] and "round_to='auto'" in weak["warning"]
+    targeted = latency_summary(2e-3, 1.5e-3, 300, 100, backend="x", batch=1, budget_ms=1.5)
+    assert "per-layer overhead" in targeted["warning"]
     slower = latency_summary(1e-3, 1.2e-3, 200, 100, backend="x", batch=1)
     assert "SLOWER" in slower["warning"]
 
@@ -173,3 +176,23 @@ def test_list_latency_backends(capsys):
     assert main(["list", "latency-backends"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "torch" in out and "cuda" in out
+
+
+def test_cli_prune_to_a_latency_target(tmp_path, capsys):
+    from prunekit.cli import main
+
+    fast = ["--batch-size", "16", "--max-batches", "1", "--eval-batches", "1", "--no-progress", "-q"]
+    args = ["prune", "--model", "resnet20", "--target-latency", "0.6", "--latency-backend", "fake", "--scope", "global"]
+    assert main([*args, "--finetune-epochs", "0", "--no-report", "--out", str(tmp_path / "p"), *fast]) == 0
+    spec = json.loads((tmp_path / "p" / "model" / "prunekit.json").read_text())
+    recipe = spec["extra"]["config"]["recipe"]
+    assert recipe["target_latency"] == 0.6 and recipe["latency_backend"] == "fake" and recipe["round_to"] == "auto"
+    for argv, needle in [
+        (["--target-latency", "2"], "--target-latency: must be a fraction"),
+        (["--target-latency", "0.5", "--latency-backend", "onnxruntme"], "--latency-backend: unknown latency backend"),
+    ]:
+        assert main(["prune", "--model", "resnet20", *argv, "--out", str(tmp_path / "o")]) == 2
+        assert needle in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["prune", "--model", "resnet20", "--sparsity", "0.5", "--round-to", "fast", "--out", str(tmp_path / "o")])
+    assert "--round-to: must be an int >= 1 or 'auto', but got 'fast'" in capsys.readouterr().err

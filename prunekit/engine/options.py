@@ -15,6 +15,7 @@ Each field's ``metadata`` holds:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -70,7 +71,12 @@ def check_fraction(
 
 def parse_round_to(text: str) -> int | str:
     """A ``--round-to`` value: ``auto`` or an int (argparse's ``type``)."""
-    return "auto" if text == "auto" else int(text)
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1 or 'auto', but got {text!r}") from None
 
 
 def _positive_int(name: str, value: object) -> int:
