@@ -170,7 +170,7 @@ class LatencySession:
         touched = {t.layer for ts in touches(groups, {n: (0, 0) for n in specs}).values() for t in ts}
         layers = {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched}
         table = self.table
-        step = int(options.round_to)
+        step = table.multiple = int(options.round_to)
         full, steps = latency_steps(
             groups,
             scores,

@@ -157,6 +157,8 @@ class LatencyTable:
         cache_dir: the folder of the cache file (default :func:`default_cache_dir`); ``None``
             with ``persist=False`` keeps the table in memory only.
         min_run_time: seconds of measurement per entry.
+        multiple: grid widths are rounded to this (the ``round_to`` in use), so that the table
+            is measured at widths a prune can produce.
 
     Attributes:
         key: what the figures depend on; the file is reused only when it matches.
@@ -170,6 +172,7 @@ class LatencyTable:
         cache_dir: str | os.PathLike[str] | None = None,
         persist: bool = True,
         min_run_time: float = LAYER_MIN_RUN_TIME,
+        multiple: int = 1,
     ) -> None:
         self.meter = meter
         self.key = {
@@ -183,10 +186,11 @@ class LatencyTable:
         self.path = folder / f"latency-{meter.name}-{digest}.json"
         self.persist = persist
         self.min_run_time = min_run_time
+        self.multiple = multiple
         self.entries: dict[str, float] = self._load() if persist else {}
         self.measured = 0
         self._dirty = False
-        self._curves: dict[tuple[LayerSpec, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._curves: dict[tuple[LayerSpec, str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _load(self) -> dict[str, float]:
         try:
@@ -240,15 +244,15 @@ class LatencyTable:
 
     def _interp(self, spec: LayerSpec, dim: str, width: int) -> float:
         """Latency along one dim (the other at full width), interpolated on the grid."""
-        curve = self._curves.get((spec, dim))
+        curve = self._curves.get((spec, dim, self.multiple))
         if curve is None:
             full = spec.in_channels if dim == "in" else spec.out_channels
-            widths = grid_widths(full)
+            widths = grid_widths(full, self.multiple)
             times = [
                 self.latency(spec, w, spec.out_channels) if dim == "in" else self.latency(spec, spec.in_channels, w)
                 for w in widths
             ]
-            curve = self._curves[(spec, dim)] = (np.array(widths, dtype=np.float64), np.array(times))
+            curve = self._curves[(spec, dim, self.multiple)] = (np.array(widths, dtype=np.float64), np.array(times))
         return float(np.interp(width, curve[0], curve[1]))
 
     def to_dict(self) -> dict[str, Any]:
