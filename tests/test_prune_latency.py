@@ -196,3 +196,10 @@ def test_cli_prune_to_a_latency_target(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["prune", "--model", "resnet20", "--sparsity", "0.5", "--round-to", "fast", "--out", str(tmp_path / "o")])
     assert "--round-to: must be an int >= 1 or 'auto', but got 'fast'" in capsys.readouterr().err
+
+
+def test_an_unreachable_latency_target_is_warned():
+    model, x = resnet20()
+    with pytest.warns(UserWarning, match="target_latency=0.5 is out of reach"):
+        report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="flat", scope="global")
+    assert report.config["realised"] == pytest.approx(1.0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -155,7 +156,13 @@ class LatencySession:
             log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
             return seconds
 
-        amount, _ = bisect_budget(cost, high, budget, steps=SEARCH_STEPS if key == "target_latency" else 10)
+        amount, reached = bisect_budget(cost, high, budget, steps=SEARCH_STEPS if key == "target_latency" else 10)
+        if reached > budget:
+            warnings.warn(
+                f"{key}={value} is out of reach: the most pruning allowed (max_group_sparsity "
+                f"{options.max_group_sparsity}) leaves {reached / (budget / value):.3f} of the original",
+                stacklevel=3,
+            )
         plan = plan_at(amount)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
