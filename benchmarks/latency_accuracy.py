@@ -88,8 +88,8 @@ def main() -> int:
             after_prune = accuracy(model)["top1"]
             finetune(model, seed, args.finetune_epochs, args.finetune_lr)
             run_o, run_p = meter.prepare(base, x), meter.prepare(model, x)
-            t_o = statistics.median(meter.time(run_o) for _ in range(args.rounds))
-            t_p = statistics.median(meter.time(run_p) for _ in range(args.rounds))
+            pairs = [(meter.time(run_o), meter.time(run_p)) for _ in range(args.rounds)]  # interleaved
+            t_o, t_p = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
             row = {
                 "seed": seed, "method": name, "baseline_top1": base_acc, "after_prune_top1": after_prune,
                 "after_finetune_top1": accuracy(model)["top1"], "round_to": report.config["round_to"],

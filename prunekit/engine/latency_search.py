@@ -32,7 +32,7 @@ import torch.nn as nn
 from prunekit.criteria import Criterion
 from prunekit.engine.budget import MAX_SPARSITY
 from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
-from prunekit.engine.options import PruneOptions
+from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
@@ -177,7 +177,7 @@ class LatencySession:
         touched = {t.layer for ts in touches(groups, {n: (0, 0) for n in specs}).values() for t in ts}
         layers = {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched}
         table = self.table
-        step = table.multiple = int(options.round_to)
+        step = table.multiple = round_multiple(options)
         full, steps = latency_steps(
             groups,
             scores,

@@ -96,7 +96,7 @@ def round_multiple(options: PruneOptions) -> int:
         raise option_error(
             "round_to", "'auto' is resolved by prune_ and mask_ (they measure the model): give an int here"
         )
-    return int(options.round_to)
+    return int(options.round_to or 1)
 
 
 @dataclass(frozen=True)

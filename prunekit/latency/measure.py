@@ -133,7 +133,7 @@ def _ort_prepare(model: nn.Module, inputs: tuple[torch.Tensor, ...], threads: in
     names = [f"x{i}" for i in range(len(inputs))]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, inputs, buf, input_names=names, dynamo=False)
+        torch.onnx.export(model, inputs, buf, input_names=names, dynamo=False)  # type: ignore[arg-type]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

@@ -90,7 +90,7 @@ class LayerSpec:
         """The layer at widths ``(cin, cout)`` and a batch-1 input for it."""
         if self.kind == "linear":
             return nn.Linear(cin, cout, bias=self.bias), torch.randn(1, *self.input_shape, cin)
-        conv = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[self.kind]
+        conv: Any = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[self.kind]
         groups = cin if self.depthwise else self.groups
         layer = conv(cin, cout, self.kernel, self.stride, self.padding, self.dilation, groups=groups, bias=self.bias)
         return layer, torch.randn(1, cin, *self.input_shape)
@@ -102,10 +102,10 @@ def _spec(module: nn.Module, x: torch.Tensor) -> LayerSpec | None:
             "linear", module.in_features, module.out_features, (), (), (), (), 1, tuple(x.shape[1:-1]),
             module.bias is not None,
         )  # fmt: skip
-    kinds = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d"}
+    kinds: dict[type, str] = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d"}
     kind = kinds.get(type(module))
-    if kind is None or not isinstance(module.padding, tuple):  # padding="same" etc.: not tabulated
-        return None
+    if kind is None or not isinstance(module, nn.modules.conv._ConvNd) or not isinstance(module.padding, tuple):
+        return None  # padding="same" etc.: not tabulated
     return LayerSpec(
         kind, module.in_channels, module.out_channels, tuple(module.kernel_size), tuple(module.stride),
         tuple(module.padding), tuple(module.dilation), module.groups, tuple(x.shape[2:]), module.bias is not None,
