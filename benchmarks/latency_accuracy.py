@@ -102,16 +102,33 @@ def main() -> int:
     meta["wall_s"] = time.perf_counter() - t0
     meta["loadavg_1min_after"] = os.getloadavg()[0]
     write_atomic(os.path.join(args.out, "latency_accuracy.json"), json.dumps({"meta": meta, "results": rows}, indent=1))
+    write_atomic(os.path.join(args.out, "latency_accuracy.md"), render(meta, rows))
+    print(render(meta, rows))
+    return 0
+
+
+def render(meta: dict, rows: list[dict]) -> str:
     lines = [
         "# Accuracy at equal measured latency: latency-aware global vs uniform L1",
         "",
-        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {args.threads} thread(s)), torch "
+        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {meta['threads']} thread(s)), torch "
         f"{meta['torch']}; load average (1 min) {meta['loadavg_1min_before']:.1f} before, "
-        f"{meta['loadavg_1min_after']:.1f} after. ResNet-20 on {DATASET} (10k train / 2k test), {args.epochs} "
-        f"training epochs, pruned to target_latency={args.target} measured on {args.backend} at batch {args.batch}, "
-        f"then {args.finetune_epochs} fine-tuning epoch(s) at lr {args.finetune_lr}. Latency ratio: pruned / "
-        f"original, re-measured after fine-tuning (median of {args.rounds} rounds).",
+        f"{meta['loadavg_1min_after']:.1f} after. ResNet-20 on {meta['dataset']} (10k train / 2k test), "
+        f"{meta['epochs']} training epochs, pruned to target_latency={meta['target']} measured on {meta['backend']} "
+        f"at batch {meta['batch']}, then {meta['finetune_epochs']} fine-tuning epoch(s) at lr {meta['finetune_lr']}. "
+        f"Latency ratio: pruned / original, re-measured after fine-tuning (median of {meta['rounds']} interleaved "
+        "rounds).",
         "",
+    ]
+    load = max(meta["loadavg_1min_before"], meta["loadavg_1min_after"], *(r["loadavg_1min"] for r in rows))
+    if load > meta["cpu_count"]:
+        lines += [
+            f"**Inconclusive: the load average reached {load:.1f} on {meta['cpu_count']} CPUs, so every latency "
+            "measurement (the searches' and the re-measured ones) is noise and the methods did not land at equal "
+            "latency (compare the MACs kept). Re-run on a quiet machine.**",
+            "",
+        ]
+    lines += [
         "| seed | method | round_to | MACs kept | latency ratio (search) | latency ratio (re-measured) | "
         "top-1 baseline | top-1 after pruning | top-1 after fine-tuning |",
         "|---" * 9 + "|",
@@ -124,9 +141,7 @@ def main() -> int:
         )
     means = {m: statistics.mean(r["after_finetune_top1"] for r in rows if r["method"] == m) for m in METHODS}
     lines += ["", "Mean top-1 after fine-tuning: " + ", ".join(f"{m} {v:.2%}" for m, v in means.items()) + "."]
-    write_atomic(os.path.join(args.out, "latency_accuracy.md"), "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
