@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_STEPS = 7  # halvings after the first candidate: a resolution of 1/128 of the range
 MIN_RUN_TIME = 0.5  # seconds of measurement per model
+BEFORE_ROUNDS = 3  # timings of the original model, median kept
 
 
 def bisect_budget(
@@ -118,8 +119,15 @@ class LatencySession:
         return options.replace(round_to=self.alignment.multiple)
 
     def measure_before(self) -> float:
+        """The original model's latency: the median of ``BEFORE_ROUNDS`` timings (the budget
+        and every ratio hang on it, so one noisy reading must not set them)."""
         if self.before_s is None:
-            self.before_s = self.meter(self.model, self.inputs)
+            was = self.model.training
+            try:
+                run = self.meter.prepare(self.model, self.inputs)
+                self.before_s = float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))
+            finally:
+                self.model.train(was)
         return self.before_s
 
     def search(
