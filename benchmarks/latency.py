@@ -1,20 +1,34 @@
-"""Real speed-up: CPU latency before and after pruning to 2x and 3x fewer MACs.
+"""Measured speed-up after pruning: does it follow the MAC cut, and is a latency target met?
 
-Run: ``python benchmarks/latency.py`` (one command; prints progress). For each model it prunes
-copies with ``target_macs=1/2`` and ``1/3`` (L1, global scope, the graph traced once), then
-measures eval-mode latency with ``torch.utils.benchmark`` (threads fixed) at batch 1 and batch
-32, and ONNX Runtime latency at batch 1 when onnxruntime is installed. Writes
-``benchmarks/results/latency.json`` and ``latency.md`` with the command, versions and machine.
+Run: ``python benchmarks/latency.py`` (one command; prints progress; about 30 minutes on 2 cores).
+For each backend (PyTorch eager on the CPU, ONNX Runtime on the CPU; ``--threads`` intra-op
+threads) and model:
+
+* resnet50 (224x224) and ResNet-56 (CIFAR, 32x32) at 2x and 3x fewer MACs, pruned three ways:
+  ``L1 global, round_to=1`` (score ranking only: the old default), ``round_to=auto + latency
+  allocation`` (the multiple measured for the backend, channels cut where the per-layer latency
+  table says they buy the most latency per importance, still to the same MAC target), and
+  ``target_latency=1/2`` / ``1/3`` (the measured latency as the budget);
+* MobileNetV2 (224x224) with ``target_latency=0.5`` measured at batch 1 and at batch 32, next
+  to ``target_macs=0.5`` with round_to=1.
+
+Every pruned model is timed against the original in the same run: ``--rounds`` interleaved
+rounds (original, pruned, original, ...) of ``Meter`` medians, the median of the rounds kept.
+``speed-up / MAC reduction`` is ``(t_original / t_pruned) / (MACs_original / MACs_pruned)``.
+Writes ``benchmarks/results/latency.json`` and ``latency.md`` (the command, versions, machine
+and load average before and after each model); the JSON is rewritten after each model, so a
+partial run keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import os
+import statistics
 import sys
+import tempfile
 import time
 import warnings
 
@@ -26,10 +40,15 @@ import prunekit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_meta, write_atomic  # noqa: E402
 
-from prunekit.latency import measure_latency
+from prunekit.latency import Meter
 from prunekit.models import get_model
 
-MODELS = {"resnet50": 224, "mobilenet_v2": 224, "resnet56": 32}
+SIZES = {"resnet50": 224, "resnet56": 32, "mobilenet_v2": 224}
+BACKENDS = ("onnxruntime", "torch")
+# the issue's goals: minimum speed-up / MAC reduction at batch 1, per model and backend
+GOALS = {("resnet50", "onnxruntime"): 0.9, ("resnet50", "torch"): 0.85, ("resnet56", "onnxruntime"): 0.8,
+         ("resnet56", "torch"): 0.8}  # fmt: skip
+MOBILENET_TARGET, MOBILENET_GOAL = 0.5, 0.55
 
 
 def build(name: str) -> torch.nn.Module:
@@ -41,105 +60,164 @@ def build(name: str) -> torch.nn.Module:
         return getattr(torchvision.models, name)(weights=None).eval()
 
 
-def ort_latency(model: torch.nn.Module, x: torch.Tensor, threads: int, repeats: int) -> float | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    buf = io.BytesIO()
+def timed_prune(base: torch.nn.Module, x: torch.Tensor, **options) -> tuple[torch.nn.Module, dict, float]:
+    """A pruned copy, its report as a dict (without the per-layer rows) and the seconds it took."""
+    model = copy.deepcopy(base)
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), buf, input_names=["x"], dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
-    for _ in range(3):
-        sess.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        report = prunekit.prune_(model, x, **options)
+    info = {k: v for k, v in report.to_dict().items() if k not in ("kept", "kept_params", "layers")}
+    return model.eval(), info, time.perf_counter() - t0
+
+
+def paired(meter: Meter, original: torch.nn.Module, pruned: torch.nn.Module, x: torch.Tensor, rounds: int):
+    """Median over interleaved rounds of (original, pruned) medians, in ms."""
+    run_o, run_p = meter.prepare(original, x), meter.prepare(pruned, x)
+    t_o, t_p = [], []
+    for _ in range(rounds):
+        t_o.append(meter.time(run_o) * 1e3)
+        t_p.append(meter.time(run_p) * 1e3)
+    return statistics.median(t_o), statistics.median(t_p), t_o, t_p
+
+
+def variants(name: str, base: torch.nn.Module, x: torch.Tensor, backend: str, args, shared: dict):
+    """(label, batches to time at, pruned model, report info, prune seconds) for one backend."""
+    lat = dict(latency_backend=backend, latency_threads=args.threads, scope="global")
+    out = []
+    if name == "mobilenet_v2":
+        plan = [("target_macs=0.5, round_to=1", None, dict(target_macs=0.5, scope="global"))]
+        plan += [(f"target_latency={MOBILENET_TARGET} at batch {b}", b,
+                  dict(target_latency=MOBILENET_TARGET, latency_batch=b, **lat)) for b in args.batches]  # fmt: skip
+        for label, batch, options in plan:
+            key = (name, label)
+            if batch is None and key in shared:
+                out.append((label, args.batches, *shared[key]))
+                continue
+            pruned = timed_prune(base, x, **options)
+            if batch is None:
+                shared[key] = pruned
+            out.append((label, args.batches, *pruned))
+        return out
+    for f in (2, 3):
+        key = (name, f)
+        if key not in shared:
+            shared[key] = timed_prune(base, x, target_macs=1 / f, scope="global", round_to=1)
+        out.append((f"{f}x fewer MACs: L1 global, round_to=1", [1], *shared[key]))
+        out.append(
+            (
+                f"{f}x fewer MACs: round_to=auto + latency allocation",
+                [1],
+                *timed_prune(base, x, target_macs=1 / f, round_to="auto", latency_allocation=True, **lat),
+            )
+        )
+        out.append((f"target_latency=1/{f}", [1], *timed_prune(base, x, target_latency=1 / f, **lat)))  # fmt: skip
+    return out
+
+
+def run_model(name: str, backend: str, args, shared: dict) -> list[dict]:
+    size = SIZES[name]
+    base = build(name)
+    x1 = torch.randn(1, 3, size, size)
+    macs0 = prunekit.count_macs(base, (x1,))
+    rows = []
+    for label, batches, model, info, seconds in variants(name, base, x1, backend, args, shared):
+        macs = prunekit.count_macs(model, (x1,))
+        for b in batches:
+            meter = Meter(backend, batch=b, threads=args.threads, min_run_time=args.min_run_time)
+            t_o, t_p, all_o, all_p = paired(meter, base, model, x1, args.rounds)
+            row = {
+                "model": name, "backend": backend, "batch": b, "variant": label, "threads": args.threads,
+                "macs_original": macs0, "macs": macs, "params": prunekit.count_params(model),
+                "round_to": info["config"].get("round_to"), "original_ms": t_o, "pruned_ms": t_p,
+                "rounds_original_ms": all_o, "rounds_pruned_ms": all_p, "speedup": t_o / t_p,
+                "mac_reduction": macs0 / macs, "prune_seconds": seconds,
+                "search_latency": info.get("latency"), "loadavg_1min": os.getloadavg()[0],
+            }  # fmt: skip
+            row["speedup_per_mac_reduction"] = row["speedup"] / row["mac_reduction"]
+            row["latency_ratio"] = t_p / t_o
+            rows.append(row)
+            print(
+                f"{name:12s} {backend:11s} b{b:<2d} {label:48s} MACs {macs / 1e6:8.1f}M  {t_o:8.2f} -> {t_p:8.2f} ms  "
+                f"{row['speedup']:.2f}x / {row['mac_reduction']:.2f}x = {row['speedup_per_mac_reduction']:.2f}  "
+                f"(round_to {row['round_to']}, prune {seconds:.0f}s, load {row['loadavg_1min']:.1f})",
+                flush=True,
+            )
+    return rows
+
+
+def verdict(r: dict) -> str:
+    """Whether the row meets the issue's goal (empty when no goal applies)."""
+    if r["model"] == "mobilenet_v2" and r["variant"].startswith("target_latency"):
+        own = r["variant"].endswith(f"batch {r['batch']}")
+        if own:
+            return "yes" if r["latency_ratio"] <= MOBILENET_GOAL else "NO"
+        return "yes (not slower)" if r["latency_ratio"] <= 1.0 else "NO (slower)"
+    goal = GOALS.get((r["model"], r["backend"]))
+    if goal is None or r["model"] == "mobilenet_v2":
+        return "yes (not slower)" if r["latency_ratio"] <= 1.0 else "NO (slower)"
+    return ("yes" if r["speedup_per_mac_reduction"] >= goal else "NO") + f" (>= {goal})"
+
+
+def render(meta: dict, rows: list[dict]) -> str:
+    lines = [
+        "# Latency-aware pruning: measured speed-up against the MAC reduction",
+        "",
+        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs), {meta['threads']} thread(s), torch "
+        f"{meta['torch']}, onnxruntime {meta.get('onnxruntime', '-')}; load average (1 min) {meta['loadavg_1min_before']:.1f} "
+        f"before, {meta.get('loadavg_1min_after', float('nan')):.1f} after (per row in the JSON). Random weights "
+        f"(latency does not depend on them). Each time is the median of {meta['rounds']} interleaved rounds "
+        f"(original, pruned) of a median over {meta['min_run_time']} s. Goals (issue 13): resnet50 speed-up / MAC "
+        "reduction >= 0.9 on ONNX Runtime and >= 0.85 in PyTorch at batch 1, ResNet-56 >= 0.8; MobileNetV2 with "
+        "target_latency=0.5 at <= 0.55 of the original latency at batch 1 and 32, never slower.",
+        "",
+        "| model | backend | batch | variant | round_to | MACs (M) | original (ms) | pruned (ms) | latency ratio "
+        "| speed-up | MAC reduction | speed-up / MAC reduction | goal met |",
+        "|---" * 13 + "|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['batch']} | {r['variant']} | {r['round_to']} | "
+            f"{r['macs'] / 1e6:.1f} | {r['original_ms']:.2f} | {r['pruned_ms']:.2f} | {r['latency_ratio']:.2f} | "
+            f"{r['speedup']:.2f}x | {r['mac_reduction']:.2f}x | {r['speedup_per_mac_reduction']:.2f} | {verdict(r)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", default=list(MODELS))
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
-    ap.add_argument("--min-run-time", type=float, default=1.0)
-    ap.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["resnet56", "mobilenet_v2", "resnet50"], choices=list(SIZES))
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS) + ["cuda"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 32], help="MobileNetV2's batch sizes")
+    ap.add_argument("--min-run-time", type=float, default=0.5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--fresh-tables", action="store_true", help="measure the latency tables again (a temp cache)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--stem", default="latency")
     args = ap.parse_args()
+    if args.fresh_tables:
+        os.environ["PRUNEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="prunekit-tables-")
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
-    rows = []
+    meta = {**machine_meta(), "threads": args.threads, "rounds": args.rounds, "min_run_time": args.min_run_time,
+            "loadavg_1min_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    try:
+        import onnxruntime
+
+        meta["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    rows: list[dict] = []
+    shared: dict = {}
     for name in args.models:
-        size = MODELS[name]
-        base = build(name)
-        x1 = torch.randn(1, 3, size, size)
-        variants = [("original", base, None)]
-        for factor in (2, 3):
-            m = copy.deepcopy(base)
-            report = prunekit.prune_(m, x1, target_macs=1 / factor, scope="global", round_to=args.round_to)
-            variants.append((f"{factor}x fewer MACs", m, report))
-        for label, m, _ in variants:
-            row = {
-                "model": name,
-                "variant": label,
-                "input": size,
-                "macs": prunekit.count_macs(m, (x1,)),
-                "params": prunekit.count_params(m),
-            }
-            for b in args.batches:
-                xb = torch.randn(b, 3, size, size)
-                row[f"torch_b{b}_ms"] = 1e3 * measure_latency(
-                    m, (xb,), threads=args.threads, min_run_time=args.min_run_time
-                )
-            ort_s = ort_latency(m, x1, args.threads, 20)
-            row["ort_b1_ms"] = None if ort_s is None else 1e3 * ort_s
-            rows.append(row)
-            print(
-                f"{name:13s} {label:16s} MACs {row['macs'] / 1e6:9.1f}M  "
-                + "  ".join(f"b{b} {row[f'torch_b{b}_ms']:.1f} ms" for b in args.batches)
-                + (f"  ort b1 {row['ort_b1_ms']:.1f} ms" if row["ort_b1_ms"] else ""),
-                flush=True,
-            )
-    meta = {
-        **machine_meta(),
-        "threads": args.threads,
-        "weights": "random (latency does not depend on them)",
-    }
-    stem = "latency" if args.round_to == 1 else f"latency_round{args.round_to}"
-    write_atomic(os.path.join(args.out, f"{stem}.json"), json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    bcols = [f"torch_b{b}_ms" for b in args.batches]
-    lines = [
-        "# CPU latency before and after pruning",
-        "",
-        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs, {args.threads} threads), torch "
-        f"{meta['torch']}. Pruned with `target_macs` (L1, global scope, round_to={args.round_to}). Latency: median of "
-        "`torch.utils.benchmark` blocked_autorange; ONNX Runtime: median of 20 runs at batch 1. "
-        "Speed-up / MAC reduction is the batch-1 torch speed-up divided by the MAC reduction.",
-        "",
-        "| model | variant | MACs (M) | params (M) | "
-        + " | ".join(f"torch b{b} (ms)" for b in args.batches)
-        + " | ORT b1 (ms) | speed-up b1 | speed-up / MAC reduction |",
-        "|---" * (7 + len(args.batches)) + "|",
-    ]
-    for r in rows:
-        base = next(o for o in rows if o["model"] == r["model"] and o["variant"] == "original")
-        speed = base[bcols[0]] / r[bcols[0]]
-        ratio = speed / (base["macs"] / r["macs"])
-        ort = f"{r['ort_b1_ms']:.1f}" if r["ort_b1_ms"] else "-"
-        lines.append(
-            f"| {r['model']} | {r['variant']} | {r['macs'] / 1e6:.1f} | {r['params'] / 1e6:.2f} | "
-            + " | ".join(f"{r[c]:.1f}" for c in bcols)
-            + f" | {ort} | {speed:.2f}x | {ratio:.2f} |"
-        )
-    write_atomic(os.path.join(args.out, f"{stem}.md"), "\n".join(lines) + "\n")
-    print("\n".join(lines))
+        for backend in args.backends:
+            rows += run_model(name, backend, args, shared)
+            meta["loadavg_1min_after"] = os.getloadavg()[0]
+            path = os.path.join(args.out, f"{args.stem}.json")
+            write_atomic(path, json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+            write_atomic(os.path.join(args.out, f"{args.stem}.md"), render(meta, rows))
+    print(render(meta, rows))
     return 0
 
 

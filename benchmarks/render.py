@@ -202,8 +202,16 @@ SECTIONS = [
 ]  # fmt: skip
 VERBATIM = [
     ("engine_speed.md", "Engine speed", "`python benchmarks/engine_speed.py`"),
-    ("latency.md", "CPU latency before and after pruning", "`python benchmarks/latency.py`"),
-    ("latency_round8.md", "CPU latency, channels rounded to 8", "`python benchmarks/latency.py --round-to 8`"),
+    (
+        "latency.md",
+        "Latency-aware pruning: measured speed-up against the MAC reduction",
+        "`python benchmarks/latency.py`",
+    ),
+    (
+        "latency_round8.md",
+        "CPU latency, channels rounded to 8 (before latency-aware pruning)",
+        "`python benchmarks/latency.py --round-to 8` (the script before issue 13)",
+    ),
     ("reconstruction.md", "Reconstruction vs plain L1 without fine-tuning", "`python benchmarks/reconstruction.py`"),
     ("sensitivity.md", "Sensitivity analysis", "`python benchmarks/sensitivity.py`"),
 ]

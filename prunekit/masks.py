@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from prunekit.engine import PruneOptions, analyse, check_model_options, plan_pruning, resolve_options
+from prunekit.engine.latency_search import LatencySession
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import InputsLike, as_example_inputs
@@ -86,16 +87,21 @@ def mask_(
     """Chooses channels like :func:`prunekit.prune_` and zeroes them in place, keeping shapes.
 
     ``options`` and the keyword arguments are those of :func:`prunekit.prune_`; a ``sparsity``
-    is required (masks have no MACs or parameter target). ``graph``: the model's dependency
-    graph if already traced (masking keeps shapes, so a schedule traces once); else traced here.
+    is required (masks have no MACs, parameter or latency target); ``round_to="auto"`` is
+    measured on ``latency_backend`` as in ``prune_``. ``graph``: the model's dependency graph
+    if already traced (masking keeps shapes, so a schedule traces once); else traced here.
     """
     opts = resolve_options(options, **kwargs)
-    if opts.sparsity is None:
+    sparsity = opts.sparsity
+    if sparsity is None:
         raise ConfigError("sparsity: mask_ needs a sparsity", module="sparsity", detail="mask_ needs a sparsity")
     check_model_options(model, opts)
+    inputs = as_example_inputs(example_inputs)
+    if opts.round_to == "auto":  # the measured multiple, as prune_ uses it
+        opts = LatencySession(model, inputs, opts).align(opts)
     if graph is None:
-        graph = analyse(model, as_example_inputs(example_inputs), tracer=opts.tracer)[0]
-    plan = plan_pruning(model, graph, opts, sparsity=opts.sparsity)
+        graph = analyse(model, inputs, tracer=opts.tracer)[0]
+    plan = plan_pruning(model, graph, opts, sparsity=sparsity)
     masks = ChannelMasks(plan, masks_for_plan(model, plan))
     masks.apply_(model)
     return masks

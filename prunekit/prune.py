@@ -10,15 +10,18 @@ The straight path of one prune: validate :class:`~prunekit.engine.PruneOptions`,
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch.nn as nn
 
 from prunekit.checks import check_model, check_module
+from prunekit.criteria import Criterion
 from prunekit.engine import (
     GroupSparsity,
     PruneOptions,
+    Snapshot,
     analyse,
     build_criterion,
     build_report,
@@ -34,12 +37,14 @@ from prunekit.engine import (
     snapshot,
     warn_unmet,
 )
-from prunekit.engine.options import check_fraction
+from prunekit.engine.latency_search import LatencySession
+from prunekit.engine.options import check_fraction, round_multiple
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.inputs import InputsLike, as_example_inputs
+from prunekit.inputs import ExampleInputs, InputsLike, as_example_inputs
 from prunekit.report import PruneReport
 from prunekit.surgery.apply import apply_plan
+from prunekit.surgery.plan import PrunePlan
 
 __all__ = ["prune_", "prune_step_", "prune", "check_sparsity", "check_options", "resolve_sparsity"]
 
@@ -80,10 +85,14 @@ def prune_(
         options: a :class:`~prunekit.engine.PruneOptions`; keyword arguments named after its
             fields (``sparsity=0.5, criterion="l1", scope=..., ignore=..., round_to=...,
             exact_only=..., max_group_sparsity=..., overrides=..., target_macs=...,
-            target_params=..., tracer=...``) override it. Give exactly one of ``sparsity``,
-            ``target_macs`` or ``target_params``; with a target the sparsity is found by
-            bisection (each trial cut applied and undone in place), the graph traced once, and ``report.config`` holds
-            the requested target and the ``realised`` ratio.
+            target_params=..., target_latency=..., latency_backend=..., tracer=...``) override
+            it. Give exactly one of ``sparsity``, ``target_macs``, ``target_params`` or
+            ``target_latency``; with a target the amount is found by bisection (each trial cut
+            applied and undone in place), the graph traced once, and ``report.config`` holds the
+            requested target and the ``realised`` ratio (for latency: measured on the pruned
+            model). With ``target_latency`` (or ``report_latency=True``) ``report.latency``
+            holds the measured latency before and after, and a warning is issued when the
+            speed-up is under half of the MAC reduction.
         group_sparsity: with ``scope="local"``, a function giving each candidate group's
             sparsity (``None`` keeps it), used instead of ``sparsity`` and ``overrides`` (the
             schedules use it to keep exact per-group channel counts across cuts); ``sparsity``
@@ -140,27 +149,62 @@ def _prune(
     if graph is None:
         graph, macs = analyse(model, inputs, tracer=opts.tracer)
     before = snapshot(model, inputs, macs=macs)
-    sparsity = opts.sparsity if opts.sparsity is not None else 0.0
-    if opts.target is not None:
-        key, target = opts.target
-        total = before.macs if key == "target_macs" else before.params
-        sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
-    plan = plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity)
+    needs_latency = opts.measures_latency or opts.round_to == "auto" or opts.allocates_by_latency
+    latency = LatencySession(model, inputs, opts) if needs_latency else None
+    if latency is not None:
+        opts = latency.align(opts)  # round_to="auto" -> the measured multiple
+    plan, sparsity = _plan(model, graph, inputs, opts, crit, before, latency, group_sparsity)
+    if latency is not None and opts.measures_latency:
+        latency.measure_before()
     views = rule_views(model, plan) if derive else {}
     after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
         model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)
     )
+    if latency is not None:
+        latency.finish(report, model, measure=opts.measures_latency)
+        if report.latency and report.latency["warning"]:
+            warnings.warn(report.latency["warning"], stacklevel=3)
     if opts.target is not None:
-        report.config["realised"] = report.macs_ratio if opts.target[0] == "target_macs" else report.params_ratio
+        report.config["realised"] = _realised(report, opts.target[0])
     largest = max((g.size for g in candidates(graph, opts)), default=0)
     warn_unmet(
-        report, round_to=opts.round_to, largest_group=largest, targets=dict([opts.target] if opts.target else [])
+        report, round_to=round_multiple(opts), largest_group=largest, targets=dict([opts.target] if opts.target else [])
     )
     if not derive or rule_views(model, plan) != views:
         return report, None
     return report, pruned_graph(graph, plan)
+
+
+def _plan(
+    model: nn.Module,
+    graph: DependencyGraph,
+    inputs: ExampleInputs,
+    opts: PruneOptions,
+    crit: Criterion,
+    before: Snapshot,
+    latency: LatencySession | None,
+    group_sparsity: GroupSparsity | None,
+) -> tuple[PrunePlan, float]:
+    """What to cut, and the sparsity it amounts to: a latency-aware search when latency
+    allocates or is the target, else a bisection on MACs or parameters for a target, else the
+    given sparsity."""
+    if latency is not None and (opts.target_latency is not None or opts.allocates_by_latency):
+        return latency.search(graph, opts, crit, before=before)
+    sparsity = opts.sparsity if opts.sparsity is not None else 0.0
+    if opts.target is not None:
+        key, target = opts.target
+        total = before.macs if key == "target_macs" else before.params
+        sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
+    return plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity), sparsity
+
+
+def _realised(report: PruneReport, key: str) -> float:
+    """The realised fraction of a target: MACs, parameters, or MEASURED latency."""
+    if key == "target_latency" and report.latency:
+        return float(report.latency["after_ms"] / report.latency["before_ms"])
+    return report.macs_ratio if key == "target_macs" else report.params_ratio
 
 
 def prune(

@@ -7,7 +7,58 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PruneReport", "LayerChange", "ReconstructionReport", "LayerReconstruction"]
+__all__ = [
+    "PruneReport",
+    "LayerChange",
+    "ReconstructionReport",
+    "LayerReconstruction",
+    "latency_summary",
+    "latency_warning",
+    "SPEEDUP_WARNING",
+]
+
+SPEEDUP_WARNING = 0.5  # warn below this fraction of the MAC reduction delivered as speed-up
+
+
+def latency_summary(before_s: float, after_s: float, macs_before: int, macs_after: int, **meta: Any) -> dict[str, Any]:
+    """Measured latency before / after a prune and how much of the MAC reduction it delivers:
+    ``speedup = before / after``, ``mac_reduction = macs_before / macs_after`` and
+    ``speedup_per_mac_reduction`` their ratio (1.0: the model got as much faster as it got
+    smaller), plus ``meta`` (backend, batch, threads...) and ``warning`` (or None)."""
+    speedup = before_s / max(after_s, 1e-12)
+    reduction = macs_before / max(macs_after, 1)
+    out = {
+        **meta,
+        "before_ms": before_s * 1e3,
+        "after_ms": after_s * 1e3,
+        "speedup": speedup,
+        "mac_reduction": reduction,
+        "speedup_per_mac_reduction": speedup / reduction,
+    }
+    out["warning"] = latency_warning(out)
+    return out
+
+
+def latency_warning(summary: dict[str, Any]) -> str | None:
+    """The warning a latency summary deserves: slower after pruning, or less than half of the
+    MAC reduction delivered as speed-up; None when neither."""
+    where = f"on {summary.get('backend', 'this backend')} at batch {summary.get('batch', '?')}"
+    if summary.get("budget_ms") is None:
+        advice = "try round_to='auto' or target_latency"
+    else:  # already a latency target: what is left is what channel pruning does not shrink
+        advice = "the rest is per-layer overhead channel pruning does not shrink (a larger batch shows more of the cut)"
+    if summary["speedup"] < 1.0 and summary["mac_reduction"] > 1.0:
+        return (
+            f"the pruned model is SLOWER {where} ({summary['before_ms']:.3f} -> {summary['after_ms']:.3f} ms) "
+            f"despite fewer MACs: {advice}"
+        )
+    if summary["mac_reduction"] > 1.0 + 1e-9 and summary["speedup_per_mac_reduction"] < SPEEDUP_WARNING:
+        return (
+            f"the prune delivers {summary['speedup']:.2f}x speed-up {where} for {summary['mac_reduction']:.2f}x "
+            f"fewer MACs ({summary['speedup_per_mac_reduction']:.2f} of the MAC reduction, under "
+            f"{SPEEDUP_WARNING}): {advice}"
+        )
+    return None
 
 
 @dataclass
@@ -38,6 +89,10 @@ class PruneReport:
         layers: per-layer :class:`LayerChange` rows.
         groups_pruned: number of groups that lost channels; channels_removed: how many in total.
         config: the arguments of the call.
+        latency: measured latency before/after (:func:`latency_summary`: ``before_ms``,
+            ``after_ms``, ``speedup``, ``mac_reduction``, ``speedup_per_mac_reduction``,
+            ``warning``, the backend, batch, threads and ``round_to``), or None when not
+            measured (see ``PruneOptions.report_latency``).
     """
 
     kept: dict[str, dict[str, list[int]]] = field(default_factory=dict)
@@ -51,6 +106,7 @@ class PruneReport:
     channels_removed: int = 0
     channels_total: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] | None = None
 
     @property
     def params_ratio(self) -> float:
@@ -73,6 +129,7 @@ class PruneReport:
             "channels_total": self.channels_total,
             "layers": [vars(r) for r in self.layers],
             "config": self.config,
+            "latency": self.latency,
         }
 
     def __str__(self) -> str:
@@ -93,12 +150,23 @@ class PruneReport:
             )
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
-        return (
+        text = (
             f"{table}\n"
             f"groups pruned: {self.groups_pruned}, channels removed: {self.channels_removed} of {self.channels_total}\n"
             f"params: {self.params_before:,} -> {self.params_after:,} ({self.params_ratio:.1%})\n"
             f"MACs:   {self.macs_before:,} -> {self.macs_after:,} ({self.macs_ratio:.1%})"
         )
+        lat = self.latency
+        if lat:
+            text += (
+                f"\nlatency ({lat.get('backend')}, batch {lat.get('batch')}, {lat.get('threads')} thread(s), "
+                f"round_to {lat.get('round_to')}): {lat['before_ms']:.3f} -> {lat['after_ms']:.3f} ms "
+                f"({lat['speedup']:.2f}x faster; {lat['speedup_per_mac_reduction']:.2f} of the "
+                f"{lat['mac_reduction']:.2f}x MAC reduction)"
+            )
+            if lat.get("warning"):
+                text += f"\nWARNING: {lat['warning']}"
+        return text
 
 
 @dataclass

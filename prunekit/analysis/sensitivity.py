@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from prunekit.engine import PruneOptions, build_criterion, candidates, check_model_options, resolve_options
-from prunekit.engine.options import check_fraction
+from prunekit.engine.options import check_fraction, round_multiple
 from prunekit.fileio import write_text
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
@@ -151,7 +151,7 @@ def sensitivity_analysis(
         scores = np.asarray(crit.scores(model, g), dtype=np.float64)
         label = _label(model, g)
         for s in sparsities:
-            removed = select_channels(g, scores, removal_count(g.size, s, round_to=opts.round_to))
+            removed = select_channels(g, scores, removal_count(g.size, s, round_to=round_multiple(opts)))
             if len(removed) == 0:
                 points.append(SensitivityPoint(g.id, label, s, 0, *baseline))
                 continue

@@ -1,4 +1,4 @@
-"""``prunekit list criteria|regularizers|rules|models|schedules``: what is registered."""
+"""``prunekit list criteria|regularizers|rules|models|schedules|latency-backends``: what is registered."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
 
         for name in SCHEDULES.names():
             print(f"{name:18s} {SCHEDULES.describe(name)}")
+    elif args.what == "latency-backends":
+        from prunekit.latency import LATENCY_BACKENDS
+
+        for name in LATENCY_BACKENDS.names():
+            why = LATENCY_BACKENDS.get(name).available()
+            print(f"{name:18s} {LATENCY_BACKENDS.describe(name)}" + (f" [unavailable: {why}]" if why else ""))
     else:
         from prunekit.rules import registered_rules
 
@@ -38,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered criteria, regularizers, models, schedules or layer rules")
-    p.add_argument("what", choices=["criteria", "regularizers", "models", "schedules", "rules"])
+    p = sub.add_parser(
+        "list", help="list registered criteria, regularizers, models, schedules, layer rules or latency backends"
+    )
+    p.add_argument("what", choices=["criteria", "regularizers", "models", "schedules", "rules", "latency-backends"])
     p.set_defaults(func=_run)

@@ -16,9 +16,12 @@ __all__ = ["register"]
 log = logging.getLogger("prunekit.cli")
 
 
-AMOUNTS = ("sparsity", "target_macs", "target_params")
+AMOUNTS = ("sparsity", "target_macs", "target_params", "target_latency")
 # every other PruneOptions field with a flag (those whose metadata gives none are YAML-only)
-OPTIONS = ("criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "tracer")
+OPTIONS = (
+    "criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "tracer",
+    "latency_backend", "latency_batch", "latency_threads", "report_latency", "latency_allocation",
+)  # fmt: skip
 SCHEDULE_FLAGS = {"schedule.kind": "--prune-schedule", "schedule.final": "--sparsity"}
 SCHEDULE_FLAGS.update({f"schedule.{k}": f"--prune-{k}" for k in ("start", "end", "steps")})
 

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     from prunekit.cli._pipeline_args import dataset_spec
     from prunekit.data import get_dataset, make_loader
     from prunekit.engine import option_flags, resolve_options
+    from prunekit.engine.options import round_multiple
 
     with flag_errors(option_flags()):
         opts = resolve_options(**given_options(args, OPTIONS))
@@ -82,12 +83,14 @@ def _run(args: argparse.Namespace) -> int:
     result.to_csv(out / "sensitivity.csv")
     plot_sensitivity(result, out / "sensitivity.png")
     if args.target_macs is not None:
-        suggested, ratio = suggest_for_macs(result, model, x, target_macs=args.target_macs, round_to=opts.round_to)
+        suggested, ratio = suggest_for_macs(
+            result, model, x, target_macs=args.target_macs, round_to=round_multiple(opts)
+        )
         how = f"target MACs {args.target_macs:.0%} (reached {ratio:.1%})"
     else:
         suggested = suggest_sparsities(result, tolerance=args.tolerance)
         how = f"top-1 tolerance {args.tolerance:.2%}"
-    write_schedule(schedule_config(result, suggested, round_to=opts.round_to), out / "schedule.yaml")
+    write_schedule(schedule_config(result, suggested, round_to=round_multiple(opts)), out / "schedule.yaml")
     top1, top5, loss = result.baseline
     print(f"unpruned: top-1 {top1:.2%}, top-5 {top5:.2%}, loss {loss:.4f}")
     print(f"suggested sparsities ({how}):")

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from prunekit.config.schema import Override, PruneConfig, ScheduleConfig, kind_fields
+from prunekit.engine.options import TARGETS
 from prunekit.errors import ConfigError
 from prunekit.fileio import write_text
 from prunekit.regularizers.config import SparsifyConfig
@@ -247,7 +248,7 @@ def schedule_from(data: object, path: str, *, lenient: bool = False) -> Schedule
 
 def _config_from(data: object) -> PruneConfig:
     raw = _check_keys(data, PruneConfig, "")
-    target = next((k for k in ("target_macs", "target_params") if raw.get(k) is not None), None)
+    target = next((k for k in TARGETS if raw.get(k) is not None), None)
     if target and isinstance(raw.get("schedule"), Mapping) and "final" in raw["schedule"]:
         raise ConfigError(
             f"schedule.final: give exactly one of schedule.final and {target} (it sets how much to prune)",
@@ -309,7 +310,8 @@ def config_to_dict(cfg: PruneConfig) -> dict[str, Any]:
     if cfg.target is not None:
         del out["schedule"]["final"]  # the target says how much to prune
     else:
-        del out["target_macs"], out["target_params"]
+        for key in TARGETS:
+            del out[key]
     out["overrides"] = [{"pattern": o.pattern, "sparsity": o.sparsity} for o in cfg.overrides]
     if cfg.sparsify is None:
         del out["sparsify"]

@@ -136,8 +136,9 @@ class PruneConfig(PruneOptions):
             :class:`~prunekit.schedules.PruningScheduler`.
 
     Note:
-        ``criterion`` must be a registered name here (a config is data). With ``target_macs`` or
-        ``target_params`` the schedule must be one-shot and ``schedule.final`` is not used (the
+        ``criterion`` must be a registered name here (a config is data). With ``target_macs``,
+        ``target_params`` or ``target_latency`` (which also needs ``mode: physical``) the
+        schedule must be one-shot and ``schedule.final`` is not used (the
         YAML loader rejects a written one). See :meth:`resolve_override` for the precedence of
         the overrides. ``sparsify`` is sparsity training before the prune (a
         :class:`~prunekit.regularizers.SparsifyConfig`), or ``None``.
@@ -170,6 +171,9 @@ class PruneConfig(PruneOptions):
             raise _fail("sparsify", f"must be a SparsifyConfig, but got {type(self.sparsify).__name__}")
         if self.target and self.schedule.kind != "one_shot":
             raise _fail(self.target[0], f"needs a one_shot schedule, but schedule.kind is {self.schedule.kind!r}")
+        if self.target_latency is not None and self.mode != "physical":
+            # the latency-aware allocation is per group, not one sparsity a mask could replay
+            raise _fail("target_latency", f"needs mode: physical, but mode is {self.mode!r}")
 
     def resolve_override(self, module_name: str) -> float | None:
         """The final sparsity for ``module_name``.

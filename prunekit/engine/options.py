@@ -15,6 +15,7 @@ Each field's ``metadata`` holds:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -26,6 +27,7 @@ from typing import Any
 from prunekit.criteria import CRITERIA, Criterion
 from prunekit.errors import ConfigError, UnknownNameError, option_error
 from prunekit.graph.tracer import TRACERS  # the graph layer owns the tracer names
+from prunekit.latency.measure import LATENCY_BACKENDS
 
 __all__ = [
     "PruneOptions",
@@ -36,9 +38,15 @@ __all__ = [
     "option_flags",
     "option_error",
     "check_fraction",
+    "round_multiple",
+    "parse_round_to",
+    "AMOUNTS",
+    "TARGETS",
 ]
 
 SCOPES = ("local", "global")
+TARGETS = ("target_macs", "target_params", "target_latency")
+AMOUNTS = ("sparsity", *TARGETS)  # exactly one says how much a prune removes
 
 
 def _meta(help: str, *, flag: str | None = "", yaml: bool = True, **argparse: Any) -> dict[str, Any]:
@@ -62,6 +70,36 @@ def check_fraction(
         shown = repr(value) if len(repr(value)) < 40 else repr(value)[:20] + "..."
         raise option_error(name, f"must be {'in ' + interval if terse else what}, but got {shown}")
     return float(value)
+
+
+def parse_round_to(text: str) -> int | str:
+    """A ``--round-to`` value: ``auto`` or an int (argparse's ``type``)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1 or 'auto', but got {text!r}") from None
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise option_error(name, f"must be an int >= 1, but got {value!r}")
+    return value
+
+
+def round_multiple(options: PruneOptions) -> int:
+    """``options.round_to`` as an int, for code that cannot measure the model.
+
+    Raises:
+        ConfigError: ``round_to="auto"``, which only :func:`prunekit.prune_` and
+            :func:`prunekit.mask_` resolve (they time the model on ``latency_backend``).
+    """
+    if options.round_to == "auto":
+        raise option_error(
+            "round_to", "'auto' is resolved by prune_ and mask_ (they measure the model): give an int here"
+        )
+    return int(options.round_to or 1)
 
 
 @dataclass(frozen=True)
@@ -121,8 +159,8 @@ def _as_overrides(value: object) -> tuple[Override, ...]:
 @dataclass(frozen=True)
 class PruneOptions:
     """What to prune and how; validated at construction (a :class:`~prunekit.errors.ConfigError`
-    names the field). Give at most one of ``sparsity``, ``target_macs``, ``target_params``;
-    :func:`prunekit.prune_` needs exactly one.
+    names the field). Give at most one of ``sparsity``, ``target_macs``, ``target_params``,
+    ``target_latency``; :func:`prunekit.prune_` needs exactly one.
 
     Attributes:
         sparsity: fraction in [0, 1) of channels to remove from each prunable group
@@ -130,12 +168,28 @@ class PruneOptions:
         target_macs: instead of ``sparsity``, the fraction in (0, 1] of the original MACs to
             keep; the sparsity is found by bisection.
         target_params: the same for the parameter count.
+        target_latency: the fraction in (0, 1] of the original model's latency to keep,
+            MEASURED on ``latency_backend`` at ``latency_batch`` with ``latency_threads``
+            (bisection on measured candidates; the realised ratio is measured before returning).
+        latency_backend: a name in :data:`prunekit.latency.LATENCY_BACKENDS`: "torch" (eager,
+            CPU), "onnxruntime" (CPU) or "cuda".
+        latency_batch: the batch size latency is measured at.
+        latency_threads: the runtime's intra-op threads for the measurement.
+        report_latency: measure latency before and after on ``latency_backend`` and put it in
+            the report; ``None`` (default) does so only with ``target_latency``.
+        latency_allocation: with ``scope="global"`` and a target, allocate the cut with the
+            per-layer latency table of ``latency_backend`` (channels go where they buy the most
+            latency per unit of importance, see :mod:`prunekit.engine.latency_allocation`)
+            instead of one ranking of scores; ``None`` (default) does so with
+            ``target_latency`` and global scope.
         criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
         criterion_options: keyword arguments for a criterion given by name.
         scope: "local" or "global" (one ranking on mean-normalised scores).
         ignore: module names whose output channels must not change (a container covers its
             children); their input channels may still shrink with the layer before.
-        round_to: keep channel counts multiples of this.
+        round_to: keep channel counts multiples of this; "auto" measures the multiple the
+            backend's kernels are fastest at (:func:`prunekit.latency.best_multiple`). Default:
+            "auto" with ``target_latency``, else 1.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
         max_group_sparsity: with ``scope="global"``, the most any one group may lose.
         overrides: per-module sparsity: an exact name wins, then the first ``re:<regex>`` that
@@ -154,6 +208,27 @@ class PruneOptions:
     target_params: float | None = field(
         default=None, metadata=_meta("fraction of the original parameters to keep", type=float)
     )
+    target_latency: float | None = field(
+        default=None, metadata=_meta("fraction of the original measured latency to keep, e.g. 0.5", type=float)
+    )
+    latency_backend: str = field(
+        default="torch", metadata=_meta("where latency is measured: torch, onnxruntime or cuda")
+    )
+    latency_batch: int = field(default=1, metadata=_meta("batch size latency is measured at", type=int))
+    latency_threads: int = field(default=1, metadata=_meta("runtime threads for latency measurement", type=int))
+    report_latency: bool | None = field(
+        default=None,
+        metadata=_meta("measure latency before/after into the report (default: with a latency target)",
+                       action="store_true"),
+    )  # fmt: skip
+    latency_allocation: bool | None = field(
+        default=None,
+        metadata=_meta(
+            "with --scope global and a target, cut where channels buy the most measured latency per importance "
+            "(default: with --target-latency)",
+            action="store_true",
+        ),
+    )
     criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
     criterion_options: dict[str, Any] = field(
         default_factory=dict, metadata=_meta("keyword arguments of the criterion", flag=None)
@@ -162,7 +237,13 @@ class PruneOptions:
     ignore: tuple[str, ...] = field(
         default=(), metadata=_meta("module names whose output channels are kept", nargs="*")
     )
-    round_to: int = field(default=1, metadata=_meta("keep channel counts multiples of this", type=int))
+    round_to: int | str | None = field(
+        default=None,
+        metadata=_meta(
+            "keep channel counts multiples of this, or 'auto' (measured; default with a latency target, else 1)",
+            type=parse_round_to,
+        ),
+    )
     exact_only: bool = field(
         default=False, metadata=_meta("prune only groups whose removal is exactly zeroing", action="store_true")
     )
@@ -176,14 +257,15 @@ class PruneOptions:
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # normalise the accepted input forms of a frozen dataclass
-        amounts = [n for n in ("sparsity", "target_macs", "target_params") if getattr(self, n) is not None]
+        amounts = [n for n in AMOUNTS if getattr(self, n) is not None]
         if len(amounts) > 1:
             raise option_error(
-                amounts[-1], f"give exactly one of sparsity, target_macs or target_params, but got {amounts}"
+                amounts[-1],
+                f"give exactly one of sparsity, target_macs, target_params or target_latency, but got {amounts}",
             )
         if self.sparsity is not None:
             setattr_(self, "sparsity", check_fraction("sparsity", self.sparsity))
-        for name in ("target_macs", "target_params"):
+        for name in TARGETS:
             if getattr(self, name) is not None:
                 setattr_(self, name, check_fraction(name, getattr(self, name), low_open=True, high_closed=True))
         if isinstance(self.criterion, str):
@@ -206,8 +288,7 @@ class PruneOptions:
         if not isinstance(ignore, (tuple, list)) or not all(isinstance(n, str) for n in ignore):
             raise option_error("ignore", f"must be a list of module names, but got {self.ignore!r}")
         setattr_(self, "ignore", tuple(ignore))
-        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise option_error("round_to", f"must be an int >= 1, but got {self.round_to!r}")
+        self._check_latency()
         if not isinstance(self.exact_only, bool):
             raise option_error("exact_only", f"must be true or false, but got {self.exact_only!r}")
         setattr_(self, "max_group_sparsity", check_fraction("max_group_sparsity", self.max_group_sparsity))
@@ -219,19 +300,56 @@ class PruneOptions:
             seen.add(o.pattern)
         setattr_(self, "overrides", overrides)
 
+    def _check_latency(self) -> None:
+        setattr_ = object.__setattr__
+        if self.round_to is None:
+            setattr_(self, "round_to", "auto" if self.target_latency is not None else 1)
+        if self.round_to != "auto" and (
+            isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1
+        ):
+            raise option_error("round_to", f"must be an int >= 1 or 'auto', but got {self.round_to!r}")
+        if self.latency_backend not in LATENCY_BACKENDS:
+            raise option_error(
+                "latency_backend", LATENCY_BACKENDS.unknown_message(self.latency_backend), UnknownNameError
+            )
+        _positive_int("latency_batch", self.latency_batch)
+        _positive_int("latency_threads", self.latency_threads)
+        for name in ("report_latency", "latency_allocation"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise option_error(name, f"must be true, false or null, but got {getattr(self, name)!r}")
+        if self.latency_allocation and self.sparsity is not None:
+            raise option_error("latency_allocation", "needs a target (target_macs, target_params or target_latency)")
+        if self.latency_allocation and self.scope != "global":
+            raise option_error("latency_allocation", "needs scope='global' (local scope stays uniform)")
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether a prune measures latency before and after (``report_latency``, else with a
+        latency target)."""
+        return self.target_latency is not None if self.report_latency is None else self.report_latency
+
+    @property
+    def allocates_by_latency(self) -> bool:
+        """Whether the cut is allocated with the latency table (``latency_allocation``, else
+        with ``target_latency``; global scope and a target only)."""
+        wanted = self.target_latency is not None if self.latency_allocation is None else self.latency_allocation
+        return wanted and self.scope == "global" and self.target is not None
+
     @property
     def target(self) -> tuple[str, float] | None:
-        """``("target_macs", v)`` or ``("target_params", v)``; None when a sparsity is given."""
-        for name in ("target_macs", "target_params"):
+        """``(name, value)`` of the target (``target_macs``, ``target_params`` or
+        ``target_latency``); None when a sparsity is given."""
+        for name in TARGETS:
             value = getattr(self, name)
             if value is not None:
                 return name, float(value)
         return None
 
     def require_amount(self) -> None:
-        """Raises unless exactly one of sparsity / target_macs / target_params is given."""
+        """Raises unless exactly one of sparsity / target_macs / target_params / target_latency
+        is given."""
         if self.sparsity is None and self.target is None:
-            raise option_error("sparsity", "give exactly one of sparsity, target_macs or target_params")
+            raise option_error("sparsity", "give exactly one of sparsity, target_macs, target_params or target_latency")
 
     def override_for(self, module_name: str, default: float | None) -> float | None:
         """The sparsity of ``module_name``: an exact override, then the first matching ``re:``
@@ -269,6 +387,9 @@ def resolve_options(options: PruneOptions | None = None, /, **kwargs: Any) -> Pr
     if not kwargs:
         return base
     names = [f.name for f in dataclasses.fields(base)]
+    derive = kwargs.get("target_latency") is not None and "round_to" not in kwargs
+    if derive and base.target_latency is None and base.round_to == 1:
+        kwargs["round_to"] = None  # 1 was the default without a latency target: derive it again
     try:
         for key in kwargs:
             if key not in names:

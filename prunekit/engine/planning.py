@@ -21,7 +21,7 @@ import numpy as np
 import torch.nn as nn
 
 from prunekit.criteria import CRITERIA, Criterion, get_criterion
-from prunekit.engine.options import PruneOptions
+from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.errors import (
     ConfigError,
     CriterionError,
@@ -182,7 +182,9 @@ def plan_pruning(
         )
     scores = {g.id: score_group(crit, model, g) for g in groups}
     if options.scope == "local" or per_group is not None:
-        counts = {g.id: removal_count(g.size, float(levels[g.id] or 0.0), round_to=options.round_to) for g in groups}
+        counts = {
+            g.id: removal_count(g.size, float(levels[g.id] or 0.0), round_to=round_multiple(options)) for g in groups
+        }
     else:
         counts = global_counts(groups, scores, sparsity, options)
     removed = {g.id: select_channels(g, scores[g.id], counts[g.id]) for g in groups}
@@ -223,7 +225,7 @@ def global_counts(
     entries.sort()
     total = sum(g.size for g in groups)
     budget = int(np.floor(sparsity * total + 1e-6))
-    caps = {g.id: removal_count(g.size, options.max_group_sparsity, round_to=options.round_to) for g in groups}
+    caps = {g.id: removal_count(g.size, options.max_group_sparsity, round_to=round_multiple(options)) for g in groups}
     counts = {g.id: 0 for g in groups}
     for _, gid, _ in entries:
         if budget <= 0:
@@ -233,4 +235,6 @@ def global_counts(
             budget -= 1
     # keep counts multiples of round_to: remove the fraction each group got, rounded the same way
     sizes = {g.id: g.size for g in groups}
-    return {gid: removal_count(sizes[gid], n / sizes[gid], round_to=options.round_to) for gid, n in counts.items()}
+    return {
+        gid: removal_count(sizes[gid], n / sizes[gid], round_to=round_multiple(options)) for gid, n in counts.items()
+    }

@@ -20,7 +20,7 @@ from prunekit.compat.distiller.recipe import DistillerRecipe
 from prunekit.compat.distiller.schema import is_quantization_stats
 from prunekit.config.loader import build_dataclass, load_config, parse_yaml, read_yaml_file, schedule_from
 from prunekit.config.schema import PruneConfig
-from prunekit.engine.options import PruneOptions
+from prunekit.engine.options import AMOUNTS, PruneOptions
 from prunekit.errors import ConfigError, option_error
 from prunekit.recipes.schedule import ScheduleRecipe
 from prunekit.schedules.recipe import Recipe
@@ -102,10 +102,11 @@ def recipe_from_options(
     option_names = [f.name for f in dataclasses.fields(PruneOptions)]
     values = {n: getattr(options, n) for n in option_names} if options is not None else {}
     values.update({k: v for k, v in kwargs.items() if k in option_names})
-    given = [n for n in ("sparsity", "target_macs", "target_params") if values.get(n) is not None]
+    given = [n for n in AMOUNTS if values.get(n) is not None]
     if len(given) != 1:
         raise option_error(
-            "sparsity", f"give exactly one of sparsity, target_macs or target_params, but got {given or 'none'}"
+            "sparsity",
+            f"give exactly one of sparsity, target_macs, target_params or target_latency, but got {given or 'none'}",
         )
     sparsity = values.pop("sparsity", None)
     timing = {k: v for k, v in kwargs.items() if k not in option_names}

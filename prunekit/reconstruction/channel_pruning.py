@@ -49,6 +49,7 @@ from prunekit.engine import (
     search_sparsity,
     snapshot,
 )
+from prunekit.engine.options import round_multiple
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph, as_input_tuple
 from prunekit.graph.groups import Group
@@ -220,7 +221,7 @@ def channel_prune_(
     removed_all: dict[int, np.ndarray] = {}
     try:
         for g in sorted(groups, key=_forward_order(model, inputs, run.consumers)):
-            n_remove = removal_count(g.size, sparsity, round_to=opts.round_to)
+            n_remove = removal_count(g.size, sparsity, round_to=round_multiple(opts))
             if n_remove:
                 removed_all[g.id] = _prune_group(run, g, n_remove)
         plan = make_plan(graph, removed_all)
@@ -243,8 +244,9 @@ def channel_prune_(
 def _local_options(opts: PruneOptions) -> PruneOptions:
     """The options as channel pruning uses them: local scope, exact groups, no overrides."""
     opts.require_amount()
-    if opts.target_params is not None:
-        raise ConfigError("channel_prune_ takes sparsity or target_macs, not target_params", module="target_params")
+    for name in ("target_params", "target_latency"):
+        if getattr(opts, name) is not None:
+            raise ConfigError(f"channel_prune_ takes sparsity or target_macs, not {name}", module=name)
     return opts.replace(scope="local", exact_only=True, criterion="l1", overrides=())
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -21,7 +22,7 @@ from prunekit.batching import as_inputs, with_batch
 from prunekit.errors import ConfigError
 from prunekit.fileio import write_text
 from prunekit.metrics import count_macs, count_params
-from prunekit.report import PruneReport
+from prunekit.report import PruneReport, latency_summary
 from prunekit.reporting.history import accuracy_points, read_history
 from prunekit.reporting.markdown import render_markdown
 from prunekit.reporting.tables import compare_layers
@@ -70,7 +71,7 @@ def _sparsity_summary(rows: list, reports: Sequence[PruneReport]) -> dict[str, A
         "channels_requested": 1.0 - keep if reports else None,
         "channels_realised": 1.0 - out_a / out_b if out_b else None,
     }
-    for key in ("target_macs", "target_params"):
+    for key in ("target_macs", "target_params", "target_latency"):
         # each step's target is a fraction of the model it was given: they compose as a product,
         # which is the overall request only when every step had one (else see "prune_steps")
         if reports and all(r.config.get(key) is not None for r in reports):
@@ -78,6 +79,8 @@ def _sparsity_summary(rows: list, reports: Sequence[PruneReport]) -> dict[str, A
             for r in reports:
                 ratio *= float(r.config[key])
             summary[key] = ratio
+    if "target_latency" in summary and all(r.config.get("realised") is not None for r in reports):
+        summary["target_latency_realised"] = float(np.prod([float(r.config["realised"]) for r in reports]))
     return summary
 
 
@@ -113,7 +116,9 @@ def write_report(
         history_csv: the pipeline's CSV log (``epoch, phase, lr, train_loss, ..., val_top1``).
         config: the resolved config (dataclass or mapping), stored as is.
         latency: measure CPU latency before/after at batch 1 and ``latency_batch``
-            (``torch.utils.benchmark``, 1 thread, ``latency_min_run_time`` seconds each).
+            (``torch.utils.benchmark``, 1 thread, ``latency_min_run_time`` seconds each), with
+            the speed-up as a fraction of the MAC reduction; a warning is issued (and written
+            in ``report.md``) when that fraction is under 0.5 or the model got slower.
 
     Raises:
         ConfigError: ``out_dir`` is a file, ``history_csv`` does not exist, the two models do not
@@ -130,6 +135,8 @@ def write_report(
     params_before, params_after = count_params(model_before), count_params(model_after)
     accuracy = {k: v for k, v in dict((metrics or {}).get("accuracy") or {}).items() if k in ACCURACY_KEYS}
     timing = _latency(model_before, model_after, inputs, latency_batch, latency_min_run_time) if latency else None
+    if timing is not None:
+        _speedup_vs_macs(timing, macs_before, macs_after)
     data: dict[str, Any] = {
         "format": "prunekit-report",
         "version": REPORT_VERSION,
@@ -174,6 +181,19 @@ def _latency(before: nn.Module, after: nn.Module, inputs: Any, batch: int, min_r
     from prunekit.latency import compare_latency  # torch.utils.benchmark: only when timing
 
     return compare_latency(before, after, inputs, batch_sizes=(1, batch), min_run_time=min_run_time)
+
+
+def _speedup_vs_macs(timing: dict[str, Any], macs_before: int, macs_after: int) -> None:
+    """Adds the MAC reduction, the speed-up per MAC reduction and a warning to each batch of
+    ``timing`` (warned now, and listed in ``report.md``)."""
+    for batch, t in timing["batches"].items():
+        summary = latency_summary(
+            t["before_ms"] / 1e3, t["after_ms"] / 1e3, macs_before, macs_after,
+            backend=timing.get("backend", "torch"), batch=int(batch),
+        )  # fmt: skip
+        t.update({k: summary[k] for k in ("mac_reduction", "speedup_per_mac_reduction", "warning")})
+        if t["warning"]:
+            warnings.warn(t["warning"], stacklevel=3)
 
 
 def _check_options(out: Path, latency_batch: object, latency_min_run_time: float) -> None:

@@ -50,6 +50,7 @@ from typing import Any
 import torch.nn as nn
 
 from prunekit.engine import Override, PruneOptions, analyse, group_sparsity, resolve_options, shape_key
+from prunekit.engine.options import AMOUNTS, round_multiple
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import InputsLike, as_example_inputs
@@ -69,7 +70,7 @@ def step_options(options: PruneOptions) -> PruneOptions:
     """The :class:`~prunekit.engine.PruneOptions` part of ``options`` (a ``PruneConfig`` too),
     without an amount: what every step of a schedule prunes with."""
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(PruneOptions)}
-    fields.update(sparsity=None, target_macs=None, target_params=None)
+    fields.update(dict.fromkeys(AMOUNTS))
     return PruneOptions(**fields)
 
 
@@ -224,7 +225,7 @@ class PruningScheduler:
         level = group_sparsity(group, target, self.prune_options.replace(overrides=self._scaled(target, 0.0)))
         if level is None:
             return None
-        keep = orig - removal_count(orig, level, round_to=self.prune_options.round_to)
+        keep = orig - removal_count(orig, level, round_to=round_multiple(self.prune_options))
         return max(0, group.size - keep) / group.size
 
     def _scaled(self, target: float, previous: float) -> tuple[Override, ...]:

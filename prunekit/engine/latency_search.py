@@ -1,0 +1,243 @@
+"""Latency as a budget: ``round_to="auto"``, the ``target_latency`` search, and the measured
+before / after figures of a prune.
+
+A :class:`LatencySession` holds the :class:`~prunekit.latency.Meter` (``latency_backend``,
+``latency_batch``, ``latency_threads``) and, when needed, the per-layer
+:class:`~prunekit.latency.LatencyTable` (cached on disk). :meth:`LatencySession.search` finds the
+least pruning whose MEASURED latency is at most ``target_latency`` times the original's (or,
+with ``latency_allocation``, whose MACs or parameters meet ``target_macs`` / ``target_params``):
+
+* latency allocation (global scope): candidates are prefixes of the latency-aware greedy order of
+  :func:`~prunekit.engine.latency_allocation.latency_steps` (channels go where they buy the most
+  latency per unit of importance), indexed by the predicted fraction removed;
+* otherwise: candidates are uniform (local) or score-ranked (global) sparsities, as
+  ``target_macs`` does.
+
+Each candidate is cut on a copy and timed; bisection (``SEARCH_STEPS`` halvings after checking
+the largest candidate) keeps the smallest one under budget. Timing is noisy, so the realised
+figure is measured again on the pruned model before :func:`prunekit.prune_` returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from prunekit.criteria import Criterion
+from prunekit.engine.budget import MAX_SPARSITY
+from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
+from prunekit.engine.options import PruneOptions, round_multiple
+from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
+from prunekit.errors import option_error
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.inputs import as_example_inputs
+from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
+from prunekit.metrics import count_params, macs_per_module
+from prunekit.modes import training_flags
+from prunekit.report import PruneReport, latency_summary
+from prunekit.surgery.apply import apply_plan
+from prunekit.surgery.plan import PrunePlan, make_plan
+from prunekit.surgery.selection import select_channels
+
+__all__ = ["LatencySession", "bisect_budget", "SEARCH_STEPS", "MIN_RUN_TIME"]
+
+log = logging.getLogger(__name__)
+
+SEARCH_STEPS = 7  # halvings after the first candidate: a resolution of 1/128 of the range
+MIN_RUN_TIME = 0.5  # seconds of measurement per model
+BEFORE_ROUNDS = 3  # timings of the original model, median kept
+
+
+def bisect_budget(
+    cost: Callable[[float], float], high: float, budget: float, steps: int = SEARCH_STEPS
+) -> tuple[float, float]:
+    """The smallest amount in [0, ``high``] with ``cost(amount) <= budget`` (``cost`` falls as
+    the amount rises), and its cost; ``high`` and its cost when even that is over budget."""
+    best, best_cost = high, cost(high)
+    if best_cost > budget:
+        return best, best_cost
+    lo = 0.0
+    for _ in range(steps):
+        mid = (lo + best) / 2
+        c = cost(mid)
+        if c <= budget:
+            best, best_cost = mid, c
+        else:
+            lo = mid
+    return best, best_cost
+
+
+class LatencySession:
+    """The latency side of one prune (see the module docstring).
+
+    Args:
+        model: the model before pruning; inputs: its example inputs.
+        options: ``latency_backend``, ``latency_batch`` and ``latency_threads`` are read.
+        cache_dir: the table's folder (default :func:`~prunekit.latency.default_cache_dir`).
+    """
+
+    def __init__(self, model: nn.Module, inputs: Any, options: PruneOptions, *, cache_dir: Any = None) -> None:
+        ex = as_example_inputs(inputs)
+        if ex.kwargs or not all(isinstance(a, torch.Tensor) for a in ex.args):
+            raise option_error(
+                "latency_backend",
+                "latency is measured on models that take tensors as positional arguments; give the "
+                "example inputs as a tensor or a tuple of tensors, or use target_macs",
+            )
+        self.model, self.inputs = model, tuple(ex.args)
+        self.meter = Meter(
+            options.latency_backend,
+            batch=options.latency_batch,
+            threads=options.latency_threads,
+            min_run_time=MIN_RUN_TIME,
+        )
+        self.cache_dir = cache_dir
+        self.alignment: Alignment | None = None
+        self.before_s: float | None = None
+        self.budget_s: float | None = None
+        self.trials: list[dict[str, float]] = []
+        self._table: LatencyTable | None = None
+        self._specs: dict[str, Any] | None = None
+
+    @property
+    def table(self) -> LatencyTable:
+        if self._table is None:
+            self._table = LatencyTable(self.meter, cache_dir=self.cache_dir)
+        return self._table
+
+    @property
+    def specs(self) -> dict[str, Any]:
+        if self._specs is None:
+            self._specs = layer_specs(self.model, self.inputs)
+        return self._specs
+
+    def align(self, options: PruneOptions) -> PruneOptions:
+        """``options`` with ``round_to="auto"`` replaced by the measured multiple."""
+        if options.round_to != "auto":
+            return options
+        macs = macs_per_module(self.model, self.inputs)[1]
+        self.alignment = best_multiple(self.table, self.specs, macs)
+        log.info("round_to='auto': multiple %d on %s (%s)", self.alignment.multiple, self.meter.name, self.alignment)
+        return options.replace(round_to=self.alignment.multiple)
+
+    def measure_before(self) -> float:
+        """The original model's latency: the median of ``BEFORE_ROUNDS`` timings (the budget
+        and every ratio hang on it, so one noisy reading must not set them)."""
+        if self.before_s is None:
+            with training_flags(self.model):  # every module's own flag back afterwards
+                run = self.meter.prepare(self.model, self.inputs)
+                self.before_s = float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))
+        return self.before_s
+
+    def search(
+        self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion, *, before: Any
+    ) -> tuple[PrunePlan, float]:
+        """The plan that meets ``options``' target, and the fraction of candidate channels it
+        removes: MEASURED latency for ``target_latency``, else the MACs or parameters counted
+        on the trial (``before``: the :class:`~prunekit.engine.Snapshot` of the model)."""
+        if options.target is None or not isinstance(options.round_to, int):
+            raise ValueError("search needs a target and an int round_to (call align first)")
+        key, value = options.target
+        if key == "target_latency":
+            budget = self.budget_s = value * self.measure_before()
+        else:
+            budget = value * (before.macs if key == "target_macs" else before.params)
+        if options.allocates_by_latency:
+            plan_at, high = self._global_plans(graph, options, criterion)
+        else:
+
+            def plan_at(s: float) -> PrunePlan:
+                return plan_pruning(self.model, graph, options, sparsity=s, criterion=criterion)
+
+            high = MAX_SPARSITY
+
+        def cost(amount: float) -> float:
+            trial = copy.deepcopy(self.model)
+            apply_plan(trial, plan_at(amount))
+            if key == "target_macs":
+                return float(macs_per_module(trial, self.inputs)[0])
+            if key == "target_params":
+                return float(count_params(trial))
+            run = self.meter.prepare(trial, self.inputs)  # the median of a few timings: one lucky
+            seconds = float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))  # reading misleads
+            self.trials.append({"amount": amount, "ms": seconds * 1e3})
+            log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
+            return seconds
+
+        amount, reached = bisect_budget(cost, high, budget, steps=SEARCH_STEPS if key == "target_latency" else 10)
+        if reached > budget:
+            warnings.warn(
+                f"{key}={value} is out of reach: the most pruning allowed (max_group_sparsity "
+                f"{options.max_group_sparsity}) leaves {reached / (budget / value):.3f} of the original",
+                stacklevel=3,
+            )
+        plan = plan_at(amount)
+        total = sum(g.size for g in candidates(graph, options))
+        return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
+
+    def _global_plans(
+        self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion
+    ) -> tuple[Callable[[float], PrunePlan], float]:
+        """Plans indexed by the predicted fraction of latency removed, and its largest value."""
+        groups = [g for g in candidates(graph, options) if group_sparsity(g, 1.0, options) is not None]
+        scores = {g.id: np.asarray(criterion.scores(self.model, g), dtype=np.float64) for g in groups}
+        specs = self.specs
+        touched = {t.layer for ts in touches(groups, {n: (0, 0) for n in specs}).values() for t in ts}
+        layers = {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched}
+        table = self.table
+        step = table.multiple = round_multiple(options)
+        full, steps = latency_steps(
+            groups,
+            scores,
+            layers,
+            lambda n, ci, co: table.estimate(specs[n], ci, co),
+            step=step,
+            max_group_sparsity=options.max_group_sparsity,
+        )
+        table.save()
+        by_id = {g.id: g for g in groups}
+
+        def plan_at(amount: float) -> PrunePlan:
+            counts = counts_at(steps, full, 1.0 - amount)
+            removed = {gid: select_channels(by_id[gid], scores[gid], n) for gid, n in counts.items()}
+            return make_plan(graph, removed)
+
+        lowest = steps[-1].predicted / full if steps and full > 0 else 1.0
+        return plan_at, 1.0 - lowest
+
+    def finish(self, report: PruneReport, model: nn.Module, *, measure: bool = True) -> None:
+        """Records the measured multiple in ``report.config["round_to_auto"]``; with
+        ``measure``, times the pruned ``model`` and stores the figures in ``report.latency``."""
+        if self.alignment is not None:
+            report.config["round_to_auto"] = self.alignment.to_dict()
+        if not measure:
+            return
+        report.config.update(
+            latency_backend=self.meter.name, latency_batch=self.meter.batch, latency_threads=self.meter.threads
+        )
+        after = self.meter(model, self.inputs)
+        extra: dict[str, Any] = {"round_to": report.config.get("round_to")}
+        if self.alignment is not None:
+            extra["alignment"] = self.alignment.to_dict()
+        if self.budget_s is not None:
+            extra["budget_ms"] = self.budget_s * 1e3
+            extra["search"] = self.trials
+        if self._table is not None:
+            extra["table"] = self._table.to_dict()
+        report.latency = latency_summary(
+            self.measure_before(),
+            after,
+            report.macs_before,
+            report.macs_after,
+            backend=self.meter.name,
+            batch=self.meter.batch,
+            threads=self.meter.threads,
+            **extra,
+        )

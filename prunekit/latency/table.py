@@ -1,0 +1,259 @@
+"""Per-layer latency tables: each conv / linear of a model timed alone at candidate widths.
+
+A layer is described by a :class:`LayerSpec` (its type, kernel, stride, groups and input size);
+:class:`LatencyTable` times it with a :class:`~prunekit.latency.Meter` at
+``(in_channels, out_channels)`` pairs and keeps every figure in a JSON file on disk, one file per
+backend and key: the machine (CPU model, core count, OS), the backend's versions (torch,
+onnxruntime, CUDA), the batch size and the thread count. The file is named after a hash of the
+key and holds the key itself; a file whose key differs is ignored, so a new torch or another
+machine re-measures instead of reusing stale figures. The cache folder is
+``$PRUNEKIT_CACHE_DIR`` or ``~/.cache/prunekit``.
+
+Widths in between are estimated: a dense layer's latency is taken as separable in its two widths,
+``T(ci, co) ~ T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``, each factor interpolated linearly on
+a grid of eighths of the full width (as NetAdapt's look-up tables, Yang et al. 2018); a depthwise
+layer has one width.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from prunekit.fileio import write_text
+from prunekit.latency.measure import Meter, machine_key
+
+__all__ = ["LayerSpec", "LatencyTable", "layer_specs", "grid_widths", "default_cache_dir", "TABLE_VERSION"]
+
+log = logging.getLogger(__name__)
+
+TABLE_VERSION = 1
+GRID = 8  # widths measured per dimension: k/8 of the full width, k = 1..8
+LAYER_MIN_RUN_TIME = 0.1  # seconds of measurement per table entry
+
+
+def default_cache_dir() -> Path:
+    """``$PRUNEKIT_CACHE_DIR`` or ``~/.cache/prunekit``."""
+    return Path(os.environ.get("PRUNEKIT_CACHE_DIR") or Path.home() / ".cache" / "prunekit")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A conv or linear layer apart from its channel counts.
+
+    Attributes:
+        kind: "conv1d", "conv2d", "conv3d" or "linear".
+        in_channels, out_channels: the full widths.
+        kernel, stride, padding, dilation: as the conv takes them (empty for linear).
+        groups: the conv's groups; ``depthwise`` when groups == in == out (then the widths move
+            together).
+        input_shape: the input's shape after the channel dim (spatial size; the leading dims of
+            a linear's input).
+        bias: whether it has a bias.
+    """
+
+    kind: str
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    input_shape: tuple[int, ...]
+    bias: bool
+
+    @property
+    def depthwise(self) -> bool:
+        return self.kind != "linear" and self.groups == self.in_channels == self.out_channels and self.groups > 1
+
+    def name(self) -> str:
+        """A stable text key without the widths."""
+        geo = "x".join(map(str, self.input_shape))
+        if self.kind == "linear":
+            return f"linear[{geo}]b{int(self.bias)}"
+        k, s, p, d = ("x".join(map(str, t)) for t in (self.kernel, self.stride, self.padding, self.dilation))
+        g = "dw" if self.depthwise else str(self.groups)
+        return f"{self.kind}[{geo}]k{k}s{s}p{p}d{d}g{g}b{int(self.bias)}"
+
+    def build(self, cin: int, cout: int) -> tuple[nn.Module, torch.Tensor]:
+        """The layer at widths ``(cin, cout)`` and a batch-1 input for it."""
+        if self.kind == "linear":
+            return nn.Linear(cin, cout, bias=self.bias), torch.randn(1, *self.input_shape, cin)
+        conv: Any = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[self.kind]
+        groups = cin if self.depthwise else self.groups
+        layer = conv(cin, cout, self.kernel, self.stride, self.padding, self.dilation, groups=groups, bias=self.bias)
+        return layer, torch.randn(1, cin, *self.input_shape)
+
+
+def _spec(module: nn.Module, x: torch.Tensor) -> LayerSpec | None:
+    if isinstance(module, nn.Linear):
+        return LayerSpec(
+            "linear", module.in_features, module.out_features, (), (), (), (), 1, tuple(x.shape[1:-1]),
+            module.bias is not None,
+        )  # fmt: skip
+    kinds: dict[type, str] = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d"}
+    kind = kinds.get(type(module))
+    if kind is None or not isinstance(module, nn.modules.conv._ConvNd) or not isinstance(module.padding, tuple):
+        return None  # padding="same" etc.: not tabulated
+    return LayerSpec(
+        kind, module.in_channels, module.out_channels, tuple(module.kernel_size), tuple(module.stride),
+        tuple(module.padding), tuple(module.dilation), module.groups, tuple(x.shape[2:]), module.bias is not None,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def layer_specs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> dict[str, LayerSpec]:
+    """The :class:`LayerSpec` of every conv and linear module that runs in ``model``'s forward,
+    by qualified name (a module called twice keeps its first call)."""
+    specs: dict[str, LayerSpec] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+
+            def hook(mod: nn.Module, args: tuple[Any, ...], _out: Any, name: str = name) -> None:
+                if name not in specs and args and isinstance(args[0], torch.Tensor):
+                    spec = _spec(mod, args[0])
+                    if spec is not None:
+                        specs[name] = spec
+
+            hooks.append(m.register_forward_hook(hook))
+    was = model.training
+    model.eval()
+    try:
+        model(*(x[:1] for x in example_inputs))
+    finally:
+        model.train(was)
+        for h in hooks:
+            h.remove()
+    return specs
+
+
+def grid_widths(full: int, multiple: int = 1) -> list[int]:
+    """The widths a table measures for a dim of ``full`` channels: ``k * full / 8`` for k = 1..8,
+    rounded to ``multiple`` (at least ``multiple``, at most ``full``), without repeats."""
+    out = {full}
+    for k in range(1, GRID):
+        w = int(round(k * full / GRID / multiple)) * multiple
+        out.add(min(full, max(multiple, w, 1)))
+    return sorted(out)
+
+
+class LatencyTable:
+    """Measured latencies of single layers on one backend, cached on disk.
+
+    Args:
+        meter: the :class:`~prunekit.latency.Meter` that times a layer (backend, batch, threads).
+        cache_dir: the folder of the cache file (default :func:`default_cache_dir`); ``None``
+            with ``persist=False`` keeps the table in memory only.
+        min_run_time: seconds of measurement per entry.
+        multiple: grid widths are rounded to this (the ``round_to`` in use), so that the table
+            is measured at widths a prune can produce.
+
+    Attributes:
+        key: what the figures depend on; the file is reused only when it matches.
+        measured: how many entries this object measured (the rest came from the file).
+    """
+
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        persist: bool = True,
+        min_run_time: float = LAYER_MIN_RUN_TIME,
+        multiple: int = 1,
+    ) -> None:
+        self.meter = meter
+        self.key = {
+            **machine_key(meter.name),
+            "batch": str(meter.batch),
+            "threads": str(meter.threads),
+            "format": str(TABLE_VERSION),
+        }
+        digest = hashlib.sha1(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:12]
+        folder = Path(cache_dir if cache_dir is not None else default_cache_dir())
+        self.path = folder / f"latency-{meter.name}-{digest}.json"
+        self.persist = persist
+        self.min_run_time = min_run_time
+        self.multiple = multiple
+        self.entries: dict[str, float] = self._load() if persist else {}
+        self.measured = 0
+        self._dirty = False
+        self._curves: dict[tuple[LayerSpec, str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _load(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("key") != self.key:
+            log.info("latency table %s was measured elsewhere (%s): measuring again", self.path, data.get("key"))
+            return {}
+        return {str(k): float(v) for k, v in dict(data.get("entries") or {}).items()}
+
+    def save(self) -> Path | None:
+        """Writes the table (atomically) if it changed; returns its path."""
+        if not self.persist or not self._dirty:
+            return None
+        payload = {"key": self.key, "entries": dict(sorted(self.entries.items()))}
+        path = write_text(self.path, json.dumps(payload, indent=1) + "\n")
+        self._dirty = False
+        return path
+
+    def latency(self, spec: LayerSpec, cin: int, cout: int) -> float:
+        """Seconds of ``spec`` at widths ``(cin, cout)``, measured once then read from the table."""
+        if spec.depthwise:
+            cout = cin
+        elif spec.kind != "linear" and spec.groups > 1:  # a grouped conv keeps whole groups
+            g = spec.groups
+            cin, cout = max(g, cin // g * g), max(g, cout // g * g)
+        key = f"{spec.name()}|{cin}|{cout}"
+        if key not in self.entries:
+            layer, x = spec.build(cin, cout)
+            prev = self.meter.min_run_time
+            self.meter.min_run_time = self.min_run_time
+            try:
+                self.entries[key] = float(self.meter(layer, (x,)))
+            finally:
+                self.meter.min_run_time = prev
+            self.measured += 1
+            self._dirty = True
+        return self.entries[key]
+
+    def estimate(self, spec: LayerSpec, cin: int, cout: int) -> float:
+        """Seconds of ``spec`` at any widths, from the grid: linear interpolation per dim and the
+        separable product (see the module docstring)."""
+        ci_full, co_full = spec.in_channels, spec.out_channels
+        full = self.latency(spec, ci_full, co_full)
+        t_in = full if cin >= ci_full else self._interp(spec, "in", cin)
+        if spec.depthwise:
+            return float(t_in)
+        t_out = full if cout >= co_full else self._interp(spec, "out", cout)
+        return float(t_in * t_out / full) if full > 0 else 0.0
+
+    def _interp(self, spec: LayerSpec, dim: str, width: int) -> float:
+        """Latency along one dim (the other at full width), interpolated on the grid."""
+        curve = self._curves.get((spec, dim, self.multiple))
+        if curve is None:
+            full = spec.in_channels if dim == "in" else spec.out_channels
+            widths = grid_widths(full, self.multiple)
+            times = [
+                self.latency(spec, w, spec.out_channels) if dim == "in" else self.latency(spec, spec.in_channels, w)
+                for w in widths
+            ]
+            curve = self._curves[(spec, dim, self.multiple)] = (np.array(widths, dtype=np.float64), np.array(times))
+        return float(np.interp(width, curve[0], curve[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "path": str(self.path), "entries": len(self.entries), "measured": self.measured}

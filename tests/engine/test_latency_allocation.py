@@ -1,0 +1,98 @@
+"""The latency-aware allocator: greedy order, chunks of round_to, caps, prefixes (no timing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
+from prunekit.engine.latency_search import bisect_budget
+from prunekit.graph.dependency import DependencyGraph
+
+
+class Chain(nn.Module):
+    """Three convs in a chain: a group per conv output (conv1 -> conv2 -> conv3 -> head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
+        self.head = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x)))))))
+
+
+def setup(weights):
+    torch.manual_seed(0)
+    model = Chain()
+    graph = DependencyGraph(model, torch.randn(1, 3, 8, 8))
+    groups = [g for g in graph.groups if g.prunable]
+    layers = {n: (m.in_channels, m.out_channels) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    scores = {g.id: np.ones(g.size) for g in groups}  # equal importance everywhere
+
+    def cost(name, ci, co):
+        return weights[name] * ci * co
+
+    return graph, groups, layers, scores, cost
+
+
+def owner(graph, gid):
+    return next(m.module for m in graph.groups[gid].members if m.role == "out")
+
+
+def test_touches_name_both_sides():
+    graph, groups, layers, _, _ = setup(dict.fromkeys(["conv1", "conv2", "conv3", "head"], 1.0))
+    by_owner = {owner(graph, g.id): touches([g], layers)[g.id] for g in groups}
+    assert {(t.layer, t.role) for t in by_owner["conv2"]} == {("conv2", "out"), ("conv3", "in")}
+
+
+def test_channels_go_where_they_buy_most_latency():
+    weights = {"conv1": 1.0, "conv2": 1.0, "conv3": 50.0, "head": 1.0}  # conv3 is slow
+    graph, groups, layers, scores, cost = setup(weights)
+    full, steps = latency_steps(groups, scores, layers, cost, step=8, max_group_sparsity=0.75)
+    assert full == pytest.approx(sum(weights[n] * ci * co for n, (ci, co) in layers.items()))
+    first = owner(graph, steps[0].group)
+    assert first in ("conv2", "conv3")  # both shrink conv3, the expensive layer
+    predicted = [s.predicted for s in steps]
+    assert all(b <= a + 1e-9 for a, b in zip([full, *predicted], predicted))
+
+
+def test_chunks_are_multiples_and_capped():
+    graph, groups, layers, scores, cost = setup(dict.fromkeys(["conv1", "conv2", "conv3", "head"], 1.0))
+    full, steps = latency_steps(groups, scores, layers, cost, step=8, max_group_sparsity=0.5)
+    counts = counts_at(steps, full, 0.0)  # everything the greedy order allows
+    assert counts and all(n % 8 == 0 and n <= 16 for n in counts.values())
+
+
+def test_least_important_channels_first():
+    graph, groups, layers, scores, cost = setup(dict.fromkeys(["conv1", "conv2", "conv3", "head"], 1.0))
+    g2 = next(g for g in groups if owner(graph, g.id) == "conv2")
+    scores[g2.id] = np.full(g2.size, 1e-3)  # conv2's outputs barely matter: they go first
+    scores[g2.id][0] = 1.0
+    _, steps = latency_steps(groups, scores, layers, cost, step=4)
+    assert steps[0].group == g2.id
+
+
+def test_counts_at_takes_the_shortest_prefix():
+    graph, groups, layers, scores, cost = setup(dict.fromkeys(["conv1", "conv2", "conv3", "head"], 1.0))
+    full, steps = latency_steps(groups, scores, layers, cost, step=4)
+    assert counts_at(steps, full, 1.0) == {steps[0].group: 4}
+    half = counts_at(steps, full, 0.5)
+    prefix = next(i for i, s in enumerate(steps) if s.predicted <= 0.5 * full) + 1
+    assert sum(half.values()) == 4 * prefix
+
+
+def test_bisect_budget_finds_the_least_amount():
+    calls = []
+
+    def cost(a):
+        calls.append(a)
+        return 1.0 - a
+
+    amount, c = bisect_budget(cost, 0.9, 0.5, steps=10)
+    assert 0.5 <= amount < 0.501 and c <= 0.5 and len(calls) == 11
+    assert bisect_budget(lambda a: 1.0, 0.9, 0.5) == (0.9, 1.0)  # unreachable: the most it can

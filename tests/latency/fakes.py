@@ -1,0 +1,88 @@
+"""A simulated latency backend for unit tests: no timing, a fake clock.
+
+``"fake"`` in :data:`prunekit.latency.LATENCY_BACKENDS` "runs" a model by advancing
+:data:`CLOCK` by a cost computed from its shapes: 1 microsecond per thousand MACs of each conv /
+linear, with widths rounded up to multiples of :data:`BLOCK` (as blocked CPU kernels pad them),
+plus 10 microseconds per call. :data:`CALLS` counts the models prepared (one per measurement).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+
+from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
+from prunekit.metrics import macs_per_module
+
+BLOCK = 8
+OVERHEAD = 1e-5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = FakeClock()
+CALLS = {"prepare": 0}
+
+
+def _padded(n: int) -> float:
+    return math.ceil(n / BLOCK) * BLOCK / n
+
+
+def fake_cost(model: nn.Module, inputs: tuple) -> float:
+    """Simulated seconds of one forward of ``model``."""
+    _, per_module = macs_per_module(model, inputs)
+    total = OVERHEAD
+    for name, m in model.named_modules():
+        macs = per_module.get(name, 0)
+        if isinstance(m, nn.Conv2d):
+            total += macs * _padded(m.out_channels) * _padded(max(m.in_channels // m.groups, 1)) * 1e-9
+        elif isinstance(m, nn.Linear):
+            total += macs * _padded(m.out_features) * _padded(m.in_features) * 1e-9
+        else:
+            total += macs * 1e-9
+    return total
+
+
+def _prepare(model: nn.Module, inputs: tuple, threads: int):
+    CALLS["prepare"] += 1
+    cost = fake_cost(model, inputs)
+
+    def run() -> None:
+        CLOCK.now += cost
+
+    return run
+
+
+def register() -> str:
+    if "fake" not in LATENCY_BACKENDS:
+        LATENCY_BACKENDS.add(
+            "fake",
+            LatencyBackend("fake", "simulated", _prepare, lambda: None, lambda: {"fake": "1"}, clock=CLOCK),
+            description="simulated latency for tests",
+        )
+    return "fake"
+
+
+def register_flat() -> str:
+    """``"flat"``: every model takes 1 ms, whatever its size (pruning buys nothing)."""
+    if "flat" not in LATENCY_BACKENDS:
+
+        def prepare(model: nn.Module, inputs: tuple, threads: int):
+            def run() -> None:
+                CLOCK.now += 1e-3
+
+            return run
+
+        LATENCY_BACKENDS.add(
+            "flat",
+            LatencyBackend("flat", "constant", prepare, lambda: None, lambda: {"flat": "1"}, clock=CLOCK),
+            description="constant latency for tests",
+        )
+    return "flat"
