@@ -176,8 +176,12 @@ def worker(tool: str, family: str, name: str) -> dict:
         row.update(finished=False, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300], raw=True)
     row["time_s"] = time.perf_counter() - t0
     if row.get("finished"):
-        res = check_against_zeroed(original, model, [x], rtol=1e-4)
-        row.update(equivalent=res.equivalent, max_error=res.max_error, scale=res.scale, reason=res.reason)
+        try:
+            res = check_against_zeroed(original, model, [x], rtol=1e-4)
+        except Exception as exc:  # noqa: BLE001 -- the oracle's own limits are reported, not fatal
+            row.update(equivalent=None, reason=f"oracle: {type(exc).__name__}: {exc}".splitlines()[0][:200])
+        else:
+            row.update(equivalent=res.equivalent, max_error=res.max_error, scale=res.scale, reason=res.reason)
     return row
 
 
