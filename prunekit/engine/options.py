@@ -79,7 +79,7 @@ def parse_round_to(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1 or 'auto', but got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, but got {text!r} (or 'auto')") from None
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -261,7 +261,7 @@ class PruneOptions:
         if len(amounts) > 1:
             raise option_error(
                 amounts[-1],
-                f"give exactly one of sparsity, target_macs, target_params or target_latency, but got {amounts}",
+                f"give exactly one of sparsity, target_macs or target_params (or target_latency), but got {amounts}",
             )
         if self.sparsity is not None:
             setattr_(self, "sparsity", check_fraction("sparsity", self.sparsity))
@@ -307,7 +307,7 @@ class PruneOptions:
         if self.round_to != "auto" and (
             isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1
         ):
-            raise option_error("round_to", f"must be an int >= 1 or 'auto', but got {self.round_to!r}")
+            raise option_error("round_to", f"must be an int >= 1, but got {self.round_to!r} (or 'auto')")
         if self.latency_backend not in LATENCY_BACKENDS:
             raise option_error(
                 "latency_backend", LATENCY_BACKENDS.unknown_message(self.latency_backend), UnknownNameError
@@ -349,7 +349,9 @@ class PruneOptions:
         """Raises unless exactly one of sparsity / target_macs / target_params / target_latency
         is given."""
         if self.sparsity is None and self.target is None:
-            raise option_error("sparsity", "give exactly one of sparsity, target_macs, target_params or target_latency")
+            raise option_error(
+                "sparsity", "give exactly one of sparsity, target_macs or target_params (or target_latency)"
+            )
 
     def override_for(self, module_name: str, default: float | None) -> float | None:
         """The sparsity of ``module_name``: an exact override, then the first matching ``re:``

@@ -106,7 +106,7 @@ def recipe_from_options(
     if len(given) != 1:
         raise option_error(
             "sparsity",
-            f"give exactly one of sparsity, target_macs, target_params or target_latency, but got {given or 'none'}",
+            f"give exactly one of sparsity, target_macs or target_params (or target_latency), but got {given or 'none'}",
         )
     sparsity = values.pop("sparsity", None)
     timing = {k: v for k, v in kwargs.items() if k not in option_names}

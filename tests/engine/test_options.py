@@ -86,7 +86,10 @@ def test_cli_flags_are_derived_from_the_fields():
     assert given_options(args, names) == {"round_to": 8, "scope": "global", "exact_only": True, "ignore": ["a", "b"]}
     with pytest.raises(ConfigError) as info, flag_errors(flags):
         PruneOptions(round_to=0)
-    assert str(info.value) == "--round-to: must be an int >= 1, but got 0" and info.value.module == "--round-to"
+    assert (
+        str(info.value) == "--round-to: must be an int >= 1, but got 0 (or 'auto')"
+        and info.value.module == "--round-to"
+    )
 
 
 def test_a_registered_schedule_is_usable_from_yaml():

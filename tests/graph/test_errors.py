@@ -138,7 +138,7 @@ def test_unknown_criterion_and_scope():
         prunekit.prune_(model, X, sparsity=0.5, criterion="l11")
     with pytest.raises(ConfigError, match="scope must be 'local' or 'global', but got 'globl'"):
         prunekit.prune_(model, X, sparsity=0.5, scope="globl")
-    with pytest.raises(ConfigError, match="round_to must be an int >= 1 or 'auto', but got 0"):
+    with pytest.raises(ConfigError, match="round_to must be an int >= 1, but got 0"):
         prunekit.prune_(model, X, sparsity=0.5, round_to=0)
 
 
@@ -177,6 +177,6 @@ def test_masked_mode_checks_its_options_like_prune():
     before = snapshot(model)
     with pytest.raises(ConfigError, match="scope must be 'local' or 'global', but got 'globl'"):
         prunekit.mask_(model, X, sparsity=0.5, scope="globl")
-    with pytest.raises(ConfigError, match="round_to must be an int >= 1 or 'auto', but got 0"):
+    with pytest.raises(ConfigError, match="round_to must be an int >= 1, but got 0"):
         prunekit.mask_(model, X, sparsity=0.5, round_to=0)
     assert_unchanged(model, before)

@@ -200,7 +200,7 @@ def test_load_recipe_reads_text_paths_mappings_and_configs(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, needle",
     [
-        ({}, "give exactly one of sparsity, target_macs, target_params or target_latency"),
+        ({}, "give exactly one of sparsity, target_macs or target_params"),
         ({"sparsity": 0.5, "target_macs": 0.5}, "give exactly one"),
         ({"target_macs": 0.5, "schedule": "agp", "end": 3}, "target_macs: needs a one_shot schedule"),
         ({"target_params": 1.5}, "target_params: must be a fraction in (0, 1]"),
