@@ -19,7 +19,7 @@ import torch.nn as nn
 from prunekit.errors import ConfigError, option_error
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.registry import Registry
-from prunekit.regularizers.slices import GroupSlices, group_slices
+from prunekit.regularizers.slices import GroupSlices, channel_sq_norms, group_slices
 
 __all__ = ["Regularizer", "REGULARIZERS", "get_regularizer", "check_strength"]
 
@@ -37,7 +37,8 @@ class Regularizer:
     Args:
         strength: the coefficient ``lambda`` of the penalty.
 
-    Subclasses implement :meth:`penalty` and :meth:`channel_norms`; :meth:`state_dict` holds
+    Subclasses implement :meth:`penalty` (and :meth:`channel_norms` when they shrink something
+    other than the coupled groups' slices); :meth:`state_dict` holds
     whatever a resumed run needs to continue the same penalty (the step is passed in, never
     counted inside).
     """
@@ -74,9 +75,14 @@ class Regularizer:
         """The scalar to add to the loss at training step ``step`` (batches into the phase)."""
         raise NotImplementedError
 
+    @torch.no_grad()
     def channel_norms(self, model: nn.Module) -> dict[int, np.ndarray]:
-        """Per prunable group id, the per-channel magnitude this regularizer shrinks."""
-        raise NotImplementedError
+        """Per prunable group id, the per-channel magnitude this regularizer shrinks: by default
+        the L2 norm over every slice of the coupled group holding the channel
+        (``sqrt(channel_sq_norms)``); a regularizer of other tensors overrides it."""
+        self._require_ready()
+        params = dict(model.named_parameters())
+        return {g.group_id: channel_sq_norms(params, g).sqrt().cpu().numpy() for g in self.groups}
 
     def below(self, model: nn.Module, threshold: float) -> float:
         """The fraction of unlocked channels of the prunable groups whose magnitude is < ``threshold``."""

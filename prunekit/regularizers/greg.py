@@ -125,12 +125,6 @@ class GrowingRegularizer(Regularizer):
                 total = total + 0.5 * lam * sq[torch.as_tensor(chosen, device=sq.device)].sum()
         return total
 
-    @torch.no_grad()
-    def channel_norms(self, model: nn.Module) -> dict[int, np.ndarray]:
-        self._require_ready()
-        params = dict(model.named_parameters())
-        return {g.group_id: channel_sq_norms(params, g).sqrt().cpu().numpy() for g in self.groups}
-
     def state_dict(self) -> dict[str, Any]:
         if self.selected is None:  # not set up yet: nothing chosen
             return {}

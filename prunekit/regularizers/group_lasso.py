@@ -17,7 +17,6 @@ changes little. Its gradient on an element ``w`` of ``W_c`` is ``lambda * w / sq
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -66,12 +65,6 @@ class GroupLasso(Regularizer):
             free = torch.as_tensor(~g.locked, device=total.device)
             total = total + group_lasso_penalty(channel_sq_norms(params, g)[free], strength=self.strength, eps=self.eps)
         return total
-
-    @torch.no_grad()
-    def channel_norms(self, model: nn.Module) -> dict[int, np.ndarray]:
-        self._require_ready()
-        params = dict(model.named_parameters())
-        return {g.group_id: channel_sq_norms(params, g).sqrt().cpu().numpy() for g in self.groups}
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "eps": self.eps}
