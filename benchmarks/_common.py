@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -31,3 +32,29 @@ def machine_meta() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def rss_mib() -> float:
+    """This process's resident memory now, in MiB (Linux ``/proc``; NaN elsewhere)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_runs(paths: list[str], same_settings: tuple[str, ...]) -> list[dict]:
+    """The result files of runs to merge; exits naming the file whose ``meta`` differs from the
+    first one's in any of ``same_settings``."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    first = runs[0]["meta"]
+    for path, run in zip(paths, runs):
+        for key in same_settings:
+            if run["meta"].get(key) != first.get(key):
+                raise SystemExit(
+                    f"--merge: {path} has {key}={run['meta'].get(key)!r}, the first file {first.get(key)!r}"
+                )
+    return runs

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -42,7 +41,7 @@ from prunekit.pipeline import StepLR, TrainOptions, build_optimizer, evaluate, t
 from prunekit.pipeline.train import cross_entropy_loss
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta  # noqa: E402
+from _common import load_runs, machine_meta  # noqa: E402
 from _tp import tp_prune_, tp_version  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,17 +201,8 @@ SAME_SETTINGS = ("model", "dataset", "epochs", "finetune_epochs", "lr", "finetun
 def merge_runs(paths: list[str]) -> dict:
     """Combines result files of the same study run with different seeds (one seed per run fits the
     2-core machine better than one long run); refuses files whose settings differ."""
-    runs = []
-    for path in paths:
-        with open(path) as f:
-            runs.append(json.load(f))
+    runs = load_runs(paths, SAME_SETTINGS)
     first = runs[0]["meta"]
-    for path, run in zip(paths, runs):
-        for key in SAME_SETTINGS:
-            if run["meta"].get(key) != first.get(key):
-                raise SystemExit(
-                    f"--merge: {path} has {key}={run['meta'].get(key)!r}, the first file {first.get(key)!r}"
-                )
     seeds = [s for run in runs for s in run["meta"]["seeds"]]
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"--merge: seeds {seeds} repeat across the files")

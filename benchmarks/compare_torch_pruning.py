@@ -38,7 +38,7 @@ import torchvision
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta  # noqa: E402
+from _common import machine_meta, rss_mib  # noqa: E402
 from _oracle import check_against_zeroed  # noqa: E402
 from _tp import tp_prune_, tp_version  # noqa: E402
 
@@ -105,14 +105,6 @@ def run_tool(tool: str, model: torch.nn.Module, x: torch.Tensor) -> dict:
     return tp_prune_(model, x, ratio=SPARSITY)
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def warm_up(tool: str) -> None:
     """One untimed call on a small model: imports and one-time initialisation are not what we time."""
     model = torchvision.models.resnet18(weights=None).eval()
@@ -131,7 +123,7 @@ def worker(tool: str, name: str, *, full: bool, threads: int, rtol: float) -> di
     row: dict = {"model": name, "tool": tool, "input": size}
     row["conv_layers"] = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     gc.collect()
-    rss0 = _rss_mib()
+    rss0 = rss_mib()
     t0 = time.perf_counter()
     try:
         row.update(run_tool(tool, model, x))

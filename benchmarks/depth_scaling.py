@@ -37,7 +37,7 @@ import torch.nn as nn
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta, rss_mib, write_atomic  # noqa: E402
 
 WIDTH = 16
 RESULT_TAG = "RESULT "
@@ -93,14 +93,6 @@ def build(depth: int) -> DeepNet:
     return DeepNet(depth).eval()
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def worker(depth: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     x = torch.randn(1, 3, 8, 8)
@@ -115,7 +107,7 @@ def worker(depth: int, threads: int) -> dict:
     row["groups"] = len(graph.groups)
     del graph
     gc.collect()
-    rss0 = _rss_mib()
+    rss0 = rss_mib()
     t0 = time.perf_counter()
     report = prunekit.prune_(model, x, sparsity=0.5)
     row["prune_s"] = time.perf_counter() - t0

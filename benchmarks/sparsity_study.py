@@ -41,7 +41,7 @@ from prunekit.pipeline.train import cross_entropy_loss
 from prunekit.regularizers import GroupLasso, GrowingRegularizer, Regularizer, Slimming
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import load_runs, machine_meta, write_atomic  # noqa: E402
 from accuracy_study import CACHE, baseline, pick_dataset  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,15 +202,8 @@ def write(out: str, data: dict) -> None:
 def merge(paths: list[str]) -> dict:
     """Combines the files of runs with other seeds or other arms (each row records its own
     regularizer and strength); refuses files whose shared settings differ or that repeat a row."""
-    runs = []
-    for path in paths:
-        with open(path) as f:
-            runs.append(json.load(f))
+    runs = load_runs(paths, SAME_SETTINGS)
     first = runs[0]["meta"]
-    for path, run in zip(paths, runs):
-        for key in SAME_SETTINGS:
-            if run["meta"].get(key) != first.get(key):
-                raise SystemExit(f"--merge: {path} has {key}={run['meta'].get(key)!r}, the first {first.get(key)!r}")
     rows = [row for r in runs for row in r["results"]]
     keys = [(row["seed"], row["arm"]) for row in rows]
     if len(set(keys)) != len(keys):
