@@ -10,6 +10,7 @@ from prunekit.rules.base import (
     get_rule,
     mark_leaf,
     register_rule,
+    register_rule_by_name,
     registered_rules,
     unmark_leaf,
     unregister_rule,
@@ -22,6 +23,7 @@ from prunekit.rules.shape import ElementwiseRule, OpaqueRule, SpatialRule
 __all__ = [
     "LayerRule",
     "register_rule",
+    "register_rule_by_name",
     "unregister_rule",
     "get_rule",
     "mark_leaf",

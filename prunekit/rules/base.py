@@ -25,6 +25,7 @@ from prunekit.errors import ConfigError, SurgeryError
 __all__ = [
     "LayerRule",
     "register_rule",
+    "register_rule_by_name",
     "unregister_rule",
     "get_rule",
     "mark_leaf",
@@ -36,6 +37,9 @@ __all__ = [
 
 _RULES: dict[type, LayerRule] = {}
 _USER_LEAVES: set[type] = set()
+#: Rules for third-party layers named by ``module.QualName``, bound to the class the first time a
+#: model shows it, so prunekit never imports torchvision or timm to register them.
+_NAMED_RULES: dict[str, LayerRule] = {}
 
 
 class LayerRule:
@@ -132,6 +136,32 @@ def register_rule(layer_type: type, rule: LayerRule, *, replace: bool = False) -
         _USER_LEAVES.add(layer_type)
 
 
+def register_rule_by_name(qualified_name: str, rule: LayerRule) -> None:
+    """Registers ``rule`` for the class named ``qualified_name`` (``"package.module.ClassName"``)
+    without importing it: the rule is bound (as :func:`register_rule` would) the first time a
+    model holds an instance of that class or a subclass. For third-party layers such as
+    torchvision's ``StochasticDepth``, whose packages ``import prunekit`` must not pull in."""
+    if not isinstance(rule, LayerRule):
+        raise ConfigError(f"rule must be a prunekit LayerRule instance, but got {type(rule).__name__}")
+    if "." not in qualified_name:
+        raise ConfigError(
+            f"qualified_name must be 'package.module.ClassName', but got {qualified_name!r}", module=qualified_name
+        )
+    _NAMED_RULES[qualified_name] = rule
+
+
+def _bind_named(layer_type: type) -> None:
+    """Binds a rule registered by name to ``layer_type`` and its bases, if one names them."""
+    if not _NAMED_RULES:
+        return
+    for cls in layer_type.__mro__:
+        if cls is nn.Module:
+            break
+        rule = _NAMED_RULES.pop(f"{cls.__module__}.{cls.__qualname__}", None)
+        if rule is not None and cls not in _RULES:
+            register_rule(cls, rule)
+
+
 def unregister_rule(layer_type: type) -> None:
     """Removes the rule registered for exactly ``layer_type``."""
     _RULES.pop(layer_type, None)
@@ -140,6 +170,7 @@ def unregister_rule(layer_type: type) -> None:
 
 def get_rule(layer_type: type) -> LayerRule | None:
     """The rule for ``layer_type`` or its nearest registered base class, or None."""
+    _bind_named(layer_type)
     for cls in layer_type.__mro__:
         rule = _RULES.get(cls)
         if rule is not None:
@@ -157,6 +188,7 @@ def inherits_rule(layer_type: type) -> bool:
     leaf. A subclass that overrides ``forward`` may do anything (pad first, gate its output): it
     is traced through unless a rule is registered for it.
     """
+    _bind_named(layer_type)
     for cls in layer_type.__mro__:
         if cls in _RULES:
             return getattr(cls, "forward", None) is getattr(layer_type, "forward", None)
@@ -179,6 +211,7 @@ def unmark_leaf(layer_type: type) -> None:
 
 
 def is_marked_leaf(layer_type: type) -> bool:
+    _bind_named(layer_type)
     return layer_type in _USER_LEAVES
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from prunekit.rules.base import register_rule
+from prunekit.rules.base import register_rule, register_rule_by_name
 from prunekit.rules.conv import ConvRule
 from prunekit.rules.linear import EmbeddingRule, LinearRule
 from prunekit.rules.norm import GroupNormRule, LayerNormRule, PerChannelRule
@@ -74,6 +74,11 @@ for _t in (
     nn.FeatureAlphaDropout,
 ):
     register_rule(_t, _elementwise)
+# Stochastic depth / drop-path scale whole samples (noise of shape (N, 1, 1, ...)), never one
+# channel apart from another: channels pass through in both modes. As leaves, their ``training``
+# branch is not traced, so a model whose only train-mode difference they are is traced once.
+for _name in ("torchvision.ops.stochastic_depth.StochasticDepth", "timm.layers.drop.DropPath"):
+    register_rule_by_name(_name, _elementwise)
 
 for _t, _k in (
     (nn.MaxPool1d, 1),
