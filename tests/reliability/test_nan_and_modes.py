@@ -140,3 +140,17 @@ def test_a_cut_that_breaks_midway_restores_every_flag(monkeypatch: pytest.Monkey
     with pytest.raises(SurgeryError):
         prunekit.prune_(model, X, sparsity=0.5)
     assert_unchanged(model, before)
+
+
+def test_the_finiteness_screen_has_no_false_alarm_when_a_sum_overflows() -> None:
+    from prunekit.checks import nonfinite_tensors
+
+    layer = nn.Linear(64, 64)
+    with torch.no_grad():
+        layer.weight.fill_(3e38)  # every value finite, their float32 sum is inf
+    assert nonfinite_tensors(layer) == {}
+    with torch.no_grad():
+        layer.weight[7, 3] = float("-inf")
+        layer.bias[2] = float("nan")
+    assert nonfinite_tensors(layer) == {"weight": [7], "bias": [2]}
+    assert nonfinite_tensors(nn.Linear(4000, 4000).half()) == {}  # half sums accumulate in float32
