@@ -117,8 +117,7 @@ class AtomTable:
             raise TraceError(f"{why}: cannot couple {a.size} channels with {b.size}")
         if np.array_equal(a, b):
             return
-        for x, y in zip(a.tolist(), b.tolist()):
-            self.uf.union(x, y)
+        self.uf.union_pairs(a.tolist(), b.tolist())
         self.couplings.append((a, why))
 
     def lock(self, atoms: np.ndarray, reason: str) -> None:

@@ -49,6 +49,26 @@ class UnionFind:
         self.parent[max(ra, rb)] = min(ra, rb)
         return True
 
+    def union_pairs(self, a: list[int], b: list[int]) -> None:
+        """``union(a[i], b[i])`` for every i, in one loop with the finds inlined (an add or cat
+        of wide tensors couples thousands of channels)."""
+        parent = self.parent
+        for x, y in zip(a, b):
+            rx = x
+            while parent[rx] != rx:
+                rx = parent[rx]
+            ry = y
+            while parent[ry] != ry:
+                ry = parent[ry]
+            while parent[x] != rx:  # compress both paths
+                parent[x], x = rx, parent[x]
+            while parent[y] != ry:
+                parent[y], y = ry, parent[y]
+            if rx < ry:
+                parent[ry] = rx
+            elif ry < rx:
+                parent[rx] = ry
+
     def roots(self) -> np.ndarray:
         """``roots()[a] == find(a)`` for every element, as an int64 array."""
         n = len(self.parent)

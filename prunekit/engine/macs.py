@@ -217,13 +217,37 @@ class ShapeOnlyMode(TorchDispatchMode):
                 self._made[id(first)] = weakref.ref(first)
         if out is None:
             out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
+        macs = _direct_macs(func, args, out)
+        formula = flop_registry.get(func._overloadpacket) if macs is None else None
         if formula is not None:
             macs = int(formula(*args, **kwargs, out_val=out)) // 2
+        if macs is not None:
             self.total += macs
             for name in {"", *self._stack}:
                 self.per_module[name] += macs
         return out
+
+
+def _direct_macs(func: Any, args: Sequence[Any], out: Any) -> int | None:
+    """MACs of the most frequent ops from their shapes, by the formulas of
+    ``torch.utils.flop_counter`` (``conv_flop_count``, ``mm_flop``, ``bmm_flop``; FLOPs / 2)
+    without its per-call argument mapping; ``None`` for every other op."""
+    if func is aten.convolution.default:
+        x, w, transposed = args[0], args[1], args[6]
+        spatial = (x.shape if transposed else out.shape)[2:]
+        return x.shape[0] * w.shape[0] * w.shape[1] * _prod(w.shape[2:]) * _prod(spatial)
+    if func is aten.mm.default:
+        return args[0].shape[0] * args[0].shape[1] * args[1].shape[1]
+    if func is aten.addmm.default:
+        return args[1].shape[0] * args[1].shape[1] * args[2].shape[1]
+    return None
+
+
+def _prod(sizes: Sequence[int]) -> int:
+    total = 1
+    for s in sizes:
+        total *= s
+    return total
 
 
 def fast_macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[str, int]]:

@@ -40,6 +40,7 @@ _USER_LEAVES: set[type] = set()
 #: Rules for third-party layers named by ``module.QualName``, bound to the class the first time a
 #: model shows it, so prunekit never imports torchvision or timm to register them.
 _NAMED_RULES: dict[str, LayerRule] = {}
+_NAMED_CHECKED: set[type] = set()  # types whose classes were already looked up by name
 
 
 class LayerRule:
@@ -148,12 +149,14 @@ def register_rule_by_name(qualified_name: str, rule: LayerRule) -> None:
             f"qualified_name must be 'package.module.ClassName', but got {qualified_name!r}", module=qualified_name
         )
     _NAMED_RULES[qualified_name] = rule
+    _NAMED_CHECKED.clear()
 
 
 def _bind_named(layer_type: type) -> None:
     """Binds a rule registered by name to ``layer_type`` and its bases, if one names them."""
-    if not _NAMED_RULES:
+    if not _NAMED_RULES or layer_type in _NAMED_CHECKED:
         return
+    _NAMED_CHECKED.add(layer_type)
     for cls in layer_type.__mro__:
         if cls is nn.Module:
             break

@@ -86,6 +86,8 @@ def test_skipping_matches_computing_every_conv_variant() -> None:
         torch.nn.Conv1d(4, 4, 5, padding="same"),
         torch.nn.Conv3d(4, 2, (1, 3, 3), stride=(1, 2, 2)),
         torch.nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Linear(4, 5),  # addmm
+        torch.nn.Linear(4, 3, bias=False),  # mm
     ]
     for layer in cases:
         nd = layer.weight.ndim - 2
