@@ -68,8 +68,9 @@ def _trace_fx(model: nn.Module, inputs: ExampleInputs | None) -> Traced:
     fx_tracer = PrunekitTracer()
     constants = inputs.constants(model) if inputs is not None else None
     graph = fx_tracer.trace(model, concrete_args=constants)
-    gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)
-    return Traced(gm, gm.graph, "fx", model.training)
+    # the graph's targets are qualified names in the model itself: interpret it against the
+    # model, without building a GraphModule (which copies every submodule and compiles code)
+    return Traced(fx_tracer.root, graph, "fx", model.training)
 
 
 def _trace_export(model: nn.Module, inputs: ExampleInputs) -> Traced:
