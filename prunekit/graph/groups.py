@@ -277,17 +277,19 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
         labels = np.full((len(parts), g.size), -1, dtype=np.int64)
         problem = None
         for p, (chans, reason) in enumerate(parts):
-            for b, ch in enumerate(chans):
-                if (labels[p, ch] >= 0).any():
-                    problem = f"{reason} puts one channel in two blocks"
-                labels[p, ch] = b
-        constrained = np.nonzero((labels >= 0).any(axis=0))[0]
-        cells_by_sig: dict[tuple, list[int]] = {}
-        for c in constrained.tolist():
-            cells_by_sig.setdefault(tuple(labels[:, c].tolist()), []).append(c)
+            flat = np.concatenate(chans)
+            if len(np.unique(flat)) < len(flat):
+                problem = f"{reason} puts one channel in two blocks"
+            labels[p, flat] = np.repeat(np.arange(len(chans)), [len(c) for c in chans])
         if problem:
             g.locked[:] = True
             _add_unique(g.lock_reasons, problem)
-        else:
-            g.cells = [np.array(v, dtype=np.int64) for v in cells_by_sig.values()]
-            g.couplings.add("balanced")
+            continue
+        # cells: constrained channels with the same block in every partition, in the order of
+        # their first channel
+        constrained = np.nonzero((labels >= 0).any(axis=0))[0]
+        _, first, inverse = np.unique(labels[:, constrained].T, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        inverse = inverse.reshape(-1)
+        g.cells = [constrained[inverse == k] for k in order]
+        g.couplings.add("balanced")
