@@ -82,7 +82,8 @@ class ChannelInterpreter(fx.Interpreter):
                 return ParamSource(str(n.target), tuple(range(result.ndim)))
             return None
         if n.op == "call_module":
-            module = self.module.get_submodule(str(n.target))
+            # fx.Interpreter's name -> module table (it lists a shared module under one name only)
+            module = self.submodules.get(str(n.target)) or self.module.get_submodule(str(n.target))
             rule = get_rule(type(module))
             if rule is None:
                 if any(True for _ in module.parameters()):
