@@ -8,6 +8,8 @@ repeats after a flatten, a permutation after a shuffle).
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -40,6 +42,12 @@ class Member:
     positions: np.ndarray
     channels: np.ndarray
     key: MemberKey
+
+    @functools.cached_property
+    def distinct_channels(self) -> np.ndarray:
+        """The group channels this member holds, sorted, each once (cached: a member's
+        channels never change)."""
+        return np.unique(self.channels)
 
     def __str__(self) -> str:
         if self.role == "param":

@@ -63,13 +63,13 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
 def _greedy_keeping_members(group: Group, order: np.ndarray, budget: int) -> np.ndarray:
     """Takes channels in ``order`` up to ``budget``, skipping any whose removal would leave a
     member (a layer's outputs after a cat, say) with no channel at all."""
-    held = [len(np.unique(m.channels)) for m in group.members] or [group.size]
+    held = [len(m.distinct_channels) for m in group.members] or [group.size]
     if budget < min(held):  # no member can run out: the greedy would skip nothing
         return np.asarray(order[:budget], dtype=np.int64)
     left: list[int] = []
     holders: dict[int, list[int]] = {}
     for i, m in enumerate(group.members):
-        chans = np.unique(m.channels)
+        chans = m.distinct_channels
         left.append(len(chans))
         for c in chans.tolist():
             holders.setdefault(c, []).append(i)
