@@ -98,3 +98,27 @@ def test_skipping_matches_computing_every_conv_variant() -> None:
                 fake = layer(x)
         assert fake.shape == real.shape and not fake.any()
         assert mode.total == macs_per_module(copy.deepcopy(layer), (x,))[0]
+
+
+def test_skipped_pooling_has_the_real_shapes_and_errors() -> None:
+    """Pooling on a large input is shaped by the meta kernels: same shapes (ceil mode, padding,
+    adaptive sizes, 1d/3d) and the same refusal of a window larger than the input."""
+    nn = torch.nn
+    cases = [
+        (nn.MaxPool2d(3, 2, 1, ceil_mode=True), (1, 16, 57, 57)),
+        (nn.AvgPool2d(3, 2, 1, count_include_pad=False), (1, 16, 57, 57)),
+        (nn.AdaptiveAvgPool2d(7), (1, 16, 50, 50)),
+        (nn.AdaptiveMaxPool2d((5, 3)), (1, 16, 50, 50)),
+        (nn.MaxPool3d((1, 3, 3), (1, 2, 2)), (1, 8, 4, 40, 40)),
+        (nn.MaxPool1d(4, 3), (2, 16, 999)),
+    ]
+    for layer, shape in cases:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            real = layer(x)
+            with ShapeOnlyMode(layer) as mode:
+                fake = layer(x)
+        assert fake.shape == real.shape and not fake.any(), layer
+        assert mode.total == 0
+    with pytest.raises(RuntimeError), torch.no_grad(), ShapeOnlyMode(nn.MaxPool2d(99)):
+        nn.MaxPool2d(99)(torch.randn(1, 16, 64, 64))
