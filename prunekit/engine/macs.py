@@ -147,8 +147,6 @@ _SKIPPABLE = {
 }
 
 
-
-
 def _pooled(func: Any, args: Sequence[Any]) -> Any:
     """Zeros of a pooling op's outputs, shaped (and checked) by its meta kernel, or ``None`` for
     a small input."""

@@ -9,7 +9,6 @@ repeats after a flatten, a permutation after a shuffle).
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
