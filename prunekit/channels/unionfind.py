@@ -71,5 +71,11 @@ class UnionFind:
 
     def roots(self) -> np.ndarray:
         """``roots()[a] == find(a)`` for every element, as an int64 array."""
-        n = len(self.parent)
-        return np.fromiter((self.find(a) for a in range(n)), dtype=np.int64, count=n)
+        parent = np.asarray(self.parent, dtype=np.int64)
+        while True:  # pointer jumping: each pass halves every path, all elements at once
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        self.parent = parent.tolist()  # fully compressed
+        return parent
