@@ -124,7 +124,7 @@ def worker(tool: str, name: str, *, full: bool, threads: int, rtol: float) -> di
     row["conv_layers"] = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     gc.collect()
     rss0 = rss_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         row.update(run_tool(tool, model, x))
         row["finished"] = True
@@ -132,6 +132,9 @@ def worker(tool: str, name: str, *, full: bool, threads: int, rtol: float) -> di
         row["finished"] = False
         row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     row["time_s"] = time.perf_counter() - t0
+    # CPU seconds of this process: unlike wall time, they barely move when other work shares the
+    # CPUs, so their spread says whether a wall-time spread is the machine or the tool
+    row["cpu_s"] = time.process_time() - c0
     # ru_maxrss is the process's high-water mark in KiB (Linux): its rise over the RSS at the start
     # of the call bounds what the call allocated at its peak, tensors included.
     row["peak_rss_growth_mib"] = max(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0)
@@ -174,12 +177,15 @@ def spawn(tool: str, name: str, *, full: bool, args: argparse.Namespace) -> dict
 def summarize(runs: list[dict]) -> dict:
     """Medians over the runs of one (model, tool); the checks come from the first run."""
     first = runs[0]
-    out = {k: v for k, v in first.items() if k not in ("time_s", "peak_rss_growth_mib")}
+    out = {k: v for k, v in first.items() if k not in ("time_s", "cpu_s", "peak_rss_growth_mib")}
     ok = [r for r in runs if r.get("finished")]
     out["finished"] = bool(ok) and len(ok) == len(runs)
     if ok:
         times = [r["time_s"] for r in ok]
         out.update(time_s=statistics.median(times), all_time_s=times)
+        cpu = [r["cpu_s"] for r in ok if "cpu_s" in r]
+        if cpu:
+            out.update(cpu_s=statistics.median(cpu), all_cpu_s=cpu)
         out["peak_rss_growth_mib"] = statistics.median(r["peak_rss_growth_mib"] for r in ok)
     return out
 

@@ -83,9 +83,14 @@ def render_compare(data: dict) -> str:
         f"{meta['loadavg_1min_before']:.2f} before, {meta['loadavg_1min_after']:.2f} after (a figure well above "
         f"0 before means other work shared the CPUs and the timings are noisy). Whole run: {meta['wall_s'] / 60:.1f} min.",
         "",
+        "Wall time is what a user waits; CPU time (seconds of CPU the run's process used) barely moves when "
+        "other work shares the machine, so the CPU-time ratio is the steadier comparison on a loaded machine "
+        "and a wide wall-time spread with a narrow CPU-time spread is the machine, not the tool.",
+        "",
         "| model | input | prunekit (s) | min-max | Torch-Pruning (s) | min-max | TP / prunekit "
+        "| CPU s (pk / TP) | CPU min-max (pk / TP) | TP / prunekit (CPU) "
         "| peak Python MiB (pk / TP) | peak RSS growth MiB (pk / TP) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
         pk, tp = _pair(by, m)
@@ -100,8 +105,10 @@ def render_compare(data: dict) -> str:
             return " / ".join(f"{r[key]:.0f}" if r and r.get(key) is not None else "-" for r in (r1, r2))
 
         size = (pk or tp)["input"] if (pk or tp).get("input") else ""
+        cpu = _cpu_cells(pk, tp)
         lines.append(
-            f"| {m} | {size} | {' | '.join(cells)} | {ratio} | {mem('peak_python_mib')} | {mem('peak_rss_growth_mib')} |"
+            f"| {m} | {size} | {' | '.join(cells)} | {ratio} | {cpu} | {mem('peak_python_mib')} "
+            f"| {mem('peak_rss_growth_mib')} |"
         )
     lines += [
         "",
@@ -120,6 +127,22 @@ def render_compare(data: dict) -> str:
         lines.append(f"| {m} | {' | '.join(cells)} |")
     lines += _render_depth(by)
     return "\n".join(lines) + "\n"
+
+
+def _cpu_cells(pk: dict | None, tp: dict | None) -> str:
+    """CPU seconds (pk / TP), their min-max, and the CPU-time ratio; dashes for runs that
+    predate the CPU-time column or did not finish."""
+
+    def has(r: dict | None) -> bool:
+        return bool(r and r.get("finished") and r.get("cpu_s"))
+
+    secs = " / ".join(f"{r['cpu_s']:.3f}" if has(r) else "-" for r in (pk, tp))
+    spans = " / ".join(
+        f"{min(r['all_cpu_s']):.2f}-{max(r['all_cpu_s']):.2f}" if has(r) and r.get("all_cpu_s") else "-"
+        for r in (pk, tp)
+    )
+    ratio = f"{tp['cpu_s'] / pk['cpu_s']:.2f}x" if has(pk) and has(tp) else "-"
+    return f"{secs} | {spans} | {ratio}"
 
 
 def _render_depth(by: dict) -> list[str]:

@@ -23,6 +23,7 @@ def test_one_command_writes_json_and_markdown(tmp_path):
     data = json.loads((tmp_path / "compare_torch_pruning.json").read_text())
     (row,) = data["results"]
     assert row["finished"] and row["equivalent"] is True and row["scale"] > 1e-3  # not vacuous
+    assert row["cpu_s"] > 0 and row["all_cpu_s"] == [row["cpu_s"]]
     assert 0 < row["macs_ratio"] < 0.6 and row["peak_python_mib"] > 0 and row["conv_layers"] == 52
     assert {"loadavg_1min_before", "loadavg_1min_after", "command", "torch", "runs"} <= set(data["meta"])
     assert "| mobilenet_v3_small | 224 |" in (tmp_path / "compare_torch_pruning.md").read_text()
@@ -36,6 +37,9 @@ def _row(model, tool, times, **extra):
 def test_summary_takes_the_median_and_keeps_a_failure():
     ok = summarize(_row("resnet50", "prunekit", [3.0, 1.0, 2.0], equivalent=True))
     assert ok["time_s"] == 2.0 and ok["all_time_s"] == [3.0, 1.0, 2.0] and ok["finished"]
+    assert "cpu_s" not in ok  # runs from before the CPU-time column
+    runs = [{**r, "cpu_s": c} for r, c in zip(_row("resnet50", "prunekit", [3.0, 1.0, 2.0]), [0.5, 0.7, 0.6])]
+    assert summarize(runs)["cpu_s"] == 0.6 and summarize(runs)["all_cpu_s"] == [0.5, 0.7, 0.6]
     failed = summarize([{"model": "swin_t", "tool": "torch-pruning", "finished": False, "error": "boom"}])
     assert not failed["finished"] and failed["error"] == "boom"
 
@@ -49,11 +53,16 @@ def test_render_compare_tables_ratio_and_depth():
     rows = []
     for name, layers, t in (("resnet50", 53, 1.0), ("resnet101", 104, 2.0), ("resnet152", 155, 3.0)):
         for tool, k in (("prunekit", 1), ("torch-pruning", 4)):
-            r = summarize(_row(name, tool, [t * k], equivalent=True, max_error=1e-7, scale=1.0, reason=""))
+            r = summarize(
+                _row(name, tool, [t * k], cpu_s=t * k / 2, equivalent=True, max_error=1e-7, scale=1, reason="")
+            )
             rows.append({**r, "conv_layers": layers, "macs_ratio": 0.25, "peak_python_mib": 3.0})
     rows.append({"model": "swin_t", "tool": "torch-pruning", "finished": False, "error": "timed out after 300 s"})
     text = render_compare({"meta": meta, "results": rows})
-    assert "| resnet50 | 224 | 1.000 | 1.00-1.00 | 4.000 | 4.00-4.00 | 4.00x | 3 / 3 | 5 / 5 |" in text
+    assert (
+        "| resnet50 | 224 | 1.000 | 1.00-1.00 | 4.000 | 4.00-4.00 | 4.00x "
+        "| 0.500 / 2.000 | 0.50-0.50 / 2.00-2.00 | 4.00x | 3 / 3 | 5 / 5 |"
+    ) in text
     assert "**no**: timed out after 300 s" in text and "removal of 50% of the channels" in text
     assert "prunekit, resnet: resnet101 1.96x layers -> 2.00x time" in text
 
