@@ -117,15 +117,24 @@ def _all_rows(model: nn.Module, member: Member) -> list[torch.Tensor]:
 
 def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]], reduction: str) -> np.ndarray:
     """Combines per-position member scores into one score per group channel."""
+    if reduction == "max":
+        best = np.full(group.size, -np.inf)
+        for member, values in per_member:
+            np.maximum.at(best, member.channels, values)
+        return np.where(np.isfinite(best), best, 0.0)
     total = np.zeros(group.size)
     count = np.zeros(group.size)
-    best = np.full(group.size, -np.inf)
     for member, values in per_member:
-        np.add.at(total, member.channels, values)
-        np.add.at(count, member.channels, 1)
-        np.maximum.at(best, member.channels, values)
-    if reduction == "sum":
-        return total
-    if reduction == "mean":
-        return total / np.maximum(count, 1)
-    return np.where(np.isfinite(best), best, 0.0)
+        ch = member.channels
+        if len(ch) == group.size > 0 and _is_identity(ch):  # the common case: one position per channel
+            total += values
+            count += 1
+        else:
+            np.add.at(total, ch, values)
+            np.add.at(count, ch, 1)
+    return total if reduction == "sum" else total / np.maximum(count, 1)
+
+
+def _is_identity(channels: np.ndarray) -> bool:
+    """True when ``channels[i] == i`` for every i."""
+    return bool(channels[0] == 0 and channels[-1] == len(channels) - 1 and (np.diff(channels) == 1).all())
