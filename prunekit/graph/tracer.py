@@ -17,6 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from prunekit.errors import ExampleInputError, TraceError
+from prunekit.graph.attr_sizes import probe_size_attributes
 from prunekit.graph.recorder import record, restore_buffers, snapshot_buffers
 from prunekit.inputs import ExampleInputs
 from prunekit.modes import restore_training_flags, save_training_flags
@@ -68,6 +69,7 @@ def _trace_fx(model: nn.Module, inputs: ExampleInputs | None) -> Traced:
     fx_tracer = PrunekitTracer()
     constants = inputs.constants(model) if inputs is not None else None
     graph = fx_tracer.trace(model, concrete_args=constants)
+    probe_size_attributes(model, graph, lambda: PrunekitTracer().trace(model, concrete_args=constants))
     gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)
     return Traced(gm, gm.graph, "fx", model.training)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.fx as fx
 
 from prunekit.channels import Ann, Axis, ParamSource, TraceContext, permute_axis, reshape_axis
+from prunekit.graph.attr_sizes import META_KEY, SIZE_ATTRIBUTES
 from prunekit.graph.ops.args import norm_dim
 from prunekit.graph.ops.registry import base_name, op_name, op_rule
 from prunekit.graph.ops.sizes import link_sizes
@@ -37,6 +39,7 @@ def view(ctx, node, args, kwargs, anns, kwanns, result):
     if isinstance(anns[0], ParamSource):
         return param_view(args, node.args, anns[0], result)
     out = _view_axis(ctx, node, args, kwargs, anns, result)
+    _link_attributes(ctx, out, node.meta.get(META_KEY, {}), f"{op_name(node.target)} at {ctx.where()}")
     sizes = list(anns[1]) if len(anns) == 2 and isinstance(anns[1], (tuple, list)) else list(anns[1:])
     link_sizes(ctx, sizes, 0, result, out, f"{op_name(node.target)} at {ctx.where()}")
     return out
@@ -79,7 +82,21 @@ def _view_axis(ctx: TraceContext, node: fx.Node, args: tuple, kwargs: dict, anns
     _, dynamic = shape_args(args, node.args)
     if len(dynamic) != result.ndim:
         dynamic = [True] * result.ndim
+    attrs = node.meta.get(META_KEY, {}) if len(dynamic) == result.ndim else {}
+    for d in attrs:  # read from a layer attribute the surgery updates: checked by _link_attributes
+        dynamic[d] = True
     return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, f"{node.target} at {ctx.where()}")
+
+
+def _link_attributes(ctx: TraceContext, out: Ann, attrs: dict[int, tuple[str, str]], what: str) -> None:
+    """Ties each output dim sized by ``module.attribute`` to the channels that attribute counts
+    (to none when the dim holds no channels: then that layer role is locked)."""
+    for d, (module, attr) in attrs.items():
+        held = np.zeros(0, np.int64)
+        if isinstance(out, Axis) and d in out.dims:
+            k = out.dims.index(d)
+            held = np.moveaxis(out.atoms, k, 0).reshape(out.atoms.shape[k], -1)[:, 0]
+        ctx.link_attribute(held, module, SIZE_ATTRIBUTES[attr], f"{what} reads its dim {d} from {module}.{attr}")
 
 
 @op_rule(
