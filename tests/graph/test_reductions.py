@@ -135,3 +135,33 @@ def test_reductions_over_other_dims_keep_channels_exactly(op):
     report = prunekit.prune_(model, X, sparsity=0.5, exact_only=True)
     assert model.a.out_channels == 4
     assert prunekit.check_equivalence(original, model, X, report).ok
+
+
+class RMSNormNet(nn.Module):
+    """Linear -> ``nn.RMSNorm`` or ``F.rms_norm`` (with the module's normalized_shape, which the
+    surgery updates) over the features -> Linear.
+
+    Groups: a (8: a out, norm weight, b in; inexact); b (4: b out; output).
+    """
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.a, self.b, self.functional = nn.Linear(6, 8), nn.Linear(8, 4), functional
+        self.norm = nn.RMSNorm(8)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y = F.rms_norm(y, self.norm.normalized_shape, self.norm.weight) if self.functional else self.norm(y)
+        return self.b(y)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export"])
+@pytest.mark.parametrize("functional", [False, True], ids=["module", "functional"])
+def test_rms_norm_layer_is_inexact_and_prunes(functional, tracer):
+    model, x = RMSNormNet(functional).eval(), torch.randn(2, 5, 6)
+    group = prunekit.DependencyGraph(model, x, tracer=tracer).group_of("a")
+    assert group.prunable and not group.exact and "root mean square" in group.reason, group.reason
+    prunekit.prune_(model, x, sparsity=0.5, tracer=tracer)
+    assert model.a.out_features == 4 and model.norm.weight.shape == (4,) and model(x).shape == (2, 5, 4)
