@@ -68,9 +68,14 @@ class Traced:
 def _trace_fx(model: nn.Module, inputs: ExampleInputs | None) -> Traced:
     fx_tracer = PrunekitTracer()
     constants = inputs.constants(model) if inputs is not None else None
-    graph = fx_tracer.trace(model, concrete_args=constants)
-    probe_size_attributes(model, graph, lambda: PrunekitTracer().trace(model, concrete_args=constants))
-    gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)
+    before = set(vars(model))
+    try:
+        graph = fx_tracer.trace(model, concrete_args=constants)
+        probe_size_attributes(model, graph, lambda: PrunekitTracer().trace(model, concrete_args=constants))
+        gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)  # copies what the graph uses
+    finally:
+        for key in set(vars(model)) - before:  # fx stores tensor constants on the model: take them off
+            delattr(model, key)
     return Traced(gm, gm.graph, "fx", model.training)
 
 

@@ -111,3 +111,11 @@ def test_a_literal_or_another_layers_attribute_stays_locked(size, reason):
     graph = prunekit.DependencyGraph(SizeFromAttribute(size).eval(), torch.randn(2, 32))
     group = graph.group_of("fc")
     assert not group.prunable and reason in group.reason, group.reason
+
+
+def test_tracing_and_probing_leave_the_model_as_it_was():
+    """Probing changes attributes and retraces; fx stores tensor constants on the model."""
+    model = SizeFromAttribute("attr").eval()
+    attrs = dict(vars(model))
+    prunekit.DependencyGraph(model, torch.randn(2, 32))
+    assert vars(model).keys() == attrs.keys() and model.up1.in_channels == 16 and model.other.in_channels == 16
