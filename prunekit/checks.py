@@ -4,6 +4,10 @@
 real (not meta-device) tensors, the inputs fit the arity of its ``forward``, and every weight is
 finite. A NaN weight poisons every score and every comparison it touches (``max(err, nan)``
 keeps ``err``), so it is reported with its tensor and channel, never pruned silently.
+
+Parameters and normalisation statistics (BatchNorm's running mean and variance) must be finite.
+Other buffers may legitimately hold infinities: clamp bounds (timm's Gemma 4 ViT keeps
+``input_min = -inf``), additive attention masks of ``-inf``; only a NaN there is an error.
 """
 
 from __future__ import annotations
@@ -67,25 +71,37 @@ def check_model(model: object, inputs: Any, *, argument: str = "model") -> nn.Mo
     return module
 
 
+def _finite_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
+    """``(name, tensor, inf_allowed)`` for every parameter and buffer: infinities are allowed in
+    buffers other than normalisation statistics (see the module docstring)."""
+    out: list[tuple[str, torch.Tensor, bool]] = [(name, t, False) for name, t in model.named_parameters()]
+    for owner, module in model.named_modules():
+        stats = isinstance(module, nn.modules.batchnorm._NormBase)
+        for name, t in module.named_buffers(prefix=owner, recurse=False):
+            out.append((name, t, not stats))
+    return out
+
+
 def nonfinite_tensors(model: nn.Module) -> dict[str, list[int]]:
     """``{tensor name: output channels (dim 0) holding a NaN or inf}`` over parameters and
-    floating-point buffers; empty when every value is finite."""
+    floating-point buffers; empty when every value is finite. In buffers other than
+    normalisation statistics only NaN counts (an infinite clamp bound or mask is legitimate)."""
     found: dict[str, list[int]] = {}
     with torch.no_grad():
         named = [
-            (name, t)
-            for name, t in [*model.named_parameters(), *model.named_buffers()]
+            (name, t, inf_allowed)
+            for name, t, inf_allowed in _finite_tensors(model)
             if t.is_floating_point() and t.numel() and not t.is_meta
         ]
         if not named:
             return found
-        # screen: a tensor's sum is finite when all its values are (a sum that overflows is only
-        # a false alarm, settled below), and one sum per tensor reads the weights ~7x faster
-        # than an isfinite mask per tensor
-        sums = torch.stack([t.sum(dtype=torch.float32 if t.element_size() < 4 else None).cpu() for _, t in named])
+        # screen: a tensor's sum is finite when all its values are (a sum that overflows, or an
+        # allowed infinity, is only a false alarm, settled below), and one sum per tensor reads
+        # the weights ~7x faster than an isfinite mask per tensor
+        sums = torch.stack([t.sum(dtype=torch.float32 if t.element_size() < 4 else None).cpu() for _, t, _ in named])
         for i in torch.nonzero(~torch.isfinite(sums)).flatten().tolist():
-            name, t = named[i]
-            bad = ~torch.isfinite(t)
+            name, t, inf_allowed = named[i]
+            bad = torch.isnan(t) if inf_allowed else ~torch.isfinite(t)
             if bool(bad.any()):
                 rows = bad.reshape(t.shape[0], -1).any(dim=1) if t.dim() > 0 else bad.reshape(1)
                 found[name] = [int(c) for c in torch.nonzero(rows).flatten()]

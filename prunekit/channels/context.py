@@ -75,6 +75,8 @@ class TraceContext:
     backend: str = "fx"
     # every coupling op: (atoms it ties, kind such as "add", where() of its node), for messages
     sites: list[tuple[np.ndarray, str, str]] = field(default_factory=list)
+    # reshape dims sized by a layer attribute: (channels along the dim, the layer role, reason)
+    attribute_links: list[tuple[np.ndarray, MemberKey, str]] = field(default_factory=list)
 
     # ---- where we are, for messages
     def where(self, node: fx.Node | None = None) -> str:
@@ -121,6 +123,13 @@ class TraceContext:
     def link_size(self, held: np.ndarray, source: SizeOf, reason: str) -> None:
         """A dim holding ``held`` channels gets its size from ``source`` (see AtomTable.link_size)."""
         self.atoms.link_size(held, source.atoms, reason)
+
+    def link_attribute(self, held: np.ndarray, module: str, role: str, reason: str) -> None:
+        """A dim holding ``held`` (one atom per position along it; empty if it holds no channels)
+        has its size read from the attribute that counts ``module``'s ``role`` channels, which
+        the surgery updates. Checked after tracing: the dim must hold exactly those channels,
+        each once; otherwise both are locked (see ``prunekit.graph.groups``)."""
+        self.attribute_links.append((held.reshape(-1), MemberKey(module, role), reason))
 
     # ---- members
     def member(self, module: str, role: str, atoms: np.ndarray) -> None:
@@ -169,12 +178,22 @@ def layer_label(name: str, module: object) -> str:
 def channel_atoms(ctx: TraceContext, ann: Ann, cdim: int, what: str) -> np.ndarray | None:
     """The atoms on dim ``cdim`` of a layer input, or None when that dim carries no channels.
 
-    Channels that sit on any other dim are locked: the layer mixes or reshapes that dim in a way
-    the rule does not describe.
+    Channels that sit only on other dims are locked: the layer mixes or reshapes that dim in a
+    way the rule does not describe. Channels on ``cdim`` that also vary along other dims are
+    coupled along them: the layer reads channel ``c`` at every position of slice ``c``.
     """
     if not isinstance(ann, Axis):
         return None
     if ann.dims == (cdim,):
         return ann.atoms
+    if cdim in ann.dims:
+        # channels also vary along the positions the layer reads each channel at (a Linear's
+        # output viewed as (C, 4, 4) feeding a conv): channel c is every position of slice c,
+        # removed together
+        k = ann.dims.index(cdim)
+        columns = np.moveaxis(ann.atoms, k, 0).reshape(ann.atoms.shape[k], -1)
+        for col in range(1, columns.shape[1]):
+            ctx.union(columns[:, 0], columns[:, col], "spread")
+        return columns[:, 0]
     ctx.lock(ann, f"{what} reads channels laid out on dims {ann.dims}, not on its channel dim {cdim}")
     return None

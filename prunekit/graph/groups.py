@@ -173,6 +173,22 @@ def _check_size_links(ctx: TraceContext, roots: np.ndarray) -> None:
         at.lock(source, why)
 
 
+def _check_attribute_links(ctx: TraceContext, roots: np.ndarray) -> None:
+    """Locks both sides of every reshape sized by a layer attribute (``self.conv.in_channels``)
+    unless the reshaped dim holds exactly that layer role's channels, each once: then pruning
+    changes the attribute and the dim alike."""
+    for held, key, reason in ctx.attribute_links:
+        member = ctx.members.get(key)
+        if member is not None and held.size == member.size:
+            dim_roots, member_roots = roots[held].tolist(), roots[member].tolist()
+            if len(set(dim_roots)) == held.size and set(dim_roots) == set(member_roots):
+                continue
+        why = f"{reason}, but the dim does not hold exactly those channels; pruning them would break the reshape"
+        ctx.atoms.lock(held, why)
+        if member is not None:
+            ctx.atoms.lock(member, why)
+
+
 def _annotate_groups(ctx: TraceContext, res: _Resolver) -> None:
     """Copies locks, inexact marks, coupling kinds and coupling sites onto the groups."""
     at = ctx.atoms
@@ -223,6 +239,7 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
             groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key))
 
     _check_size_links(ctx, roots)
+    _check_attribute_links(ctx, roots)
     _annotate_groups(ctx, _Resolver(roots, group_of_root, chan_of_root, groups))
     _resolve_partitions(at.partitions, roots, group_of_root, chan_of_root, groups)
     return groups, member_roots

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import map_arg
 
 from prunekit.channels import ParamSource, TraceContext, iter_axes, node_label
@@ -16,7 +17,7 @@ from prunekit.graph.tracer import Traced
 from prunekit.inputs import ExampleInputs
 from prunekit.rules import get_rule
 
-__all__ = ["ChannelInterpreter", "run_analysis", "set_training"]
+__all__ = ["ChannelInterpreter", "mutable", "run_analysis", "set_training"]
 
 
 class ChannelInterpreter(fx.Interpreter):
@@ -36,6 +37,7 @@ class ChannelInterpreter(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
+            args, kwargs = mutable(args), mutable(kwargs)
             try:
                 result = getattr(self, n.op)(n.target, args, kwargs)
             except Exception as exc:
@@ -108,6 +110,23 @@ class ChannelInterpreter(fx.Interpreter):
                 ctx.atoms.lock(axis.flat, "reaches the model output (output dims never change)")
             return None
         return None
+
+
+def mutable(value: Any) -> Any:
+    """``value`` with fx's ``immutable_list`` / ``immutable_dict`` replaced by plain copies.
+
+    ``fx.Interpreter`` hands a call the node's list arguments as fx's immutable containers, where
+    the code fx generates (and the model itself) would build a fresh list. A function that edits
+    its list argument in place (torchvision's ``_get_window_and_shift_size`` in Swin3D) then fails
+    only under prunekit: each call gets its own mutable copy, as it would when the model runs.
+    """
+    if isinstance(value, immutable_list):
+        return [mutable(v) for v in value]
+    if isinstance(value, immutable_dict):
+        return {k: mutable(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(mutable(v) for v in value)
+    return value
 
 
 def run_analysis(traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, model: nn.Module) -> None:

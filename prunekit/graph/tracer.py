@@ -17,6 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from prunekit.errors import ExampleInputError, TraceError
+from prunekit.graph.attr_sizes import probe_size_attributes
 from prunekit.graph.recorder import record, restore_buffers, snapshot_buffers
 from prunekit.inputs import ExampleInputs
 from prunekit.modes import restore_training_flags, save_training_flags
@@ -67,10 +68,20 @@ class Traced:
 def _trace_fx(model: nn.Module, inputs: ExampleInputs | None) -> Traced:
     fx_tracer = PrunekitTracer()
     constants = inputs.constants(model) if inputs is not None else None
-    graph = fx_tracer.trace(model, concrete_args=constants)
-    # the graph's targets are qualified names in the model itself: interpret it against the
-    # model, without building a GraphModule (which copies every submodule and compiles code)
-    return Traced(fx_tracer.root, graph, "fx", model.training)
+    before = set(vars(model))
+    try:
+        graph = fx_tracer.trace(model, concrete_args=constants)
+        probe_size_attributes(model, graph, lambda: PrunekitTracer().trace(model, concrete_args=constants))
+        added = set(vars(model)) - before  # fx stores tensor constants on the model
+        if not added:
+            # the graph's targets are qualified names in the model itself: interpret it against
+            # the model, without a GraphModule (which copies every submodule and compiles code)
+            return Traced(fx_tracer.root, graph, "fx", model.training)
+        gm = fx.GraphModule(fx_tracer.root, graph, type(model).__name__)  # copies what the graph uses
+    finally:
+        for key in set(vars(model)) - before:  # take fx's constants off the user's model
+            delattr(model, key)
+    return Traced(gm, gm.graph, "fx", model.training)
 
 
 def _trace_export(model: nn.Module, inputs: ExampleInputs) -> Traced:

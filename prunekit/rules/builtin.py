@@ -39,6 +39,7 @@ for _t in (
     register_rule(_t, _bn)
 register_rule(nn.PReLU, PerChannelRule(("weight",), "num_parameters"))
 register_rule(nn.LayerNorm, LayerNormRule())
+register_rule(nn.RMSNorm, LayerNormRule())
 register_rule(nn.GroupNorm, GroupNormRule())
 register_rule(nn.Linear, LinearRule())
 register_rule(nn.Embedding, EmbeddingRule())

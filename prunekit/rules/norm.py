@@ -61,7 +61,8 @@ class PerChannelRule(LayerRule):
 
 
 class LayerNormRule(LayerRule):
-    """``nn.LayerNorm``: over the last dims. Over the channel dim it is prunable but inexact."""
+    """``nn.LayerNorm`` and ``nn.RMSNorm`` (no bias): over the last dims. Over the channel dim it
+    is prunable but inexact."""
 
     roles = ("out",)
 
@@ -76,17 +77,16 @@ class LayerNormRule(LayerRule):
         if not normed & set(ax.dims):
             return ax
         if ax.dims == (x.ndim - 1,) and k == 1:
-            if module.weight is not None or module.bias is not None:
+            if any(getattr(module, t, None) is not None for t in ("weight", "bias")):
                 ctx.member(name, "out", ax.atoms)
-            ctx.inexact(
-                ax.atoms, f"LayerNorm {what} normalises across channels: removing one changes the mean and variance"
-            )
+            stat = "root mean square" if isinstance(module, nn.RMSNorm) else "mean and variance"
+            ctx.inexact(ax.atoms, f"{what} normalises across channels: removing one changes the {stat}")
             return ax
         ctx.lock(ax, f"{what} normalises over several dims that hold channels")
         return None
 
     def role_tensors(self, module, role):
-        return [("weight", 0), ("bias", 0)] if role == "out" else []
+        return [(t, 0) for t in ("weight", "bias") if hasattr(module, t)] if role == "out" else []
 
     def new_attributes(self, module, tensors):
         for t in ("weight", "bias"):

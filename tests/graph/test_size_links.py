@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -69,3 +70,52 @@ def test_a_size_from_the_same_channels_stays_prunable():
     report = prunekit.prune_(model, x, sparsity=0.5)
     assert model.conv.out_channels == 4
     assert prunekit.check_equivalence(original, model, x, report).ok
+
+
+class SizeFromAttribute(nn.Module):
+    """Linear -> ``x.view(-1, <size>, 4, 4)`` -> ConvTranspose2d x2 -> flatten -> Linear, as in
+    Torch-Pruning's reshape test. ``size`` is "attr" (``self.up1.in_channels``, which the surgery
+    updates), "literal" (16), or "other" (``self.other.in_channels``: a layer whose channels
+    are not the reshaped ones, with the same value)."""
+
+    def __init__(self, size: str) -> None:
+        super().__init__()
+        self.size = size
+        self.fc = nn.Linear(32, 256)
+        self.up1 = nn.ConvTranspose2d(16, 8, kernel_size=4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(8, 4, kernel_size=4, stride=2, padding=1)
+        self.other = nn.Conv2d(16, 4, 1)
+        self.final = nn.Linear(4 * 16 * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = {"attr": self.up1.in_channels, "literal": 16, "other": self.other.in_channels}[self.size]
+        y = torch.relu(self.fc(x)).view(-1, c, 4, 4)
+        y = torch.relu(self.up2(torch.relu(self.up1(y))))
+        z = self.other(torch.ones(1, 16, 1, 1))  # keeps 'other' in the graph
+        return self.final(torch.flatten(y, 1)) + z.sum()
+
+
+def test_a_size_read_from_the_attribute_the_surgery_updates_is_prunable():
+    model = SizeFromAttribute("attr").eval()
+    x = torch.randn(2, 32)
+    group = prunekit.DependencyGraph(model, x).group_of("fc")
+    assert group.prunable and group.exact and group.size == 16, group.reason
+    original = copy.deepcopy(model)
+    report = prunekit.prune_(model, x, sparsity=0.5, exact_only=True)
+    assert model.up1.in_channels == 8 and model.fc.out_features == 128
+    assert prunekit.check_equivalence(original, model, x, report).ok
+
+
+@pytest.mark.parametrize(("size", "reason"), [("literal", "hard-codes"), ("other", "other.in_channels")])
+def test_a_literal_or_another_layers_attribute_stays_locked(size, reason):
+    graph = prunekit.DependencyGraph(SizeFromAttribute(size).eval(), torch.randn(2, 32))
+    group = graph.group_of("fc")
+    assert not group.prunable and reason in group.reason, group.reason
+
+
+def test_tracing_and_probing_leave_the_model_as_it_was():
+    """Probing changes attributes and retraces; fx stores tensor constants on the model."""
+    model = SizeFromAttribute("attr").eval()
+    attrs = dict(vars(model))
+    prunekit.DependencyGraph(model, torch.randn(2, 32))
+    assert vars(model).keys() == attrs.keys() and model.up1.in_channels == 16 and model.other.in_channels == 16

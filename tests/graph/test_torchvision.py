@@ -134,3 +134,17 @@ def test_inexact_groups_prune_and_train(name):
     assert report.macs_after < report.macs_before
     model.train()
     model(x).sum().backward()
+
+
+def test_swin3d_prunes_and_is_equivalent():
+    """Swin3D's ``_get_window_and_shift_size`` (fx-wrapped) edits its list argument in place."""
+    torch.manual_seed(0)
+    model = randomize(torchvision.models.video.swin3d_t(weights=None))
+    x = torch.randn(1, 3, 4, 64, 64)
+    original = copy.deepcopy(model)
+    graph = prunekit.DependencyGraph(model, x)
+    assert sum(g.prunable and g.exact for g in graph.groups) == 12  # the MLPs; attention is locked
+    report = prunekit.prune_(model, x, sparsity=0.5, exact_only=True)
+    assert report.params_after < report.params_before
+    res = prunekit.check_equivalence(original, model, x, report)
+    assert res.ok and res.scale > 1e-4, res

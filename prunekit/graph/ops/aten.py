@@ -109,8 +109,8 @@ def aten_rule(ctx: TraceContext, node, args: tuple, kwargs: dict, anns: tuple, k
         return spatial_rule(_SPATIAL[name])(ctx, node, args, kwargs, anns, kwanns, result)
     if name == "slice":
         return _slice(ctx, args, anns)
-    if name in ("layer_norm", "group_norm"):
-        rule = layer_norm if name == "layer_norm" else group_norm
+    if name in ("layer_norm", "rms_norm", "group_norm"):
+        rule = group_norm if name == "group_norm" else layer_norm
         return rule(ctx, node, args, kwargs, anns, kwanns, result)
     if name in _NO_CHANNELS:
         return None

@@ -1,4 +1,4 @@
-"""Op rules for functional normalisations: layer_norm, batch_norm, instance_norm, group_norm.
+"""Op rules for functional normalisations: layer_norm, rms_norm, batch_norm, instance_norm, group_norm.
 
 Their affine parameters are members of the channel group they normalise. LayerNorm over
 channels and GroupNorm compute statistics across channels, so removing one is not the same as
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from prunekit.channels import Ann, Axis, ParamSource, TraceContext
 from prunekit.graph.ops.args import arg
-from prunekit.graph.ops.registry import op_name, op_rule
+from prunekit.graph.ops.registry import base_name, op_name, op_rule
 
 __all__ = ["layer_norm", "batch_norm", "group_norm"]
 
@@ -25,7 +25,7 @@ def _param_members(ctx: TraceContext, anns: list[Ann], ref: Axis, what: str) -> 
     return True
 
 
-@op_rule(F.layer_norm)
+@op_rule(F.layer_norm, F.rms_norm)
 def layer_norm(ctx, node, args, kwargs, anns, kwanns, result):
     x, ann = args[0], anns[0]
     if not isinstance(ann, Axis):
@@ -35,14 +35,16 @@ def layer_norm(ctx, node, args, kwargs, anns, kwanns, result):
     normed = set(range(x.ndim - k, x.ndim))
     if not normed & set(ann.dims):
         return ann
-    what = f"layer_norm at {ctx.where()}"
+    what = f"{op_name(node.target)} at {ctx.where()}"
     if ann.dims != (x.ndim - 1,) or k != 1:
         ctx.lock(ann, f"{what} normalises over several dims holding channels")
         return None
     extra = [kwanns.get("weight"), kwanns.get("bias")] + list(anns[2:4])
     if not _param_members(ctx, extra, ann, what):
         return None
-    ctx.inexact(ann.atoms, f"LayerNorm ({what}) normalises across channels: removing one changes the mean and variance")
+    rms = base_name(node.target) == "rms_norm"
+    kind, stat = ("RMSNorm", "root mean square") if rms else ("LayerNorm", "mean and variance")
+    ctx.inexact(ann.atoms, f"{kind} ({what}) normalises across channels: removing one changes the {stat}")
     return ann
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.fx as fx
 
-from prunekit.channels import Ann, Axis, TraceContext, permute_axis, reshape_axis
+from prunekit.channels import Ann, Axis, ParamSource, TraceContext, permute_axis, reshape_axis
+from prunekit.graph.attr_sizes import META_KEY, SIZE_ATTRIBUTES
 from prunekit.graph.ops.args import norm_dim
 from prunekit.graph.ops.registry import base_name, op_name, op_rule
 from prunekit.graph.ops.sizes import link_sizes
 
-__all__ = ["shape_args", "view", "structural", "permute", "transpose", "movedim"]
+__all__ = ["shape_args", "view", "param_view", "structural", "permute", "transpose", "movedim"]
 
 
 def shape_args(args: tuple, node_args: tuple) -> tuple[list[int], list[bool]]:
@@ -34,10 +36,40 @@ def shape_args(args: tuple, node_args: tuple) -> tuple[list[int], list[bool]]:
 
 @op_rule(torch.reshape, "view", "reshape")
 def view(ctx, node, args, kwargs, anns, kwanns, result):
+    if isinstance(anns[0], ParamSource):
+        return param_view(args, node.args, anns[0], result)
     out = _view_axis(ctx, node, args, kwargs, anns, result)
+    _link_attributes(ctx, out, node.meta.get(META_KEY, {}), f"{op_name(node.target)} at {ctx.where()}")
     sizes = list(anns[1]) if len(anns) == 2 and isinstance(anns[1], (tuple, list)) else list(anns[1:])
     link_sizes(ctx, sizes, 0, result, out, f"{op_name(node.target)} at {ctx.where()}")
     return out
+
+
+def param_view(args: tuple, node_args: tuple, src: ParamSource, result: Any) -> ParamSource | None:
+    """A view of a parameter that only adds or drops size-1 dims (``weight.reshape(1, -1, 1, 1)``
+    for a per-channel scale): each dim of size > 1 is the parameter dim it was.
+
+    Such a dim must be given as ``-1``: a literal size (or one computed from other channels) would
+    not follow the pruned parameter, so the view is then opaque and its consumer locks.
+    """
+    x = args[0]
+    if not isinstance(result, torch.Tensor) or len(args) < 2 or isinstance(args[1], torch.dtype):
+        return None
+    raw = node_args[1:]
+    if len(raw) == 1 and isinstance(args[1], (tuple, list, torch.Size)):
+        raw = raw[0]  # the sizes as one sequence
+    if not isinstance(raw, (tuple, list)) or len(raw) != result.ndim:
+        return None
+    src_dims = [d for d in range(x.ndim) if x.shape[d] != 1]
+    out_dims = [d for d in range(result.ndim) if result.shape[d] != 1]
+    if [x.shape[d] for d in src_dims] != [result.shape[d] for d in out_dims]:
+        return None
+    if any(raw[d] != -1 for d in out_dims):
+        return None
+    dim_map = [-1] * result.ndim
+    for s, d in zip(src_dims, out_dims):
+        dim_map[d] = src.dim_map[s]
+    return ParamSource(src.name, tuple(dim_map))
 
 
 def _view_axis(ctx: TraceContext, node: fx.Node, args: tuple, kwargs: dict, anns: tuple, result: Any) -> Ann:
@@ -50,7 +82,21 @@ def _view_axis(ctx: TraceContext, node: fx.Node, args: tuple, kwargs: dict, anns
     _, dynamic = shape_args(args, node.args)
     if len(dynamic) != result.ndim:
         dynamic = [True] * result.ndim
+    attrs = node.meta.get(META_KEY, {}) if len(dynamic) == result.ndim else {}
+    for d in attrs:  # read from a layer attribute the surgery updates: checked by _link_attributes
+        dynamic[d] = True
     return reshape_axis(ctx, ann, tuple(x.shape), tuple(result.shape), dynamic, f"{node.target} at {ctx.where()}")
+
+
+def _link_attributes(ctx: TraceContext, out: Ann, attrs: dict[int, tuple[str, str]], what: str) -> None:
+    """Ties each output dim sized by ``module.attribute`` to the channels that attribute counts
+    (to none when the dim holds no channels: then that layer role is locked)."""
+    for d, (module, attr) in attrs.items():
+        held = np.zeros(0, np.int64)
+        if isinstance(out, Axis) and d in out.dims:
+            k = out.dims.index(d)
+            held = np.moveaxis(out.atoms, k, 0).reshape(out.atoms.shape[k], -1)[:, 0]
+        ctx.link_attribute(held, module, SIZE_ATTRIBUTES[attr], f"{what} reads its dim {d} from {module}.{attr}")
 
 
 @op_rule(
