@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import warnings
 
 import pytest
 import torch
@@ -203,3 +204,33 @@ def test_an_unreachable_latency_target_is_warned():
     with pytest.warns(UserWarning, match="target_latency=0.5 is out of reach"):
         report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="flat", scope="global")
     assert report.config["realised"] == pytest.approx(1.0)
+
+
+def test_a_slow_first_reading_of_the_original_does_not_pass_a_barely_pruned_candidate():
+    """The machine is twice as slow while the original is first timed (a cold start, a busy
+    neighbour): the budget from that reading is twice too generous. Candidates under it are
+    confirmed against the original timed again, so the search still halves the real latency."""
+    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
+
+    readings = {"n": 0}
+
+    def prepare(model, inputs, threads):
+        cost = fakes.fake_cost(model, inputs)
+
+        def run() -> None:
+            readings["n"] += 1
+            fakes.CLOCK.now += cost * (2.0 if readings["n"] <= 40 else 1.0)
+
+        return run
+
+    if "drifting" not in LATENCY_BACKENDS:
+        backend = LatencyBackend("drifting", "simulated drift", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
+        LATENCY_BACKENDS.add("drifting", backend, description="simulated drift for tests")
+    model, x = resnet20()
+    original = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="drifting", scope="local", round_to=1)
+    true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+    assert true_ratio <= 0.55
+    assert any("original_ms" in t for t in report.latency["search"])

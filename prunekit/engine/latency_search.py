@@ -14,8 +14,11 @@ with ``latency_allocation``, whose MACs or parameters meet ``target_macs`` / ``t
   ``target_macs`` does.
 
 Each candidate is cut on a copy and timed; bisection (``SEARCH_STEPS`` halvings after checking
-the largest candidate) keeps the smallest one under budget. Timing is noisy, so the realised
-figure is measured again on the pruned model before :func:`prunekit.prune_` returns.
+the largest candidate) keeps the smallest one under budget. Timing is noisy and machines drift,
+so every time is a median of ``BEFORE_ROUNDS`` readings, a candidate under budget is confirmed
+against the original timed again at that moment (its time rescaled by ``before / original
+now``), and the realised figure is measured again on the pruned model before
+:func:`prunekit.prune_` returns.
 """
 
 from __future__ import annotations
@@ -133,8 +136,24 @@ class LatencySession:
         if self.before_s is None:
             with training_flags(self.model):  # every module's own flag back afterwards
                 run = self.meter.prepare(self.model, self.inputs)
-                self.before_s = float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))
+                self.before_s = self._median_time(run)
         return self.before_s
+
+    def _median_time(self, run: Callable[[], Any]) -> float:
+        """The median of ``BEFORE_ROUNDS`` timings: one lucky or unlucky reading must not decide."""
+        return float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))
+
+    def _confirmed(self, seconds: float, budget: float) -> tuple[float, float | None]:
+        """A candidate's time, confirmed against the original timed again now when it is under
+        ``budget``: the search's verdicts must not rest on a reading of the original taken
+        minutes earlier (a cold first run, a busier machine, a warmer one). The candidate's time
+        is rescaled by ``before / original now``, so it is compared with the budget as the ratio
+        it has to the original at the same moment. Returns the time and the original's."""
+        if seconds > budget or self.before_s is None:
+            return seconds, None
+        with training_flags(self.model):
+            now = self._median_time(self.meter.prepare(self.model, self.inputs))
+        return seconds * self.before_s / max(now, 1e-12), now
 
     def search(
         self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion, *, before: Any
@@ -165,9 +184,12 @@ class LatencySession:
                 return float(macs_per_module(trial, self.inputs)[0])
             if key == "target_params":
                 return float(count_params(trial))
-            run = self.meter.prepare(trial, self.inputs)  # the median of a few timings: one lucky
-            seconds = float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))  # reading misleads
-            self.trials.append({"amount": amount, "ms": seconds * 1e3})
+            measured = self._median_time(self.meter.prepare(trial, self.inputs))
+            seconds, original_now = self._confirmed(measured, budget)
+            trial_record = {"amount": amount, "ms": measured * 1e3}
+            if original_now is not None:
+                trial_record.update(original_ms=original_now * 1e3, confirmed_ms=seconds * 1e3)
+            self.trials.append(trial_record)
             log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
             return seconds
 
