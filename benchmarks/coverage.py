@@ -323,6 +323,19 @@ def render(data: dict) -> str:
         )
     lines += [
         "",
+        "| source | tool | models | finished | equivalent (oracle) | raw exceptions | timeouts |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family in FAMILIES:
+        for tool in data["totals"]:
+            t = totals([r for r in data["rows"] if r["family"] == family], tool)
+            if t["models"]:
+                lines.append(
+                    f"| {family} | {tool} | {t['models']} | {t['finished']} | {t['equivalent']} "
+                    f"| {t['raw_exceptions']} | {t['timeouts']} |"
+                )
+    lines += [
+        "",
         "Columns. *result*: `ok`, or the error (`RAW` marks an exception that is not a"
         " `prunekit.errors` error, or a crash; a Torch-Pruning exception is always raw). *groups*:"
         " prunekit: exact prunable groups / all groups (the rest are locked or inexact);"
