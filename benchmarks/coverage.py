@@ -15,11 +15,12 @@ and BatchNorm statistics set from one random batch, so an equivalence check cann
 an output vanishes.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/coverage.py [--only torchvision|timm|other] [--limit N]
-[--tools prunekit torch-pruning] [--names M ...] [--merge] [--missing]`` (writes
+[--tools prunekit torch-pruning] [--names M ...] [--merge] [--missing] [--recount]`` (writes
 ``benchmarks/results/coverage.{json,md}`` after every model and tool, so a partial run is kept; the
 file is labelled partial, with the missing models per tool, until every model of the catalogue
 has a row for both tools). ``--merge`` keeps the file's other rows, ``--missing`` runs only the
-(model, tool) pairs it lacks, ``--names`` re-runs some models.
+(model, tool) pairs it lacks, ``--recount`` only the finished rows without the shared MAC count,
+``--names`` re-runs some models.
 """
 
 from __future__ import annotations
@@ -419,6 +420,9 @@ def main() -> int:
     p.add_argument(
         "--missing", action="store_true", help="only the (model, tool) pairs the file lacks (implies --merge)"
     )
+    p.add_argument(
+        "--recount", action="store_true", help="only the finished rows without the shared MAC count (implies --merge)"
+    )
     args = p.parse_args()
     if args.worker:
         print(RESULT_TAG + json.dumps(worker(*args.worker)), flush=True)
@@ -435,13 +439,16 @@ def main() -> int:
     data: dict = {"command": " ".join(["python", *sys.argv]), "machine": machine_meta(), "rows": []}
     data["machine"]["torch_pruning"] = tp_version()
     kept: list[dict] = []
-    if (args.names or args.merge or args.missing) and os.path.exists(path):
+    if (args.names or args.merge or args.missing or args.recount) and os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)
         kept = previous["rows"]
         data["command"] = previous["command"] + " ; then " + data["command"]
     done = {(r["model"], r["tool"]) for r in kept} if args.missing else set()
     jobs = [(f, n, t) for f, n in todo for t in tools if (n, t) not in done]
+    if args.recount:  # rows from before the shared counter hold only prunekit's own macs_reported
+        stale = {(r["model"], r["tool"]) for r in kept if r.get("finished") and "macs_kept" not in r}
+        jobs = [(f, n, t) for f, n, t in jobs if (n, t) in stale]
     data["machine"]["load_at_start"] = os.getloadavg()
     started, new = time.perf_counter(), []
     for i, (family, name, tool) in enumerate(jobs):
