@@ -284,7 +284,7 @@ def spawn(tool: str, family: str, name: str, timeout: float) -> dict:
 def totals(rows: list[dict], tool: str) -> dict:
     mine = [r for r in rows if r["tool"] == tool]
     return {
-        "models": len(mine),
+        "models": len(mine),  # rows: resnet18 etc. count once from torchvision, once from timm
         "finished": sum(bool(r.get("finished")) for r in mine),
         "equivalent": sum(r.get("equivalent") is True for r in mine),
         "raw_exceptions": sum(r.get("raw") is True for r in mine),
@@ -307,7 +307,7 @@ def render(data: dict) -> str:
         f"Machine: {_machine(data['machine'])}.",
         "",
         ("**Partial run.** " if data["partial"] else "")
-        + f"{len({r['model'] for r in data['rows']})} models, sparsity {SPARSITY} on every group each tool prunes, "
+        + f"{len({(r['family'], r['model']) for r in data['rows']})} models, sparsity {SPARSITY} on every group each tool prunes, "
         f"wall {data['wall_s']:.0f} s (of the last invocation).",
     ]
     for tool, names in missing.items():
@@ -394,18 +394,30 @@ def catalogue() -> list[tuple[str, str]]:
     return [(f, n) for f in FAMILIES for n in names[f]()]
 
 
+def _key(row: dict) -> tuple[str, str, str]:
+    return row["family"], row["model"], row["tool"]
+
+
+def _tv_names(order: list[tuple[str, str]]) -> set[str]:
+    return {n for f, n in order if f == "torchvision"}
+
+
 def merge(kept: list[dict], new: list[dict], order: list[tuple[str, str]]) -> list[dict]:
-    """``kept`` rows with those of ``new`` replacing the same (model, tool), in catalogue order."""
-    rows = {(r["model"], r["tool"]): r for r in kept}
-    rows.update({(r["model"], r["tool"]): r for r in new})
-    rank = {name: i for i, (_, name) in enumerate(order)}
-    return sorted(rows.values(), key=lambda r: (rank.get(r["model"], len(rank)), r["model"], TOOLS.index(r["tool"])))
+    """``kept`` rows with those of ``new`` replacing the same (family, model, tool), in catalogue
+    order (timm and torchvision share some names: resnet18, vgg11, densenet121, inception_v3)."""
+    rows = {_key(r): r for r in kept}
+    rows.update({_key(r): r for r in new})
+    rank = {entry: i for i, entry in enumerate(order)}
+    return sorted(rows.values(), key=lambda r: (rank.get(_key(r)[:2], len(rank)), _key(r)[:2], TOOLS.index(r["tool"])))
 
 
 def missing(rows: list[dict], order: list[tuple[str, str]], tools: list[str]) -> dict[str, list[str]]:
     """Per tool, the catalogue's models that have no row."""
-    have = {(r["model"], r["tool"]) for r in rows}
-    return {t: [n for _, n in order if (n, t) not in have] for t in tools}
+    have = {_key(r) for r in rows}
+    return {
+        t: [n if f != "timm" or n not in _tv_names(order) else f"{n} (timm)" for f, n in order if (f, n, t) not in have]
+        for t in tools
+    }
 
 
 def main() -> int:
@@ -444,11 +456,11 @@ def main() -> int:
             previous = json.load(f)
         kept = previous["rows"]
         data["command"] = previous["command"] + " ; then " + data["command"]
-    done = {(r["model"], r["tool"]) for r in kept} if args.missing else set()
-    jobs = [(f, n, t) for f, n in todo for t in tools if (n, t) not in done]
+    done = {_key(r) for r in kept} if args.missing else set()
+    jobs = [(f, n, t) for f, n in todo for t in tools if (f, n, t) not in done]
     if args.recount:  # rows from before the shared counter hold only prunekit's own macs_reported
-        stale = {(r["model"], r["tool"]) for r in kept if r.get("finished") and "macs_kept" not in r}
-        jobs = [(f, n, t) for f, n, t in jobs if (n, t) in stale]
+        stale = {_key(r) for r in kept if r.get("finished") and "macs_kept" not in r}
+        jobs = [job for job in jobs if job in stale]
     data["machine"]["load_at_start"] = os.getloadavg()
     started, new = time.perf_counter(), []
     for i, (family, name, tool) in enumerate(jobs):

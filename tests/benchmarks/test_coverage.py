@@ -60,17 +60,25 @@ def test_detectors_are_counted_with_every_box_kept_and_their_thresholds_restored
     assert row["macs_kept"] == 1.0
 
 
-def test_merge_replaces_rows_per_model_and_tool_and_lists_what_is_missing():
-    order = [("other", "a"), ("timm", "b")]
-    kept = [{"model": "b", "tool": "prunekit", "v": 1}, {"model": "a", "tool": "prunekit", "v": 1}]
-    new = [{"model": "a", "tool": "torch-pruning", "v": 2}, {"model": "b", "tool": "prunekit", "v": 2}]
-    rows = merge(kept, new, order)
-    assert [(r["model"], r["tool"], r["v"]) for r in rows] == [
-        ("a", "prunekit", 1),
-        ("a", "torch-pruning", 2),
-        ("b", "prunekit", 2),
+def test_merge_replaces_rows_per_family_model_and_tool_and_lists_what_is_missing():
+    order = [("other", "a"), ("torchvision", "b"), ("timm", "b")]  # timm and torchvision share names
+    kept = [
+        {"family": "timm", "model": "b", "tool": "prunekit", "v": 1},
+        {"family": "torchvision", "model": "b", "tool": "prunekit", "v": 1},
+        {"family": "other", "model": "a", "tool": "prunekit", "v": 1},
     ]
-    assert missing(rows, order, ["prunekit", "torch-pruning"]) == {"prunekit": [], "torch-pruning": ["b"]}
+    new = [
+        {"family": "other", "model": "a", "tool": "torch-pruning", "v": 2},
+        {"family": "timm", "model": "b", "tool": "prunekit", "v": 2},
+    ]
+    rows = merge(kept, new, order)
+    assert [(r["family"], r["model"], r["tool"], r["v"]) for r in rows] == [
+        ("other", "a", "prunekit", 1),
+        ("other", "a", "torch-pruning", 2),
+        ("torchvision", "b", "prunekit", 1),
+        ("timm", "b", "prunekit", 2),
+    ]
+    assert missing(rows, order, ["prunekit", "torch-pruning"]) == {"prunekit": [], "torch-pruning": ["b", "b (timm)"]}
 
 
 def test_report_counts_and_renders_every_kind_of_row():
