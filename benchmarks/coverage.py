@@ -378,9 +378,8 @@ def render(data: dict) -> str:
         else:
             macs = str(r.get("macs_note", ""))[:40].replace("|", "/")
         groups = f"{r.get('prunable', '')}/{r.get('groups', '')}" if r.get("groups") else ""
-        lines.append(
-            f"| {r['family']} | {r['model']} | {r['tool']} | {result} | {groups} | {macs} | {eq} | {r.get('time_s', 0):.1f} |"
-        )
+        time_s = f"{r['time_s']:.1f}" if r.get("time_s") is not None else ""  # none when timed out
+        lines.append(f"| {r['family']} | {r['model']} | {r['tool']} | {result} | {groups} | {macs} | {eq} | {time_s} |")
     return "\n".join(lines) + "\n"
 
 
