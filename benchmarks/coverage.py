@@ -313,6 +313,9 @@ def render(data: dict) -> str:
     for tool, names in missing.items():
         if names:
             lines += ["", f"Not run for {tool} ({len(names)}): {', '.join(names)}."]
+    stale = sum(r.get("finished") and r.get("macs_kept") is None and "macs_reported" in r for r in data["rows"])
+    if stale:
+        lines += ["", f"{stale} rows carry prunekit's own MAC count (†): not yet re-counted (`--recount`)."]
     lines += [
         "",
         "| tool | models | finished | equivalent (oracle) | raw exceptions | timeouts |",
