@@ -4,8 +4,8 @@ Any structured-pruning tool (prunekit, Torch-Pruning...) keeps a subset of each 
 output channels and copies the surviving weights unchanged. So the kept indices can be recovered
 from the weights alone, with no help from the tool: a kept row of a pruned weight is, bit for bit,
 a row of the original weight restricted to the kept input channels. From them the oracle builds
-the zeroed original (a copy of the original model whose layers that mix channels -- conv, linear,
-attention in-projections -- see the removed input channels as zeros, through forward pre-hooks, as
+the zeroed original (a copy of the original model whose layers that mix channels -- conv, transposed
+conv, linear, attention in-projections -- see the removed input channels as zeros, through forward pre-hooks, as
 ``prunekit/equivalence.py`` does) and compares outputs. When the indices cannot be recovered (the
 tool rescaled weights, changed the groups of a conv, or touched a layer type this oracle does not
 know), the answer is "unknown", with the reason, never a guess.
@@ -104,7 +104,15 @@ def _kept_of_weight(w: torch.Tensor, wp: torch.Tensor, groups: int, groups_p: in
 
 
 def _weight_and_groups(module: nn.Module) -> tuple[torch.Tensor, int] | None:
-    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+    """The mixing weight in (out, in / groups, ...) layout, and its groups."""
+    if isinstance(module, nn.modules.conv._ConvNd) and module.transposed:
+        # A transposed conv stores (in, out / groups, k...), group-major along in: swap to the
+        # (out, in / groups, k...) layout, group by group, so the kept rows are read the same way.
+        w, g = module.weight, module.groups
+        i, og, k = w.shape[0], w.shape[1], w.shape[2:]
+        swapped = w.reshape(g, i // g, og, *k).transpose(1, 2).reshape(g * og, i // g, *k)
+        return swapped, g
+    if isinstance(module, nn.modules.conv._ConvNd):
         return module.weight, module.groups
     if isinstance(module, nn.Linear):
         return module.weight, 1

@@ -83,3 +83,27 @@ def test_layernorm_over_pruned_channels_is_reported():
     res = check_against_zeroed(model, pruned, [x])
     assert res.cross_channel == ["1"]
     assert res.equivalent is False and "LayerNorm" in res.reason
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_transposed_convs_are_read_in_their_own_weight_layout(groups):
+    # ConvTranspose2d stores (in, out / groups, k, k): the kept input channels are weight rows.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.ConvTranspose2d(8, 6, 3, groups=groups)).eval()
+    x = torch.randn(2, 3, 9, 9)
+
+    def cut(keep_out: list[int], keep_in: list[int]) -> nn.Sequential:
+        pruned = copy.deepcopy(model)
+        c0, ct = pruned[0], pruned[2]
+        c0.weight = nn.Parameter(c0.weight[keep_out].clone())
+        c0.bias = nn.Parameter(c0.bias[keep_out].clone())
+        c0.out_channels = len(keep_out)
+        ct.weight = nn.Parameter(ct.weight[keep_in].clone())
+        ct.in_channels = len(keep_in)
+        return pruned
+
+    good = cut([0, 2, 5, 7], [0, 2, 5, 7])  # two channels kept in each of the two groups
+    assert recover_kept(model, good).kept_in == {"2": [0, 2, 5, 7]}
+    assert check_against_zeroed(model, good, [x]).equivalent is True
+    res = check_against_zeroed(model, cut([0, 2, 5, 7], [1, 2, 5, 7]), [x])
+    assert res.equivalent is False and res.max_error > 1e-3
