@@ -104,6 +104,7 @@ class LatencySession:
         self.cache_dir = cache_dir
         self.alignment: Alignment | None = None
         self.before_s: float | None = None
+        self._original_run: Callable[[], Any] | None = None  # prepared by measure_before, for the search
         self.budget_s: float | None = None
         self.trials: list[dict[str, float]] = []
         self._table: LatencyTable | None = None
@@ -135,8 +136,8 @@ class LatencySession:
         and every ratio hang on it, so one noisy reading must not set them)."""
         if self.before_s is None:
             with training_flags(self.model):  # every module's own flag back afterwards
-                run = self.meter.prepare(self.model, self.inputs)
-                self.before_s = self._median_time(run)
+                self._original_run = self.meter.prepare(self.model, self.inputs)
+                self.before_s = self._median_time(self._original_run)
         return self.before_s
 
     def _median_time(self, run: Callable[[], Any]) -> float:
@@ -149,10 +150,10 @@ class LatencySession:
         minutes earlier (a cold first run, a busier machine, a warmer one). The candidate's time
         is rescaled by ``before / original now``, so it is compared with the budget as the ratio
         it has to the original at the same moment. Returns the time and the original's."""
-        if seconds > budget or self.before_s is None:
+        if seconds > budget or self.before_s is None or self._original_run is None:
             return seconds, None
-        with training_flags(self.model):
-            now = self._median_time(self.meter.prepare(self.model, self.inputs))
+        with training_flags(self.model, False):  # the run measure_before prepared (no second export)
+            now = self._median_time(self._original_run)
         return seconds * self.before_s / max(now, 1e-12), now
 
     def search(
@@ -200,6 +201,7 @@ class LatencySession:
                 f"{options.max_group_sparsity}) leaves {reached / (budget / value):.3f} of the original",
                 stacklevel=3,
             )
+        self._original_run = None  # the search is over: let the backend's session go
         plan = plan_at(amount)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
