@@ -30,6 +30,14 @@ __all__ = ["TRACERS", "Traced", "trace", "trace_modes", "PrunekitTracer", "may_d
 TRACERS = ("auto", "fx", "export", "record")
 
 
+#: Argument types that are never a parameter, a buffer or a module (exact types: a NamedTuple
+#: is a tuple subclass and fx lowers it differently).
+_PLAIN_ARGS = frozenset(
+    {fx.Proxy, int, float, bool, str, type(None), type(...), slice, tuple, list, dict}
+    | {torch.dtype, torch.device, torch.memory_format, torch.layout}
+)
+
+
 class PrunekitTracer(fx.Tracer):
     """fx tracer that also stops at layer types the user registered or marked as leaves, and at
     subclasses of registered layers that keep their base's ``forward`` (see ``inherits_rule``)."""
@@ -41,6 +49,15 @@ class PrunekitTracer(fx.Tracer):
             if not hasattr(exc, "_prunekit_module"):
                 exc._prunekit_module = (self.path_of_module(m), type(m).__name__)  # type: ignore[attr-defined]
             raise
+
+    def create_arg(self, a: object) -> fx.node.Argument:
+        # fx's Tracer.create_arg first asks isinstance(a, nn.Parameter), which runs Parameter's
+        # Python-level metaclass check on every argument (5% of a RegNet prune): a proxy, a
+        # number or a plain container never is one, so those go straight to the base lowering
+        # (which calls back here for a container's elements)
+        if type(a) in _PLAIN_ARGS:
+            return fx.proxy.TracerBase.create_arg(self, a)
+        return super().create_arg(a)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if is_marked_leaf(type(m)) or inherits_rule(type(m)):
