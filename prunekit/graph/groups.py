@@ -46,7 +46,10 @@ class Member:
     def distinct_channels(self) -> np.ndarray:
         """The group channels this member holds, sorted, each once (cached: a member's
         channels never change)."""
-        return np.unique(self.channels)
+        ch = self.channels
+        if ch.size < 2 or bool((ch[1:] > ch[:-1]).all()):  # the common case: already so
+            return ch
+        return np.unique(ch)
 
     def __str__(self) -> str:
         if self.role == "param":
@@ -124,8 +127,9 @@ def _space_components(ctx: TraceContext, roots: np.ndarray) -> np.ndarray:
     space_of = np.asarray(at.space_of, dtype=np.int64)
     uf = UnionFind(len(at.spaces))
     moved = np.nonzero(roots != np.arange(len(roots)))[0]
-    for a in moved.tolist():
-        uf.union(int(space_of[a]), int(space_of[roots[a]]))
+    if moved.size:  # thousands of coupled atoms, a few hundred distinct pairs of spaces
+        pairs = np.unique(np.stack([space_of[moved], space_of[roots[moved]]], axis=1), axis=0)
+        uf.union_pairs(pairs[:, 0].tolist(), pairs[:, 1].tolist())
     for blocks, _ in at.partitions:
         spaces = np.unique(space_of[np.concatenate(blocks)])
         for s in spaces[1:].tolist():
@@ -142,7 +146,12 @@ def _member_tensors(model: nn.Module, key: MemberKey) -> list[tuple[str, int]]:
     if rule is None:  # members only come from modules that have rules
         raise TraceError(f"member {key.module!r} has no layer rule", module=key.module)
     prefix = f"{key.module}." if key.module else ""
-    return [(prefix + t, d) for t, d in rule.role_tensors(module, key.role) if getattr(module, t, None) is not None]
+    present = {**module._parameters, **module._buffers}
+    return [
+        (prefix + t, d)
+        for t, d in rule.role_tensors(module, key.role)
+        if (present[t] if t in present else getattr(module, t, None)) is not None
+    ]
 
 
 class _Resolver:
@@ -234,6 +243,11 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
     for key, r in member_roots.items():
         gids = group_of_root[r]
         tensors = _member_tensors(model, key)
+        if gids.size and gids[0] >= 0 and bool((gids == gids[0]).all()):  # the common case: one group
+            gid = int(gids[0])
+            pos = np.arange(len(r))
+            groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r], key))
+            continue
         for gid in np.unique(gids[gids >= 0]).tolist():
             pos = np.nonzero(gids == gid)[0]
             groups[gid].members.append(Member(key.module, key.role, tensors, pos, chan_of_root[r[pos]], key))

@@ -60,6 +60,32 @@ class ChannelInterpreter(fx.Interpreter):
             raise self._rule_failure(n, exc) from exc
         return result
 
+    def run(self, *args: Any) -> Any:  # type: ignore[override]
+        """Runs the graph on ``args`` (one per placeholder) and returns the output's value.
+
+        ``fx.Interpreter.run`` without its progress bar, whose creation (a tqdm, with its lock)
+        costs more than interpreting a small model's nodes: values are dropped after their last
+        use, as fx does with ``garbage_collect_values``.
+        """
+        self.env = {}
+        self.args_iter = iter(self.graph.process_inputs(*args))
+        last_uses = self.user_to_last_uses
+        for node in self.graph.nodes:
+            self.env[node] = self.run_node(node)
+            for dead in last_uses.get(node, ()):
+                del self.env[dead]
+            if node.op == "output":
+                return self.graph.process_outputs(self.env[node])
+        return None
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        # fx looks the module up attribute by attribute for every call; the interpreter's
+        # name -> module table answers at once (it lists a shared module under one name only)
+        module = self.submodules.get(target) if isinstance(target, str) else None
+        if module is None:
+            return super().call_module(target, args, kwargs)
+        return module(*args, **kwargs)
+
     def _rule_failure(self, n: fx.Node, exc: Exception) -> TraceError:
         op, module = node_label(n)
         if n.op == "call_module":

@@ -79,7 +79,12 @@ def _swap(m: nn.Module, attr: str, value: Any) -> Any:
         m._buffers[attr] = value
         return old_buffer
     old = getattr(m, attr)
-    setattr(m, attr, value)
+    if type(m).__setattr__ is nn.Module.__setattr__ and attr in vars(m) and attr not in m._modules:
+        # a plain attribute (out_channels...): Module.__setattr__ would first ask whether the
+        # value is a Parameter, through Parameter's Python-level metaclass check
+        object.__setattr__(m, attr, value)
+    else:
+        setattr(m, attr, value)
     return old
 
 
