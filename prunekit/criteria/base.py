@@ -13,6 +13,7 @@ from prunekit.errors import ConfigError
 from prunekit.graph.groups import Group, Member
 from prunekit.registry import Registry
 from prunekit.rules.base import get_rule
+from prunekit.submodules import submodule
 
 __all__ = [
     "Criterion",
@@ -92,22 +93,21 @@ def member_row_scores(
     for v in views[1:]:
         total = total + fn(v.float())
     values = total.cpu().numpy().astype(np.float64)
-    pos = np.asarray(member.positions)
-    if len(pos) == len(values) and (len(pos) == 0 or (pos[0] == 0 and (np.diff(pos) == 1).all())):
+    if member.covers_all(len(values)):
         return values
-    return values[pos]
+    return values[member.positions]
 
 
 def _all_rows(model: nn.Module, member: Member) -> list[torch.Tensor]:
     """Views of all the member's tensors with the member's dim first, shape (size, -1)."""
     if member.role == "param":
         owner, _, attr = member.key.tensor.rpartition(".")
-        t = getattr(model.get_submodule(owner), attr)
+        t = getattr(submodule(model, owner), attr)
         if not isinstance(t, nn.Parameter):
             return []
         views = [t.detach().movedim(member.key.dim, 0).reshape(t.shape[member.key.dim], -1)]
     else:
-        module = model.get_submodule(member.module)
+        module = submodule(model, member.module)
         rule = get_rule(type(module))
         if rule is None:  # members only come from modules that have rules
             raise TypeError(f"internal: member {member.module!r} has no layer rule")
@@ -126,7 +126,7 @@ def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]]
     count = np.zeros(group.size)
     for member, values in per_member:
         ch = member.channels
-        if len(ch) == group.size > 0 and _is_identity(ch):  # the common case: one position per channel
+        if len(ch) == group.size > 0 and member.channels_are_identity:  # the common case: one position per channel
             total += values
             count += 1
         else:
@@ -134,7 +134,3 @@ def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]]
             np.add.at(count, ch, 1)
     return total if reduction == "sum" else total / np.maximum(count, 1)
 
-
-def _is_identity(channels: np.ndarray) -> bool:
-    """True when ``channels[i] == i`` for every i."""
-    return bool(channels[0] == 0 and channels[-1] == len(channels) - 1 and (np.diff(channels) == 1).all())

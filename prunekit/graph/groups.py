@@ -18,6 +18,7 @@ import torch.nn as nn
 from prunekit.channels import MemberKey, TraceContext, UnionFind
 from prunekit.errors import TraceError
 from prunekit.rules import get_rule
+from prunekit.submodules import submodule
 
 __all__ = ["Group", "Member", "build_groups"]
 
@@ -51,10 +52,30 @@ class Member:
             return ch
         return np.unique(ch)
 
+    @functools.cached_property
+    def channels_are_identity(self) -> bool:
+        """True when ``channels[i] == i`` for every position i (cached)."""
+        return _is_arange(self.channels)
+
+    def covers_all(self, n: int) -> bool:
+        """True when the member's positions are exactly ``0 .. n-1`` in order: it holds every
+        position of its layer's dim, so per-position values need no indexing."""
+        return len(self.positions) == n and self._positions_are_arange
+
+    @functools.cached_property
+    def _positions_are_arange(self) -> bool:
+        return _is_arange(self.positions)
+
     def __str__(self) -> str:
         if self.role == "param":
             return f"{self.key.tensor}[dim {self.key.dim}]"
         return f"{self.module}:{self.role}"
+
+
+def _is_arange(values: np.ndarray) -> bool:
+    """True when ``values[i] == i`` for every i (true when empty)."""
+    n = len(values)
+    return n == 0 or bool(values[0] == 0 and values[-1] == n - 1 and (np.diff(values) == 1).all())
 
 
 @dataclass
@@ -141,7 +162,7 @@ def _member_tensors(model: nn.Module, key: MemberKey) -> list[tuple[str, int]]:
     """The (qualified tensor name, dim) pairs a member slices."""
     if key.role == "param":
         return [(key.tensor, key.dim)]
-    module = model.get_submodule(key.module)
+    module = submodule(model, key.module)
     rule = get_rule(type(module))
     if rule is None:  # members only come from modules that have rules
         raise TraceError(f"member {key.module!r} has no layer rule", module=key.module)

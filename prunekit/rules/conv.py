@@ -106,33 +106,15 @@ class ConvRule(LayerRule):
                 return dict(tensors)
             k = cout // cin
             in_d = out_idx[::k] // k
-            W = W[in_d] if m.transposed else W[out_idx]
+            W = W.index_select(0, (in_d if m.transposed else out_idx).to(W.device))
         elif not m.transposed:
-            rows = out_idx if out_idx is not None else torch.arange(cout)
-            if out_idx is not None and g > 1:
-                require_balanced(out_idx, cout, g, "output channels", name)
-            W = W[rows]
-            if in_idx is not None:
-                if g == 1:
-                    W = W[:, in_idx]
-                else:
-                    local = require_balanced(in_idx, cin, g, "input channels", name)
-                    W = W[torch.arange(len(rows))[:, None], local[rows // (cout // g)]]
+            W = _rows_then_columns(W, out_idx, in_idx, cout, cin, g, ("output channels", "input channels"), name)
         else:
-            rows = in_idx if in_idx is not None else torch.arange(cin)
-            if in_idx is not None and g > 1:
-                require_balanced(in_idx, cin, g, "input channels", name)
-            W = W[rows]
-            if out_idx is not None:
-                if g == 1:
-                    W = W[:, out_idx]
-                else:
-                    local = require_balanced(out_idx, cout, g, "output channels", name)
-                    W = W[torch.arange(len(rows))[:, None], local[rows // (cin // g)]]
+            W = _rows_then_columns(W, in_idx, out_idx, cin, cout, g, ("input channels", "output channels"), name)
         out = dict(tensors)
         out["weight"] = W
         if b is not None and out_idx is not None:
-            out["bias"] = b[out_idx]
+            out["bias"] = b.index_select(0, out_idx.to(b.device))
         return out
 
     def new_attributes(self, module, tensors) -> dict[str, Any]:
@@ -151,3 +133,30 @@ class ConvRule(LayerRule):
 
     def mixes_inputs(self, module):
         return not _is_depthwise(module)
+
+
+def _rows_then_columns(
+    W: torch.Tensor,
+    row_idx: torch.Tensor | None,
+    col_idx: torch.Tensor | None,
+    n_rows: int,
+    n_cols: int,
+    groups: int,
+    what: tuple[str, str],
+    name: str,
+) -> torch.Tensor:
+    """``W`` (rows, cols per group, k...) keeping ``row_idx`` rows and ``col_idx`` columns (both
+    in full channel numbering; ``None`` keeps all). Ungrouped cuts are two ``index_select``s
+    (advanced indexing on dim 1 costs several times more); a grouped cut maps each kept row's
+    columns to its group's local numbering."""
+    if row_idx is not None and groups > 1:
+        require_balanced(row_idx, n_rows, groups, what[0], name)
+    if row_idx is not None:
+        W = W.index_select(0, row_idx.to(W.device))
+    if col_idx is None:
+        return W
+    if groups == 1:
+        return W.index_select(1, col_idx.to(W.device))
+    local = require_balanced(col_idx, n_cols, groups, what[1], name)
+    rows = row_idx if row_idx is not None else torch.arange(n_rows)
+    return W[torch.arange(len(rows))[:, None], local[rows // (n_rows // groups)]]

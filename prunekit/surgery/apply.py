@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from prunekit.errors import PrunekitError, SurgeryError
 from prunekit.rules.base import get_rule
+from prunekit.submodules import submodule
 from prunekit.surgery.plan import PrunePlan
 
 __all__ = ["apply_plan", "compute_changes", "measure_plan"]
@@ -32,7 +33,7 @@ def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable =
     """The (module, attribute, new value) triples that carry out ``plan``; mutates nothing."""
     changes: list[Change] = []
     for name, keeps in plan.module_keep.items():
-        m = model.get_submodule(name)
+        m = submodule(model, name)
         rule = get_rule(type(m))
         if rule is None:
             raise SurgeryError(f"'{name}' ({type(m).__name__}) has no layer rule", module=name)
@@ -52,12 +53,12 @@ def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable =
     by_owner: dict[str, dict[str, torch.Tensor]] = {}
     for tname, dims in plan.param_keep.items():
         owner_name, _, attr = tname.rpartition(".")
-        t = tensors_of(model.get_submodule(owner_name))[attr]
+        t = tensors_of(submodule(model, owner_name))[attr]
         for dim, idx in dims.items():
             t = t.index_select(dim, torch.as_tensor(idx, dtype=torch.long, device=t.device))
         by_owner.setdefault(owner_name, {})[attr] = t.contiguous()
     for owner_name, new in by_owner.items():
-        owner = model.get_submodule(owner_name)
+        owner = submodule(model, owner_name)
         changes += [(owner, attr, t) for attr, t in new.items()]
         rule = get_rule(type(owner))  # e.g. a LayerNorm subclass traced through: fix normalized_shape
         if rule is not None:
