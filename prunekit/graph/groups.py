@@ -32,7 +32,8 @@ class Member:
         role: "out" (a layer's output channels), "in" (its input channels) or "param" (a bare
             parameter, e.g. ConvNeXt's layer scale).
         tensors: the (qualified tensor name, dim) pairs this member slices.
-        positions: positions along the member's channel dim that belong to this group.
+        positions: positions along the member's channel dim that belong to this group, in
+            increasing order.
         channels: for each position, the group channel it holds.
     """
 
@@ -58,13 +59,11 @@ class Member:
         return _is_arange(self.channels)
 
     def covers_all(self, n: int) -> bool:
-        """True when the member's positions are exactly ``0 .. n-1`` in order: it holds every
-        position of its layer's dim, so per-position values need no indexing."""
-        return len(self.positions) == n and self._positions_are_arange
-
-    @functools.cached_property
-    def _positions_are_arange(self) -> bool:
-        return _is_arange(self.positions)
+        """True when the member's positions are exactly ``0 .. n-1``: it holds every position of
+        its layer's dim, so per-position values need no indexing (positions increase, so the
+        count and the last one tell)."""
+        pos = self.positions
+        return len(pos) == n and (n == 0 or int(pos[-1]) == n - 1)
 
     def __str__(self) -> str:
         if self.role == "param":
@@ -149,8 +148,9 @@ def _space_components(ctx: TraceContext, roots: np.ndarray) -> np.ndarray:
     uf = UnionFind(len(at.spaces))
     moved = np.nonzero(roots != np.arange(len(roots)))[0]
     if moved.size:  # thousands of coupled atoms, a few hundred distinct pairs of spaces
-        pairs = np.unique(np.stack([space_of[moved], space_of[roots[moved]]], axis=1), axis=0)
-        uf.union_pairs(pairs[:, 0].tolist(), pairs[:, 1].tolist())
+        n_spaces = max(len(at.spaces), 1)
+        pairs = np.unique(space_of[moved] * n_spaces + space_of[roots[moved]])
+        uf.union_pairs((pairs // n_spaces).tolist(), (pairs % n_spaces).tolist())
     for blocks, _ in at.partitions:
         spaces = np.unique(space_of[np.concatenate(blocks)])
         for s in spaces[1:].tolist():
@@ -247,16 +247,21 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
     comp = _space_components(ctx, roots)
 
     member_roots = {key: roots[atoms] for key, atoms in ctx.members.items()}
-    used_roots = np.unique(np.concatenate(list(member_roots.values()))) if member_roots else np.zeros(0, np.int64)
-    used_comps = sorted(set(comp[space_of[used_roots]].tolist()))
+    used = np.zeros(n, bool)  # a mask, not np.unique: one pass instead of a sort of every member atom
+    for r in member_roots.values():
+        used[r] = True
+    used_comps = sorted(set(comp[space_of[np.nonzero(used)[0]]].tolist()))
 
     group_of_root = np.full(n, -1, dtype=np.int64)
     chan_of_root = np.full(n, -1, dtype=np.int64)
     groups: list[Group] = []
-    all_roots = np.unique(roots)
+    all_roots = np.nonzero(roots == np.arange(n))[0]  # a root is its own root
     root_comp = comp[space_of[all_roots]]
+    by_comp = np.argsort(root_comp, kind="stable")  # each component's roots, in increasing order
+    comp_sorted = root_comp[by_comp]
     for gid, c in enumerate(used_comps):
-        rs = all_roots[root_comp == c]
+        lo, hi = np.searchsorted(comp_sorted, [c, c + 1])
+        rs = all_roots[by_comp[lo:hi]]
         group_of_root[rs] = gid
         chan_of_root[rs] = np.arange(len(rs))
         groups.append(Group(id=gid, size=len(rs), locked=np.zeros(len(rs), bool), roots=rs))
@@ -300,6 +305,19 @@ def _block_channels(
     return chans, mult
 
 
+def _row_keys(labels: np.ndarray) -> np.ndarray:
+    """One integer per column of ``labels`` (partitions x channels, values >= -1), equal exactly
+    when the columns are: ``np.unique`` of these is the unique columns, without the slow
+    structured sort of ``np.unique(..., axis=0)``."""
+    base = int(labels.max(initial=0)) + 2
+    if base ** len(labels) < 2**62:
+        keys = np.zeros(labels.shape[1], dtype=np.int64)
+        for row in labels:
+            keys = keys * base + (row + 1)
+        return keys
+    return np.unique(labels.T, axis=0, return_inverse=True)[1].reshape(-1)
+
+
 def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: list[Group]) -> None:
     """Turns balanced partitions into cells per group, or locks the group.
 
@@ -337,7 +355,7 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
         problem = None
         for p, (chans, reason) in enumerate(parts):
             flat = np.concatenate(chans)
-            if len(np.unique(flat)) < len(flat):
+            if np.bincount(flat, minlength=g.size).max(initial=0) > 1:
                 problem = f"{reason} puts one channel in two blocks"
             labels[p, flat] = np.repeat(np.arange(len(chans)), [len(c) for c in chans])
         if problem:
@@ -347,7 +365,7 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
         # cells: constrained channels with the same block in every partition, in the order of
         # their first channel
         constrained = np.nonzero((labels >= 0).any(axis=0))[0]
-        _, first, inverse = np.unique(labels[:, constrained].T, axis=0, return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(_row_keys(labels[:, constrained]), return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")
         inverse = inverse.reshape(-1)
         g.cells = [constrained[inverse == k] for k in order]
