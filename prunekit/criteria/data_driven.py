@@ -205,6 +205,7 @@ class _Held:
 
     def __init__(self, channels: np.ndarray) -> None:
         self.channels = channels
+        self.channels_are_identity = len(channels) == 0 or bool(np.array_equal(channels, np.arange(len(channels))))
 
 
 def model_device(model: nn.Module) -> torch.device:
