@@ -206,6 +206,13 @@ class ShapeOnlyMode(TorchDispatchMode):
         self._hooks: list[Any] = []
         self._made: dict[int, weakref.ref] = {}  # the stand-ins this mode returned, by id
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._disable_dynamo unless this says
+        # no; this mode never runs under torch.compile, and the wrapper (eval-frame swaps on
+        # every op) costs a fifth of a shape-only forward
+        return False
+
     def _is_made(self, t: object) -> bool:
         ref = self._made.get(id(t))
         return ref is not None and ref() is t
@@ -249,7 +256,7 @@ class ShapeOnlyMode(TorchDispatchMode):
         if out is None:
             out = func(*args, **kwargs)
         macs = _direct_macs(func, args, out)
-        formula = flop_registry.get(func._overloadpacket) if macs is None else None
+        formula = _formula(func) if macs is None else None
         if formula is not None:
             macs = int(formula(*args, **kwargs, out_val=out)) // 2
         if macs is not None:
@@ -257,6 +264,19 @@ class ShapeOnlyMode(TorchDispatchMode):
             for name in {"", *self._stack}:
                 self.per_module[name] += macs
         return out
+
+
+_FORMULAS: dict[Any, Any] = {}
+
+
+def _formula(func: Any) -> Any:
+    """``flop_registry``'s formula for an op overload, or ``None``; cached per overload (the
+    registry is keyed by packets, whose hash is a Python method)."""
+    try:
+        return _FORMULAS[func]
+    except KeyError:
+        _FORMULAS[func] = found = flop_registry.get(func._overloadpacket)
+        return found
 
 
 def _direct_macs(func: Any, args: Sequence[Any], out: Any) -> int | None:
