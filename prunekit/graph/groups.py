@@ -366,7 +366,7 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
         # their first channel
         constrained = np.nonzero((labels >= 0).any(axis=0))[0]
         _, first, inverse = np.unique(_row_keys(labels[:, constrained]), return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")
         inverse = inverse.reshape(-1)
-        g.cells = [constrained[inverse == k] for k in order]
+        members = np.split(constrained[np.argsort(inverse, kind="stable")], np.cumsum(np.bincount(inverse))[:-1])
+        g.cells = [members[k] for k in np.argsort(first, kind="stable")]
         g.couplings.add("balanced")
