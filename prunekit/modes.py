@@ -25,7 +25,8 @@ def save_training_flags(model: nn.Module) -> dict[nn.Module, bool]:
 def restore_training_flags(flags: dict[nn.Module, bool]) -> None:
     """Sets each module's flag back to what :func:`save_training_flags` recorded."""
     for module, flag in flags.items():
-        module.training = flag
+        if module.training is not flag:  # Module.__setattr__ is slow: write only what changed
+            module.training = flag
 
 
 @contextlib.contextmanager
@@ -34,7 +35,7 @@ def training_flags(model: nn.Module, mode: bool | None = None) -> Iterator[nn.Mo
     afterwards, even on an exception, every module has its own flag back."""
     flags = save_training_flags(model)
     try:
-        if mode is not None:
+        if mode is not None and any(flag is not mode for flag in flags.values()):
             model.train(mode)
         yield model
     finally:

@@ -123,7 +123,8 @@ class DependencyGraph:
                         )
         finally:
             for name, m in model.named_modules():
-                m.training = modes[name]
+                if m.training is not modes[name]:
+                    m.training = modes[name]
             restore_buffers(model, saved)
         return ctx
 

@@ -169,5 +169,6 @@ def run_analysis(traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, mo
 def set_training(model: nn.Module, training: bool) -> dict[str, bool]:
     modes = {name: m.training for name, m in model.named_modules()}
     for m in model.modules():
-        m.training = training
+        if m.training is not training:  # Module.__setattr__ is slow: write only what changes
+            m.training = training
     return modes

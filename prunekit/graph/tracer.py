@@ -234,7 +234,8 @@ def trace_modes(
     """
     flags = save_training_flags(model)
     try:
-        model.eval()
+        if any(flags.values()):  # an eval model needs no write
+            model.eval()
         eval_traced = trace(model, inputs, tracer=tracer)
         graphs = [eval_traced]
         if not may_differ_in_training(model):
