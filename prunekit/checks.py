@@ -33,7 +33,7 @@ def check_module(model: object, *, argument: str = "model") -> nn.Module:
     if not isinstance(model, nn.Module):
         what = "a class: instantiate it" if isinstance(model, type) else type(model).__name__
         raise ConfigError(f"{argument}: must be a torch.nn.Module, but got {what}", module=argument)
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+    for name, t in _own_tensors(model):
         if t.is_meta:
             raise ConfigError(
                 f"{argument}: {name} is on the meta device (no values); load real weights first "
@@ -61,10 +61,10 @@ def check_arity(model: nn.Module, inputs: Any) -> None:
         ) from None
 
 
-def check_model(model: object, inputs: Any, *, argument: str = "model") -> nn.Module:
-    """:func:`check_module`, :func:`check_arity`, :func:`check_finite` and
-    :func:`check_finite_inputs` in turn; returns the model."""
-    module = check_module(model, argument=argument)
+def check_model(model: object, inputs: Any, *, argument: str = "model", module_checked: bool = False) -> nn.Module:
+    """:func:`check_module` (unless ``module_checked``: the caller just ran it), :func:`check_arity`,
+    :func:`check_finite` and :func:`check_finite_inputs` in turn; returns the model."""
+    module = model if module_checked and isinstance(model, nn.Module) else check_module(model, argument=argument)
     check_arity(module, inputs)
     check_finite(module, what=argument)
     check_finite_inputs(inputs)
@@ -74,12 +74,30 @@ def check_model(model: object, inputs: Any, *, argument: str = "model") -> nn.Mo
 def _finite_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
     """``(name, tensor, inf_allowed)`` for every parameter and buffer: infinities are allowed in
     buffers other than normalisation statistics (see the module docstring)."""
-    out: list[tuple[str, torch.Tensor, bool]] = [(name, t, False) for name, t in model.named_parameters()]
+    params: list[tuple[str, torch.Tensor, bool]] = []
+    buffers: list[tuple[str, torch.Tensor, bool]] = []
+    seen: set[int] = set()
     for owner, module in model.named_modules():
         stats = isinstance(module, nn.modules.batchnorm._NormBase)
-        for name, t in module.named_buffers(prefix=owner, recurse=False):
-            out.append((name, t, not stats))
-    return out
+        for attr, t in module._parameters.items():
+            if t is not None and id(t) not in seen:  # a shared parameter once, as named_parameters
+                seen.add(id(t))
+                params.append((f"{owner}.{attr}" if owner else attr, t, False))
+        for attr, t in module._buffers.items():
+            if t is not None:
+                buffers.append((f"{owner}.{attr}" if owner else attr, t, not stats))
+    return params + buffers
+
+
+def _own_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``(qualified name, tensor)`` of every parameter and buffer, in one walk of the modules
+    (``named_parameters`` and ``named_buffers`` walk them once each)."""
+    return [
+        (f"{owner}.{attr}" if owner else attr, t)
+        for owner, module in model.named_modules()
+        for attr, t in (*module._parameters.items(), *module._buffers.items())
+        if t is not None
+    ]
 
 
 def nonfinite_tensors(model: nn.Module) -> dict[str, list[int]]:

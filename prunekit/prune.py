@@ -144,7 +144,7 @@ def _prune(
     check_model_options(model, opts)
     crit = build_criterion(opts)
     inputs = as_example_inputs(example_inputs)
-    check_model(model, inputs)
+    check_model(model, inputs, module_checked=True)
     macs = None
     if graph is None:
         graph, macs = analyse(model, inputs, tracer=opts.tracer)

@@ -14,6 +14,7 @@ from prunekit.engine.options import PruneOptions
 from prunekit.metrics import count_params
 from prunekit.report import LayerChange, PruneReport
 from prunekit.rules.base import get_rule
+from prunekit.submodules import submodule
 from prunekit.surgery.plan import PrunePlan
 
 __all__ = ["warn_unmet", "Snapshot", "snapshot", "build_report", "layer_params", "fill_report", "report_config"]
@@ -86,7 +87,7 @@ def fill_report(
     for name in sorted(plan.module_keep, key=order.__getitem__):
         keeps = dict(plan.module_keep[name])
         sizes = dict(plan.sizes[name])
-        module = model.get_submodule(name)
+        module = submodule(model, name)
         rule = get_rule(type(module))
         if rule is not None and tuple(rule.roles) == ("out",) and not rule.mixes_inputs(module):
             # a per-channel layer (BatchNorm...): its input is its output
