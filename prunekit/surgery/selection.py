@@ -29,14 +29,15 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
     """The ``n_remove`` lowest-scoring unlocked channels of ``group`` (sorted indices).
 
     With balanced cells the same fraction of every cell goes: ``k * |cell| / gcd(cell sizes)``
-    channels per cell for the largest ``k`` that fits ``n_remove``; the rest of the budget comes
-    from unconstrained channels.
+    channels per cell for the largest ``k`` that fits ``n_remove`` and leaves every member a
+    channel; the rest of the budget comes from unconstrained channels. No member (a layer's
+    outputs after a cat, say) ever loses all its channels.
     """
     scores = np.asarray(scores, dtype=np.float64)
     unlocked = ~group.locked
     if n_remove <= 0 or not unlocked.any():
         return np.zeros(0, dtype=np.int64)
-    removed: list[np.ndarray] = []
+    guard = _MemberGuard(group)
     free = np.ones(group.size, bool)
     budget = n_remove
     if group.cells:
@@ -44,51 +45,104 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
         unit = math.gcd(*sizes)
         constrained = sum(sizes)
         k = int(math.floor(n_remove * unit / group.size + 1e-9))
-        if len(set(sizes)) == 1 and bool(unlocked.all()):  # a grouped conv's cells: one argsort
-            cells = np.stack(group.cells)
-            free[cells.reshape(-1)] = False
-            k = max(min(k, (sizes[0] - 1) * unit // sizes[0]), 0)
-            lowest = np.argsort(scores[cells], axis=1, kind="stable")[:, : k * sizes[0] // unit]
-            removed.append(np.take_along_axis(cells, lowest, axis=1).reshape(-1))
-        else:
-            for c in group.cells:
-                free[c] = False
-                k = min(k, (len(c) - 1) * unit // len(c), int(unlocked[c].sum()) * unit // len(c))
-            k = max(k, 0)
-            for c in group.cells:
-                r = k * len(c) // unit
-                cand = c[unlocked[c]]
-                removed.append(cand[np.argsort(scores[cand], kind="stable")[:r]])
+        for c in group.cells:
+            free[c] = False
+            k = min(k, (len(c) - 1) * unit // len(c), int(unlocked[c].sum()) * unit // len(c))
+        guard, k = _remove_from_cells(group, scores, unlocked, max(k, 0), unit)
         budget = n_remove - k * constrained // unit
     cand = np.nonzero(free & unlocked)[0]
     if budget > 0 and cand.size:
-        removed.append(_greedy_keeping_members(group, cand[np.argsort(scores[cand], kind="stable")], budget))
-    out = np.concatenate(removed) if removed else np.zeros(0, dtype=np.int64)
-    return np.sort(out.astype(np.int64))
+        guard.take(cand[np.argsort(scores[cand], kind="stable")], budget)
+    return np.sort(guard.all_taken())
 
 
-def _greedy_keeping_members(group: Group, order: np.ndarray, budget: int) -> np.ndarray:
-    """Takes channels in ``order`` up to ``budget``, skipping any whose removal would leave a
-    member (a layer's outputs after a cat, say) with no channel at all."""
-    held = [len(m.distinct_channels) for m in group.members] or [group.size]
-    if budget < min(held):  # no member can run out: the greedy would skip nothing
-        return np.asarray(order[:budget], dtype=np.int64)
-    left: list[int] = []
-    holders: dict[int, list[int]] = {}
-    for i, m in enumerate(group.members):
-        chans = m.distinct_channels
-        left.append(len(chans))
-        for c in chans.tolist():
-            holders.setdefault(c, []).append(i)
-    if not group.members:
-        left, holders = [group.size], {c: [0] for c in range(group.size)}
-    taken: list[int] = []
-    for c in order.tolist():
-        if len(taken) >= budget:
-            break
-        if any(left[i] <= 1 for i in holders.get(c, ())):
-            continue
-        taken.append(c)
-        for i in holders.get(c, ()):
-            left[i] -= 1
-    return np.asarray(taken, dtype=np.int64)
+def _remove_from_cells(
+    group: Group, scores: np.ndarray, unlocked: np.ndarray, k: int, unit: int
+) -> tuple[_MemberGuard, int]:
+    """Takes ``k * |cell| / unit`` lowest-scoring unlocked channels of every cell, for the
+    largest ``k`` (at most the given one) at which no member runs out; returns the guard
+    holding what was taken, and that ``k``."""
+    cells = group.cells
+    while k > 0:
+        guard = _MemberGuard(group)
+        total = k * sum(len(c) for c in cells) // unit
+        if len({len(c) for c in cells}) == 1 and bool(unlocked.all()) and guard.cannot_run_out(total):
+            # a grouped conv's cells: one argsort over a (cells, size) array
+            stacked = np.stack(cells)
+            lowest = np.argsort(scores[stacked], axis=1, kind="stable")[:, : k * len(cells[0]) // unit]
+            guard.take_all(np.take_along_axis(stacked, lowest, axis=1).reshape(-1))
+            return guard, k
+        complete = True
+        for c in cells:
+            r = k * len(c) // unit
+            cand = c[unlocked[c]]
+            if len(guard.take(cand[np.argsort(scores[cand], kind="stable")], r)) < r:
+                complete = False  # this cell cannot give r without emptying a member: fewer
+                break
+        if complete:
+            return guard, k
+        k -= 1
+    return _MemberGuard(group), 0
+
+
+class _MemberGuard:
+    """Channels taken so far from a group, and how many each member still holds, so that no
+    member loses all of its channels. The per-member counts are only built once a member could
+    run out (until then every member holds more channels than have been taken in all)."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+        self.held = [len(m.distinct_channels) for m in group.members] or [group.size]
+        self.taken: list[np.ndarray] = []
+        self.count = 0
+        self.left: list[int] | None = None
+        self.holders: dict[int, list[int]] = {}
+
+    def cannot_run_out(self, more: int) -> bool:
+        """True when taking ``more`` channels (any) cannot empty a member."""
+        return self.left is None and self.count + more < min(self.held)
+
+    def take_all(self, channels: np.ndarray) -> None:
+        """Records ``channels`` as taken (the caller checked :meth:`cannot_run_out`)."""
+        self.taken.append(np.asarray(channels, dtype=np.int64))
+        self.count += len(channels)
+
+    def take(self, order: np.ndarray, budget: int) -> np.ndarray:
+        """Takes channels in ``order`` up to ``budget``, skipping any whose removal would
+        leave a member with no channel; returns those taken."""
+        if self.cannot_run_out(budget):
+            out = np.asarray(order[:budget], dtype=np.int64)
+            self.take_all(out)
+            return out
+        left, holders = self._counts()
+        taken: list[int] = []
+        for c in order.tolist():
+            if len(taken) >= budget:
+                break
+            if any(left[i] <= 1 for i in holders.get(c, ())):
+                continue
+            taken.append(c)
+            for i in holders.get(c, ()):
+                left[i] -= 1
+        out = np.asarray(taken, dtype=np.int64)
+        self.taken.append(out)
+        self.count += len(out)
+        return out
+
+    def all_taken(self) -> np.ndarray:
+        return np.concatenate(self.taken) if self.taken else np.zeros(0, dtype=np.int64)
+
+    def _counts(self) -> tuple[list[int], dict[int, list[int]]]:
+        if self.left is None:
+            members = self.group.members
+            if members:
+                for i, m in enumerate(members):
+                    for c in m.distinct_channels.tolist():
+                        self.holders.setdefault(c, []).append(i)
+            else:
+                self.holders = {c: [0] for c in range(self.group.size)}
+            self.left = list(self.held)
+            for c in self.all_taken().tolist():
+                for i in self.holders.get(c, ()):
+                    self.left[i] -= 1
+        return self.left, self.holders
