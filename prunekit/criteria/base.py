@@ -133,4 +133,3 @@ def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]]
             np.add.at(total, ch, values)
             np.add.at(count, ch, 1)
     return total if reduction == "sum" else total / np.maximum(count, 1)
-

@@ -48,7 +48,7 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
         for c in group.cells:
             free[c] = False
             k = min(k, (len(c) - 1) * unit // len(c), int(unlocked[c].sum()) * unit // len(c))
-        guard, k = _remove_from_cells(group, scores, unlocked, max(k, 0), unit)
+        guard, k = _remove_from_cells(group, group.cells, scores, unlocked, max(k, 0), unit)
         budget = n_remove - k * constrained // unit
     cand = np.nonzero(free & unlocked)[0]
     if budget > 0 and cand.size:
@@ -57,19 +57,19 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
 
 
 def _remove_from_cells(
-    group: Group, scores: np.ndarray, unlocked: np.ndarray, k: int, unit: int
+    group: Group, cells: list[np.ndarray], scores: np.ndarray, unlocked: np.ndarray, k: int, unit: int
 ) -> tuple[_MemberGuard, int]:
-    """Takes ``k * |cell| / unit`` lowest-scoring unlocked channels of every cell, for the
-    largest ``k`` (at most the given one) at which no member runs out; returns the guard
-    holding what was taken, and that ``k``."""
-    cells = group.cells
+    """Takes ``k * |cell| / unit`` lowest-scoring unlocked channels of every cell of
+    ``group``, for the largest ``k`` (at most the given one) at which no member runs out;
+    returns the guard holding what was taken, and that ``k``."""
     while k > 0:
         guard = _MemberGuard(group)
         total = k * sum(len(c) for c in cells) // unit
         if len({len(c) for c in cells}) == 1 and bool(unlocked.all()) and guard.cannot_run_out(total):
             # a grouped conv's cells: one argsort over a (cells, size) array
             stacked = np.stack(cells)
-            lowest = np.argsort(scores[stacked], axis=1, kind="stable")[:, : k * len(cells[0]) // unit]
+            order: np.ndarray = np.argsort(scores[stacked], axis=1, kind="stable")
+            lowest = order[:, : k * len(cells[0]) // unit]
             guard.take_all(np.take_along_axis(stacked, lowest, axis=1).reshape(-1))
             return guard, k
         complete = True
