@@ -54,6 +54,12 @@ class Member:
         return np.unique(ch)
 
     @functools.cached_property
+    def n_distinct(self) -> int:
+        """How many distinct group channels this member holds (cached; a count, no sort)."""
+        ch = self.channels
+        return int(np.count_nonzero(np.bincount(ch))) if ch.size else 0
+
+    @functools.cached_property
     def channels_are_identity(self) -> bool:
         """True when ``channels[i] == i`` for every position i (cached)."""
         return _is_arange(self.channels)

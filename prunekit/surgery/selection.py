@@ -92,7 +92,7 @@ class _MemberGuard:
 
     def __init__(self, group: Group) -> None:
         self.group = group
-        self.held = [len(m.distinct_channels) for m in group.members] or [group.size]
+        self.held = [m.n_distinct for m in group.members] or [group.size]
         self.taken: list[np.ndarray] = []
         self.count = 0
         self.left: list[int] | None = None
