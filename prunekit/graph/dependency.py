@@ -16,10 +16,11 @@ import torch.nn as nn
 from prunekit.channels import MemberKey, TraceContext
 from prunekit.errors import ConfigError, ExampleInputError, PrunekitError, TraceError
 from prunekit.graph.groups import Group, build_groups
-from prunekit.graph.interpreter import run_analysis, set_training
+from prunekit.graph.interpreter import run_analysis
 from prunekit.graph.recorder import restore_buffers, snapshot_buffers
 from prunekit.graph.tracer import TRACERS, trace_modes
 from prunekit.inputs import ExampleInputs, as_example_inputs, as_input_tuple
+from prunekit.modes import restore_training_flags, save_training_flags
 
 __all__ = ["DependencyGraph", "as_input_tuple"]
 
@@ -101,10 +102,12 @@ class DependencyGraph:
         graphs = trace_modes(model, inputs, _doubled(inputs), tracer=tracer)
         self.backend = graphs[0].backend
         saved = snapshot_buffers(model)
-        modes = {name: m.training for name, m in model.named_modules()}
+        flags = save_training_flags(model)
         try:
             for traced in graphs:
-                set_training(model, traced.training)
+                for m in flags:
+                    if m.training is not traced.training:  # Module.__setattr__ is slow: only changes
+                        m.training = traced.training
                 running = run_context(traced.training) if run_context is not None else contextlib.nullcontext()
                 if not traced.training:
                     with running:
@@ -122,9 +125,7 @@ class DependencyGraph:
                             stacklevel=3,
                         )
         finally:
-            for name, m in model.named_modules():
-                if m.training is not modes[name]:
-                    m.training = modes[name]
+            restore_training_flags(flags)
             restore_buffers(model, saved)
         return ctx
 

@@ -17,7 +17,7 @@ from prunekit.graph.tracer import Traced
 from prunekit.inputs import ExampleInputs
 from prunekit.rules import get_rule
 
-__all__ = ["ChannelInterpreter", "mutable", "run_analysis", "set_training"]
+__all__ = ["ChannelInterpreter", "mutable", "run_analysis"]
 
 
 class ChannelInterpreter(fx.Interpreter):
@@ -164,11 +164,3 @@ def run_analysis(traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, mo
     placeholders = inputs.bind(model) if traced.backend == "fx" else tuple(inputs.leaves())
     with torch.no_grad():
         ChannelInterpreter(traced.root, ctx, traced.graph).run(*placeholders)
-
-
-def set_training(model: nn.Module, training: bool) -> dict[str, bool]:
-    modes = {name: m.training for name, m in model.named_modules()}
-    for m in model.modules():
-        if m.training is not training:  # Module.__setattr__ is slow: write only what changes
-            m.training = training
-    return modes
