@@ -234,3 +234,35 @@ def test_a_slow_first_reading_of_the_original_does_not_pass_a_barely_pruned_cand
     true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
     assert true_ratio <= 0.55
     assert any("original_ms" in t for t in report.latency["search"])
+
+
+def test_a_machine_that_gets_busy_during_the_search_does_not_end_it_at_the_most_pruning():
+    """The machine becomes 20 times slower after the original is first timed (another job
+    starts) and stays so. Timed alone, the most pruned candidate would read over budget and the
+    search would keep the most pruning there is; timed paired with the original, every verdict
+    is the ratio at the same moment, and the prune lands near the target."""
+    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
+
+    state = {"prepared": 0, "load": 1.0}
+
+    def prepare(model, inputs, threads):
+        state["prepared"] += 1
+        if state["prepared"] == 2:  # the first candidate: the other job starts now
+            state["load"] = 20.0
+        cost = fakes.fake_cost(model, inputs)
+
+        def run() -> None:
+            fakes.CLOCK.now += cost * state["load"]
+
+        return run
+
+    if "busy" not in LATENCY_BACKENDS:
+        backend = LatencyBackend("busy", "simulated load", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
+        LATENCY_BACKENDS.add("busy", backend, description="simulated load for tests")
+    model, x = resnet20()
+    original = copy.deepcopy(model)
+    report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="busy", scope="local", round_to=1)
+    true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+    assert 0.4 <= true_ratio <= 0.5
+    assert report.config["realised"] == pytest.approx(true_ratio)  # the final figure is paired too
+    assert all(t["original_ms"] > 0 for t in report.latency["search"])
