@@ -119,7 +119,9 @@ def render(meta: dict, rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['backend']} | " + " | ".join(f"{v:.2f}" for v in r["ms"]) + f" | {r['fixed_ms']:.2f} | "
+            f"| {r['model']} | {r['backend']} | "
+            + " | ".join(f"{v:.2f}" for v in r["ms"])
+            + f" | {r['fixed_ms']:.2f} | "
             f"{r['fixed_share']:.2f} | {r['linear_bound_2x']:.2f} | {r['linear_bound_3x']:.2f} | {r['goal']:g} | "
             f"{r['needed_ms_2x']:.2f} | {r['needed_ms_3x']:.2f} |"
         )
