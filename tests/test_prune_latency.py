@@ -126,9 +126,11 @@ def test_options_validation():
         prunekit.prune_(*resnet20(), target_latency=0)
     with pytest.raises(UnknownNameError, match="did you mean 'onnxruntime'"):
         PruneOptions(latency_backend="onnxruntme")
-    for name, bad in [("latency_batch", 0), ("latency_threads", 1.5), ("round_to", "fast"), ("report_latency", 1)]:
+    for name, bad in [("latency_batch", 0), ("latency_threads", 1.5), ("round_to", "fast"), ("report_latency", 1),
+                      ("latency_balance", -1), ("latency_balance", True), ("latency_balance", "2")]:  # fmt: skip
         with pytest.raises(ConfigError, match=name):
             PruneOptions(**{name: bad})
+    assert PruneOptions(latency_balance=2).latency_balance == 2.0 and PruneOptions().latency_balance == 1.0
 
 
 def test_round_to_auto_is_refused_where_nothing_is_measured():
@@ -152,8 +154,9 @@ def test_cli_flags():
     args = build_parser().parse_args(
         ["prune", "--model", "resnet20", "--out", "o", "--target-latency", "0.5", "--latency-backend", "onnxruntime",
          "--latency-batch", "32", "--latency-threads", "2", "--round-to", "auto", "--report-latency",
-         "--latency-allocation", "--scope", "global"]
+         "--latency-allocation", "--latency-balance", "2", "--scope", "global"]
     )  # fmt: skip
+    assert args.latency_balance == 2.0
     assert (args.target_latency, args.latency_backend, args.latency_batch, args.latency_threads) == (
         0.5, "onnxruntime", 32, 2,
     )  # fmt: skip

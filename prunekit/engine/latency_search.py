@@ -225,6 +225,7 @@ class LatencySession:
             lambda n, ci, co: table.estimate(specs[n], ci, co),
             step=step,
             max_group_sparsity=options.max_group_sparsity,
+            balance=options.latency_balance,
         )
         table.save()
         by_id = {g.id: g for g in groups}
