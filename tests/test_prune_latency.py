@@ -126,9 +126,11 @@ def test_options_validation():
         prunekit.prune_(*resnet20(), target_latency=0)
     with pytest.raises(UnknownNameError, match="did you mean 'onnxruntime'"):
         PruneOptions(latency_backend="onnxruntme")
-    for name, bad in [("latency_batch", 0), ("latency_threads", 1.5), ("round_to", "fast"), ("report_latency", 1)]:
+    for name, bad in [("latency_batch", 0), ("latency_threads", 1.5), ("round_to", "fast"), ("report_latency", 1),
+                      ("latency_balance", -1), ("latency_balance", True), ("latency_balance", "2")]:  # fmt: skip
         with pytest.raises(ConfigError, match=name):
             PruneOptions(**{name: bad})
+    assert PruneOptions(latency_balance=2).latency_balance == 2.0 and PruneOptions().latency_balance == 1.0
 
 
 def test_round_to_auto_is_refused_where_nothing_is_measured():
@@ -152,8 +154,9 @@ def test_cli_flags():
     args = build_parser().parse_args(
         ["prune", "--model", "resnet20", "--out", "o", "--target-latency", "0.5", "--latency-backend", "onnxruntime",
          "--latency-batch", "32", "--latency-threads", "2", "--round-to", "auto", "--report-latency",
-         "--latency-allocation", "--scope", "global"]
+         "--latency-allocation", "--latency-balance", "2", "--scope", "global"]
     )  # fmt: skip
+    assert args.latency_balance == 2.0
     assert (args.target_latency, args.latency_backend, args.latency_batch, args.latency_threads) == (
         0.5, "onnxruntime", 32, 2,
     )  # fmt: skip
@@ -234,3 +237,35 @@ def test_a_slow_first_reading_of_the_original_does_not_pass_a_barely_pruned_cand
     true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
     assert true_ratio <= 0.55
     assert any("original_ms" in t for t in report.latency["search"])
+
+
+def test_a_machine_that_gets_busy_during_the_search_does_not_end_it_at_the_most_pruning():
+    """The machine becomes 20 times slower after the original is first timed (another job
+    starts) and stays so. Timed alone, the most pruned candidate would read over budget and the
+    search would keep the most pruning there is; timed paired with the original, every verdict
+    is the ratio at the same moment, and the prune lands near the target."""
+    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
+
+    state = {"prepared": 0, "load": 1.0}
+
+    def prepare(model, inputs, threads):
+        state["prepared"] += 1
+        if state["prepared"] == 2:  # the first candidate: the other job starts now
+            state["load"] = 20.0
+        cost = fakes.fake_cost(model, inputs)
+
+        def run() -> None:
+            fakes.CLOCK.now += cost * state["load"]
+
+        return run
+
+    if "busy" not in LATENCY_BACKENDS:
+        backend = LatencyBackend("busy", "simulated load", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
+        LATENCY_BACKENDS.add("busy", backend, description="simulated load for tests")
+    model, x = resnet20()
+    original = copy.deepcopy(model)
+    report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="busy", scope="local", round_to=1)
+    true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+    assert 0.4 <= true_ratio <= 0.5
+    assert report.config["realised"] == pytest.approx(true_ratio)  # the final figure is paired too
+    assert all(t["original_ms"] > 0 for t in report.latency["search"])

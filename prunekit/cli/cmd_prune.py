@@ -20,7 +20,7 @@ AMOUNTS = ("sparsity", "target_macs", "target_params", "target_latency")
 # every other PruneOptions field with a flag (those whose metadata gives none are YAML-only)
 OPTIONS = (
     "criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "tracer",
-    "latency_backend", "latency_batch", "latency_threads", "report_latency", "latency_allocation",
+    "latency_backend", "latency_batch", "latency_threads", "report_latency", "latency_allocation", "latency_balance",
 )  # fmt: skip
 SCHEDULE_FLAGS = {"schedule.kind": "--prune-schedule", "schedule.final": "--sparsity"}
 SCHEDULE_FLAGS.update({f"schedule.{k}": f"--prune-{k}" for k in ("start", "end", "steps")})

@@ -14,9 +14,10 @@ per-layer tables as in NetAdapt (Yang et al., ECCV 2018) and a latency budget in
 AMC (He et al., ECCV 2018).
 
 Note:
-    Deviation from HALP: a chunk's importance is multiplied by ``size / kept`` (the group's width
-    over what it keeps after the chunk), so a layer the table says is cheap to shrink is not
-    emptied first. Mean-normalised magnitudes say little about a layer's sensitivity, and
+    Deviation from HALP: a chunk's importance is multiplied by ``(size / kept) ** p`` (the group's
+    width over what it keeps after the chunk; ``p`` is the ``latency_balance`` option, default
+    1: the marginal loss of a layer whose value grows as ``log(kept)``), so a layer the table
+    says is cheap to shrink is not emptied first; ``p = 0`` is HALP's ratio. Mean-normalised magnitudes say little about a layer's sensitivity, and
     without this term the allocation thinned some layers to 10% and lost accuracy against a
     uniform cut at the same latency (ResNet-20 on Fashion-MNIST,
     ``benchmarks/latency_accuracy.py``).
@@ -103,15 +104,16 @@ class _State:
         return float(sum(self.time.values()))
 
 
-def _chunks(group: Group, scores: np.ndarray, step: int, max_sparsity: float) -> list[float]:
+def _chunks(group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float) -> list[float]:
     """The importance of each chunk ``group`` can lose, in order (lowest scores first): the sum
-    of its normalised scores times ``size / kept`` after it (see the Note of the module)."""
+    of its normalised scores times ``(size / kept) ** balance`` after it (see the Note of the
+    module)."""
     norm = np.asarray(scores, dtype=np.float64) / (np.abs(scores).mean() + 1e-12)
     free = np.nonzero(~group.locked)[0]
     order = free[np.argsort(norm[free], kind="stable")]
     cap = min(removal_count(group.size, max_sparsity, round_to=step), len(order))
     return [
-        float(norm[order[i : i + step]].sum()) * group.size / max(group.size - i - step, 1)
+        float(norm[order[i : i + step]].sum()) * (group.size / max(group.size - i - step, 1)) ** balance
         for i in range(0, cap - cap % step, step)
     ]
 
@@ -124,6 +126,7 @@ def latency_steps(
     *,
     step: int = 1,
     max_group_sparsity: float = 0.9,
+    balance: float = 1.0,
 ) -> tuple[float, list[AllocationStep]]:
     """The greedy order of chunk removals (see the module docstring).
 
@@ -133,6 +136,7 @@ def latency_steps(
         cost: the latency of a layer at given widths (a table's ``estimate``).
         step: the chunk size (``round_to``), so every width stays a multiple of it.
         max_group_sparsity: the most any group loses.
+        balance: the exponent of the ``size / kept`` factor (the ``latency_balance`` option).
 
     Returns:
         The predicted latency of the full widths and the steps in order.
@@ -140,7 +144,7 @@ def latency_steps(
     state = _State(layers, cost)
     full = state.total
     moves = touches(groups, layers)
-    chunks = {g.id: _chunks(g, scores[g.id], step, max_group_sparsity) for g in groups}
+    chunks = {g.id: _chunks(g, scores[g.id], step, max_group_sparsity, balance) for g in groups}
     chunks = {gid: c for gid, c in chunks.items() if c and moves[gid]}
     taken = dict.fromkeys(chunks, 0)
     users: dict[str, set[int]] = {}

@@ -15,10 +15,13 @@ with ``latency_allocation``, whose MACs or parameters meet ``target_macs`` / ``t
 
 Each candidate is cut on a copy and timed; bisection (``SEARCH_STEPS`` halvings after checking
 the largest candidate) keeps the smallest one under budget. Timing is noisy and machines drift,
-so every time is a median of ``BEFORE_ROUNDS`` readings, a candidate under budget is confirmed
-against the original timed again at that moment (its time rescaled by ``before / original
-now``), and the realised figure is measured again on the pruned model before
-:func:`prunekit.prune_` returns.
+so every candidate is timed PAIRED with the original: ``BEFORE_ROUNDS`` interleaved rounds
+(original, candidate), and the candidate's time is rescaled by ``before / original now`` (the
+ratio to the original at the same moment, on the scale of the first reading). A verdict either
+way can end the search badly: a slow reading of the most pruned candidate would say the target
+is out of reach and keep the most pruning there is (ResNet-20, target 0.5 on a loaded machine,
+landed at 0.38), a fast one would pass a barely pruned model. The realised figure is measured
+the same way on the pruned model before :func:`prunekit.prune_` returns.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from prunekit.engine.budget import MAX_SPARSITY
 from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
 from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
-from prunekit.errors import option_error
+from prunekit.errors import PrunekitError, option_error
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import as_example_inputs
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
@@ -133,28 +136,29 @@ class LatencySession:
 
     def measure_before(self) -> float:
         """The original model's latency: the median of ``BEFORE_ROUNDS`` timings (the budget
-        and every ratio hang on it, so one noisy reading must not set them)."""
+        and every ratio hang on it, so one noisy reading must not set them). The run is
+        prepared on a copy and kept, to time the original again next to each candidate and
+        next to the pruned model (``prune_`` cuts ``model`` itself)."""
         if self.before_s is None:
-            with training_flags(self.model):  # every module's own flag back afterwards
-                self._original_run = self.meter.prepare(self.model, self.inputs)
-                self.before_s = self._median_time(self._original_run)
+            self._original_run = self.meter.prepare(copy.deepcopy(self.model), self.inputs)
+            self.before_s = float(np.median([self.meter.time(self._original_run) for _ in range(BEFORE_ROUNDS)]))
         return self.before_s
 
-    def _median_time(self, run: Callable[[], Any]) -> float:
-        """The median of ``BEFORE_ROUNDS`` timings: one lucky or unlucky reading must not decide."""
-        return float(np.median([self.meter.time(run) for _ in range(BEFORE_ROUNDS)]))
-
-    def _confirmed(self, seconds: float, budget: float) -> tuple[float, float | None]:
-        """A candidate's time, confirmed against the original timed again now when it is under
-        ``budget``: the search's verdicts must not rest on a reading of the original taken
-        minutes earlier (a cold first run, a busier machine, a warmer one). The candidate's time
-        is rescaled by ``before / original now``, so it is compared with the budget as the ratio
-        it has to the original at the same moment. Returns the time and the original's."""
-        if seconds > budget or self.before_s is None or self._original_run is None:
-            return seconds, None
-        with training_flags(self.model, False):  # the run measure_before prepared (no second export)
-            now = self._median_time(self._original_run)
-        return seconds * self.before_s / max(now, 1e-12), now
+    def _paired(self, run: Callable[[], Any]) -> tuple[float, float, float]:
+        """``run``'s time on the scale of the first reading of the original, from
+        ``BEFORE_ROUNDS`` interleaved rounds (original, ``run``): ``median(run) * before /
+        median(original now)``, so a machine that is busier or quieter than when the original
+        was first timed slows or speeds both alike. Returns it, the median of ``run`` and the
+        median of the original."""
+        before, original_run = self.measure_before(), self._original_run
+        if original_run is None:  # finish() let it go: the model may be pruned by now
+            raise PrunekitError("this LatencySession has finished; the original can no longer be timed")
+        original, timed = [], []
+        for _ in range(BEFORE_ROUNDS):
+            original.append(self.meter.time(original_run))
+            timed.append(self.meter.time(run))
+        t, o = float(np.median(timed)), float(np.median(original))
+        return t * before / max(o, 1e-12), t, o
 
     def search(
         self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion, *, before: Any
@@ -185,12 +189,10 @@ class LatencySession:
                 return float(macs_per_module(trial, self.inputs)[0])
             if key == "target_params":
                 return float(count_params(trial))
-            measured = self._median_time(self.meter.prepare(trial, self.inputs))
-            seconds, original_now = self._confirmed(measured, budget)
-            trial_record = {"amount": amount, "ms": measured * 1e3}
-            if original_now is not None:
-                trial_record.update(original_ms=original_now * 1e3, confirmed_ms=seconds * 1e3)
-            self.trials.append(trial_record)
+            seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
+            self.trials.append(
+                {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
+            )
             log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
             return seconds
 
@@ -201,7 +203,6 @@ class LatencySession:
                 f"{options.max_group_sparsity}) leaves {reached / (budget / value):.3f} of the original",
                 stacklevel=3,
             )
-        self._original_run = None  # the search is over: let the backend's session go
         plan = plan_at(amount)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
@@ -224,6 +225,7 @@ class LatencySession:
             lambda n, ci, co: table.estimate(specs[n], ci, co),
             step=step,
             max_group_sparsity=options.max_group_sparsity,
+            balance=options.latency_balance,
         )
         table.save()
         by_id = {g.id: g for g in groups}
@@ -242,12 +244,19 @@ class LatencySession:
         if self.alignment is not None:
             report.config["round_to_auto"] = self.alignment.to_dict()
         if not measure:
+            self._original_run = None  # let the backend's session go
             return
         report.config.update(
             latency_backend=self.meter.name, latency_batch=self.meter.batch, latency_threads=self.meter.threads
         )
-        after = self.meter(model, self.inputs)
-        extra: dict[str, Any] = {"round_to": report.config.get("round_to")}
+        with training_flags(model):  # every module's own flag back afterwards
+            after, after_measured, original_now = self._paired(self.meter.prepare(model, self.inputs))
+        self._original_run = None
+        extra: dict[str, Any] = {
+            "round_to": report.config.get("round_to"),
+            "after_measured_ms": after_measured * 1e3,
+            "original_again_ms": original_now * 1e3,
+        }
         if self.alignment is not None:
             extra["alignment"] = self.alignment.to_dict()
         if self.budget_s is not None:

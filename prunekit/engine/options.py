@@ -182,6 +182,10 @@ class PruneOptions:
             latency per unit of importance, see :mod:`prunekit.engine.latency_allocation`)
             instead of one ranking of scores; ``None`` (default) does so with
             ``target_latency`` and global scope.
+        latency_balance: the exponent ``p`` of the allocation's ``(size / kept) ** p`` factor on
+            a chunk's importance (see :mod:`prunekit.engine.latency_allocation`): 0 is HALP's
+            importance per latency alone, which may thin the layers that are slow per channel
+            to the minimum; larger values keep widths closer to a uniform cut.
         criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
         criterion_options: keyword arguments for a criterion given by name.
         scope: "local" or "global" (one ranking on mean-normalised scores).
@@ -228,6 +232,10 @@ class PruneOptions:
             "(default: with --target-latency)",
             action="store_true",
         ),
+    )
+    latency_balance: float = field(
+        default=1.0,
+        metadata=_meta("with latency allocation, how strongly widths are kept balanced (0: latency only)", type=float),
     )
     criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
     criterion_options: dict[str, Any] = field(
@@ -314,6 +322,10 @@ class PruneOptions:
             )
         _positive_int("latency_batch", self.latency_batch)
         _positive_int("latency_threads", self.latency_threads)
+        balance = self.latency_balance
+        if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not 0 <= balance <= 16:
+            raise option_error("latency_balance", f"must be a number in [0, 16], but got {balance!r}")
+        object.__setattr__(self, "latency_balance", float(balance))
         for name in ("report_latency", "latency_allocation"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise option_error(name, f"must be true, false or null, but got {getattr(self, name)!r}")

@@ -96,3 +96,17 @@ def test_bisect_budget_finds_the_least_amount():
     amount, c = bisect_budget(cost, 0.9, 0.5, steps=10)
     assert 0.5 <= amount < 0.501 and c <= 0.5 and len(calls) == 11
     assert bisect_budget(lambda a: 1.0, 0.9, 0.5) == (0.9, 1.0)  # unreachable: the most it can
+
+
+@pytest.mark.parametrize("balance", [0.0, 1.0])
+def test_a_larger_balance_keeps_widths_closer_to_uniform(balance):
+    """conv3 is slow per channel: with balance 0 (HALP's ratio) the groups around it lose all
+    they may before the others lose anything; a larger balance spreads the same cut."""
+    weights = {"conv1": 1.0, "conv2": 1.0, "conv3": 8.0, "head": 1.0}
+    graph, groups, layers, scores, cost = setup(weights)
+    spread = {}
+    for b in (balance, balance + 2.0):
+        full, steps = latency_steps(groups, scores, layers, cost, step=4, balance=b)
+        counts = counts_at(steps, full, 0.6)
+        spread[b] = max(counts.get(g.id, 0) for g in groups) - min(counts.get(g.id, 0) for g in groups)
+    assert spread[balance + 2.0] < spread[balance]

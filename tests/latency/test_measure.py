@@ -79,3 +79,24 @@ def test_machine_key_names_backend_versions(fake_backend):
     key = machine_key(fake_backend)
     assert key["backend"] == fake_backend and key["fake"] == "1" and key["cpu_count"]
     assert machine_key("torch")["torch"] == torch.__version__
+
+
+class _RecordsMode(nn.Module):
+    """Records whether each forward ran under ``torch.inference_mode``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.modes: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(torch.is_inference_mode_enabled())
+        return self.conv(x)
+
+
+def test_torch_backend_runs_under_inference_mode():
+    model = _RecordsMode()
+    run = Meter("torch").prepare(model, torch.randn(1, 2, 4, 4))
+    out = run()
+    assert model.modes == [True] and out.is_inference() and not torch.is_inference_mode_enabled()
+    assert model.conv.weight.requires_grad  # the model itself is untouched
