@@ -157,7 +157,8 @@ def _prune(
     if latency is not None and opts.measures_latency:
         latency.measure_before()
     views = rule_views(model, plan) if derive else {}
-    after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs))
+    # the report reads the pruned layers' MACs only: count per module for those alone
+    after = apply_plan(model, plan, verify=lambda: fast_macs_per_module(model, inputs, modules=plan.module_keep))
     total_channels = sum(g.size for g in candidates(graph, opts))
     report = build_report(
         model, plan, before, after, channels_total=total_channels, config=report_config(opts, crit, sparsity)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from torch.utils.flop_counter import flop_registry
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import as_example_inputs
 from prunekit.modes import attention_decomposed, training_flags
+from prunekit.submodules import submodule
 
 __all__ = ["ShapeOnlyMode", "analyse", "fast_macs_per_module", "fast_count_macs", "shape_of_skipped", "skipped_output"]
 
@@ -177,6 +178,19 @@ def skipped_output(func: Any, args: Sequence[Any], *, reuse_input: bool = False)
     return torch.zeros(shape, dtype=ref.dtype, device=ref.device)
 
 
+#: Leaf types :meth:`ShapeOnlyMode.call_leaf` answers for (exact types: a subclass may change
+#: ``forward``), and the input ranks each norm accepts (its ``_check_input_dim``).
+_SHORTCUT_CONVS = {nn.Conv1d, nn.Conv2d, nn.Conv3d}
+_SHORTCUT_NORMS = {nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d}
+_NORM_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+#: Elementwise leaves with f(0) = 0 (their output on a stand-in of zeros is zeros of its shape),
+#: and those that return their input in eval mode.
+_PASS_THROUGH = {nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout}
+_ZERO_PRESERVING = {
+    nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Mish,
+} | _PASS_THROUGH  # fmt: skip
+
+
 def _plain(t: object) -> bool:
     if not isinstance(t, torch.Tensor) or type(t) not in (torch.Tensor, nn.Parameter):  # no subclasses
         return False
@@ -190,15 +204,20 @@ class ShapeOnlyMode(TorchDispatchMode):
     Args:
         model: the module whose submodules' calls attribute the MACs (qualified names).
         skip_compute: ``False`` to compute everything (counting only).
+        modules: count per module only for these qualified names (hooks on those modules
+            alone; ``()``: the total only); ``None`` counts every module, through global hooks
+            that slow every module call a little.
 
     Attributes:
         total: MACs counted so far.
         per_module: MACs per qualified module name (inclusive; ``""`` is the whole model).
     """
 
-    def __init__(self, model: nn.Module, *, skip_compute: bool = True) -> None:
+    def __init__(self, model: nn.Module, *, skip_compute: bool = True, modules: Iterable[str] | None = None) -> None:
         super().__init__()
         self.skip_compute = skip_compute
+        self._model = model
+        self._only = None if modules is None else list(dict.fromkeys(modules))
         self.total = 0
         self.per_module: dict[str, int] = defaultdict(int)
         self._names = {id(m): n for n, m in model.named_modules()}
@@ -226,10 +245,18 @@ class ShapeOnlyMode(TorchDispatchMode):
             self._stack.pop()
 
     def __enter__(self) -> ShapeOnlyMode:
-        self._hooks = [
-            nn.modules.module.register_module_forward_pre_hook(self._pre),
-            nn.modules.module.register_module_forward_hook(self._post, always_call=True),
-        ]
+        if self._only is None:
+            self._hooks = [
+                nn.modules.module.register_module_forward_pre_hook(self._pre),
+                nn.modules.module.register_module_forward_hook(self._post, always_call=True),
+            ]
+        else:
+            hooked = {id(m): m for m in (submodule(self._model, n) for n in self._only if n)}
+            for m in hooked.values():
+                self._hooks += [
+                    m.register_forward_pre_hook(self._pre),
+                    m.register_forward_hook(self._post, always_call=True),
+                ]
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -238,6 +265,78 @@ class ShapeOnlyMode(TorchDispatchMode):
         self._hooks = []
         self._stack = []
         super().__exit__(*exc)
+
+    def call_leaf(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        """A leaf convolution's or eval batch norm's stand-in output, counted as this mode would
+        count it, without the module call: exactly what calling the module under this mode
+        returns, minus the Python layers in between (``Module.__call__``, ``forward``, the
+        functional wrapper, the dispatcher's way back into Python), which cost more than the
+        stand-in on a small model. ``NotImplemented`` for anything else: the module is called.
+
+        Only exact ``nn.ConvNd`` (zero padding given as numbers) and ``nn.BatchNormNd`` in eval
+        mode with running statistics qualify, with one plain input of the weight's dtype and
+        device, and no hooks of their own; the interpreter passes the qualified ``name``.
+        """
+        if not self.skip_compute or kwargs or len(args) != 1 or module._forward_hooks or module._forward_pre_hooks:
+            return NotImplemented
+        x = args[0]
+        kind = type(module)
+        if kind in _SHORTCUT_CONVS:
+            return self._conv_leaf(name, module, x)
+        if kind in _SHORTCUT_NORMS:
+            return self._norm_leaf(module, x)
+        if kind in _ZERO_PRESERVING and self._is_made(x) and not torch.is_grad_enabled() and not module.training:
+            # f(0) = 0, elementwise, no MACs: on a stand-in, what the real op returns is a
+            # stand-in again (the input itself when in place), so skip the arithmetic
+            if kind in _PASS_THROUGH or getattr(module, "inplace", False):
+                return x
+            out = torch.zeros_like(x)
+            self._made[id(out)] = weakref.ref(out)
+            return out
+        return NotImplemented
+
+    def _conv_leaf(self, name: str, m: Any, x: Any) -> Any:
+        w, b = m.weight, m.bias
+        if (
+            m.padding_mode != "zeros"
+            or isinstance(m.padding, str)
+            or not _plain(x)
+            or not _plain(w)
+            or x.dtype != w.dtype
+            or x.device != w.device
+            or torch.is_grad_enabled()
+        ):
+            return NotImplemented
+        args = (x, w, b, m.stride, m.padding, m.dilation, False, (0,) * len(m.stride), m.groups)
+        shape = _conv_shape(args)  # raises on channels that do not fit, as the kernel would
+        if shape is None:
+            return NotImplemented
+        out = torch.zeros(shape, dtype=x.dtype, device=x.device)
+        self._made[id(out)] = weakref.ref(out)
+        macs = _direct_macs(aten.convolution.default, args, out) or 0
+        self.total += macs
+        for owner in {"", self._names.get(id(m), name)}:  # what the module's call would push
+            self.per_module[owner] += macs
+        return out
+
+    def _norm_leaf(self, m: Any, x: Any) -> Any:
+        if (
+            m.training
+            or m.running_mean is None
+            or m.running_var is None
+            or not _plain(x)
+            or x.ndim not in _NORM_DIMS[type(m)]
+            or x.dtype != m.running_mean.dtype
+            or x.device != m.running_mean.device
+            or torch.is_grad_enabled()
+        ):
+            return NotImplemented
+        outs = _eval_batch_norm((x, m.weight, m.bias, m.running_mean, m.running_var, False), reuse=self._is_made(x))
+        if outs is None:
+            return NotImplemented
+        out = outs[0]
+        self._made[id(out)] = weakref.ref(out)
+        return out
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 -- torch's signature
         kwargs = kwargs or {}
@@ -301,13 +400,16 @@ def _prod(sizes: Sequence[int]) -> int:
     return total
 
 
-def fast_macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[str, int]]:
+def fast_macs_per_module(
+    model: nn.Module, example_inputs: Any, *, modules: Iterable[str] | None = None
+) -> tuple[int, dict[str, int]]:
     """Total MACs of one eval-mode forward and MACs per module, as
     :func:`~prunekit.metrics.macs_per_module` counts them, without computing convolutions or
     matrix products (inputs in any form of :mod:`prunekit.inputs`; every module's own train/eval
-    flag is restored). Raises what the forward raises (a pruned model whose shapes do not fit)."""
+    flag is restored). ``modules``: only these modules' counts (see :class:`ShapeOnlyMode`).
+    Raises what the forward raises (a pruned model whose shapes do not fit)."""
     inputs = as_example_inputs(example_inputs)
-    mode = ShapeOnlyMode(model)
+    mode = ShapeOnlyMode(model, modules=modules)
     with training_flags(model, False), attention_decomposed(), torch.no_grad(), mode:
         inputs.call(model)
     return mode.total, dict(mode.per_module)
@@ -315,7 +417,7 @@ def fast_macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, di
 
 def fast_count_macs(model: nn.Module, example_inputs: Any) -> int:
     """Total MACs of one eval-mode forward (see :func:`fast_macs_per_module`)."""
-    return fast_macs_per_module(model, example_inputs)[0]
+    return fast_macs_per_module(model, example_inputs, modules=())[0]
 
 
 def analyse(

@@ -51,7 +51,9 @@ class DependencyGraph:
         run_context: ``run_context(training)`` gives a context manager entered around the run
             of the eval-mode (``False``) and train-mode (``True``) graphs (the engine passes one
             that skips the arithmetic of convolutions and counts MACs: the analysis reads only
-            shapes).
+            shapes). If that context manager has a ``call_leaf`` method
+            (:data:`~prunekit.graph.interpreter.LeafCall`), the eval-mode run asks it first for
+            each leaf module's output.
 
     Attributes:
         groups: the list of :class:`~prunekit.graph.groups.Group`.
@@ -111,7 +113,7 @@ class DependencyGraph:
                 running = run_context(traced.training) if run_context is not None else contextlib.nullcontext()
                 if not traced.training:
                     with running:
-                        run_analysis(traced, ctx, inputs, model=model)
+                        run_analysis(traced, ctx, inputs, model=model, call_leaf=getattr(running, "call_leaf", None))
                     continue
                 with torch.random.fork_rng(devices=[]):
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,7 +18,11 @@ from prunekit.graph.tracer import Traced
 from prunekit.inputs import ExampleInputs
 from prunekit.rules import get_rule
 
-__all__ = ["ChannelInterpreter", "mutable", "run_analysis"]
+__all__ = ["ChannelInterpreter", "LeafCall", "mutable", "run_analysis"]
+
+#: ``call_leaf(qualified name, module, args, kwargs)``: a leaf module's output computed another
+#: way (the shape-only mode's stand-in for a convolution), or ``NotImplemented``.
+LeafCall = Callable[[str, nn.Module, tuple, dict], Any]
 
 
 class ChannelInterpreter(fx.Interpreter):
@@ -29,10 +34,18 @@ class ChannelInterpreter(fx.Interpreter):
         graph: the graph (``root.graph`` when omitted).
     """
 
-    def __init__(self, root: nn.Module, ctx: TraceContext, graph: fx.Graph | None = None) -> None:
+    def __init__(
+        self,
+        root: nn.Module,
+        ctx: TraceContext,
+        graph: fx.Graph | None = None,
+        *,
+        call_leaf: LeafCall | None = None,
+    ) -> None:
         super().__init__(root, garbage_collect_values=True, graph=graph)
         self.ctx = ctx
         self.ann: dict[fx.Node, Any] = {}
+        self.call_leaf = call_leaf
 
     def run_node(self, n: fx.Node) -> Any:
         with self._set_current_node(n):
@@ -84,6 +97,10 @@ class ChannelInterpreter(fx.Interpreter):
         module = self.submodules.get(target) if isinstance(target, str) else None
         if module is None:
             return super().call_module(target, args, kwargs)
+        if self.call_leaf is not None:
+            out = self.call_leaf(target, module, args, kwargs)
+            if out is not NotImplemented:
+                return out
         return module(*args, **kwargs)
 
     def _rule_failure(self, n: fx.Node, exc: Exception) -> TraceError:
@@ -155,12 +172,16 @@ def mutable(value: Any) -> Any:
     return value
 
 
-def run_analysis(traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, model: nn.Module) -> None:
+def run_analysis(
+    traced: Traced, ctx: TraceContext, inputs: ExampleInputs, *, model: nn.Module, call_leaf: LeafCall | None = None
+) -> None:
     """Interprets a traced graph on ``inputs`` under ``no_grad``, filling ``ctx``.
 
     An fx graph has one placeholder per parameter of ``model.forward``; an exported or recorded
-    graph has one per leaf of the flattened inputs.
+    graph has one per leaf of the flattened inputs. ``call_leaf(name, module, args, kwargs)``,
+    when given, is asked first for each leaf module's output (``NotImplemented``: call the
+    module).
     """
     placeholders = inputs.bind(model) if traced.backend == "fx" else tuple(inputs.leaves())
     with torch.no_grad():
-        ChannelInterpreter(traced.root, ctx, traced.graph).run(*placeholders)
+        ChannelInterpreter(traced.root, ctx, traced.graph, call_leaf=call_leaf).run(*placeholders)

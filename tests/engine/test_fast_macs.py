@@ -122,3 +122,70 @@ def test_skipped_pooling_has_the_real_shapes_and_errors() -> None:
         assert mode.total == 0
     with pytest.raises(RuntimeError), torch.no_grad(), ShapeOnlyMode(nn.MaxPool2d(99)):
         nn.MaxPool2d(99)(torch.randn(1, 16, 64, 64))
+
+
+class _Leaves(torch.nn.Module):
+    """Every case of the analysis' leaf shortcut (ShapeOnlyMode.call_leaf) and of its fall-backs:
+    Conv1d/2d/3d, strides, dilation, groups, no bias, 'same' and reflect padding, a hooked conv,
+    BatchNorm1d on 2-D and 3-D input, BatchNorm without running statistics, activations in
+    place and not, dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4)
+        self.c3 = nn.Conv2d(8, 8, 3, padding="same")
+        self.c4 = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.hooked = nn.Conv2d(8, 8, 1)
+        self.hooked.register_forward_hook(lambda m, i, o: o * 2)
+        self.b2 = nn.BatchNorm2d(8, track_running_stats=False)
+        self.d1 = nn.Conv1d(8, 6, 3, padding=1)
+        self.n1 = nn.BatchNorm1d(6)
+        self.v3 = nn.Conv3d(1, 4, 3, padding=1)
+        self.n3 = nn.BatchNorm3d(4)
+        self.fc = nn.Linear(6 + 4, 5)
+        self.n0 = nn.BatchNorm1d(5)
+
+        self.act = nn.Hardswish(inplace=True)
+        self.gelu = nn.GELU()
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.drop(self.gelu(self.act(self.b1(self.c1(x)))))
+        y = self.b2(self.hooked(self.c4(self.c3(self.c2(y)))))
+        z = self.n1(self.d1(y.flatten(2)))  # (N, 6, L): BatchNorm1d on 3-D input
+        v = self.n3(self.v3(y[:, :1].unsqueeze(1)))
+        feats = torch.cat([z.mean(2), v.mean((2, 3, 4))], dim=1)
+        return self.n0(self.fc(feats))  # BatchNorm1d on 2-D input
+
+
+def test_the_analysis_leaf_shortcut_changes_nothing_but_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _Leaves().eval()
+    x = torch.randn(2, 3, 16, 16)
+    calls = []
+    real = ShapeOnlyMode.call_leaf
+
+    def counting(self, name, module, args, kwargs):  # noqa: ANN001, ANN202
+        out = real(self, name, module, args, kwargs)
+        calls.append((name, out is not NotImplemented))
+        return out
+
+    monkeypatch.setattr(ShapeOnlyMode, "call_leaf", counting)
+    graph, macs = analyse(model, x)
+    taken = {name for name, used in calls if used}
+    assert {"c1", "b1", "c2", "d1", "n1", "v3", "n3", "n0", "act", "gelu", "drop"} <= taken
+    assert not taken & {"c3", "c4", "hooked", "b2"}  # 'same' and reflect padding, a hook, no statistics
+    monkeypatch.delattr(ShapeOnlyMode, "call_leaf")  # the module is called under the mode instead
+    graph_called, macs_called = analyse(model, x)
+    assert macs == macs_called
+    assert macs[0] == macs_per_module(model, x)[0]
+    assert group_signature(graph) == group_signature(graph_called)
+
+
+def test_the_leaf_shortcut_raises_what_the_kernel_raises() -> None:
+    conv = torch.nn.Conv2d(4, 8, 3)
+    mode = ShapeOnlyMode(conv)
+    with torch.no_grad(), pytest.raises(RuntimeError, match="channels"):
+        mode.call_leaf("", conv, (torch.randn(1, 5, 8, 8),), {})
