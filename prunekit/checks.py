@@ -33,7 +33,7 @@ def check_module(model: object, *, argument: str = "model") -> nn.Module:
     if not isinstance(model, nn.Module):
         what = "a class: instantiate it" if isinstance(model, type) else type(model).__name__
         raise ConfigError(f"{argument}: must be a torch.nn.Module, but got {what}", module=argument)
-    for name, t in _own_tensors(model):
+    for name, t, _, _ in _own_tensors(model):
         if t.is_meta:
             raise ConfigError(
                 f"{argument}: {name} is on the meta device (no values); load real weights first "
@@ -77,25 +77,23 @@ def _finite_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
     params: list[tuple[str, torch.Tensor, bool]] = []
     buffers: list[tuple[str, torch.Tensor, bool]] = []
     seen: set[int] = set()
-    for owner, module in model.named_modules():
-        stats = isinstance(module, nn.modules.batchnorm._NormBase)
-        for attr, t in module._parameters.items():
-            if t is not None and id(t) not in seen:  # a shared parameter once, as named_parameters
-                seen.add(id(t))
-                params.append((f"{owner}.{attr}" if owner else attr, t, False))
-        for attr, t in module._buffers.items():
-            if t is not None:
-                buffers.append((f"{owner}.{attr}" if owner else attr, t, not stats))
+    for name, t, module, is_buffer in _own_tensors(model):
+        if is_buffer:
+            buffers.append((name, t, not isinstance(module, nn.modules.batchnorm._NormBase)))
+        elif id(t) not in seen:  # a shared parameter once, as named_parameters
+            seen.add(id(t))
+            params.append((name, t, False))
     return params + buffers
 
 
-def _own_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """``(qualified name, tensor)`` of every parameter and buffer, in one walk of the modules
-    (``named_parameters`` and ``named_buffers`` walk them once each)."""
+def _own_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor, nn.Module, bool]]:
+    """``(qualified name, tensor, owning module, is a buffer)`` of every parameter and buffer, in
+    one walk of the modules (``named_parameters`` and ``named_buffers`` walk them once each)."""
     return [
-        (f"{owner}.{attr}" if owner else attr, t)
+        (f"{owner}.{attr}" if owner else attr, t, module, is_buffer)
         for owner, module in model.named_modules()
-        for attr, t in (*module._parameters.items(), *module._buffers.items())
+        for is_buffer, table in ((False, module._parameters), (True, module._buffers))
+        for attr, t in table.items()
         if t is not None
     ]
 

@@ -209,12 +209,27 @@ def test_an_unreachable_latency_target_is_warned():
     assert report.config["realised"] == pytest.approx(1.0)
 
 
+def _halve_on_simulated(name: str, prepare) -> tuple:  # noqa: ANN001 -- a backend's prepare
+    """Prunes ResNet-20 to ``target_latency=0.5`` on a simulated backend ``name`` whose runs are
+    made by ``prepare`` on the fake clock (registered once); returns the report and the true
+    latency ratio (the fake cost model's, which no timing noise touches)."""
+    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
+
+    if name not in LATENCY_BACKENDS:
+        backend = LatencyBackend(name, f"simulated {name}", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
+        LATENCY_BACKENDS.add(name, backend, description=f"simulated {name} machine for tests")
+    model, x = resnet20()
+    original = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = prunekit.prune_(model, x, target_latency=0.5, latency_backend=name, scope="local", round_to=1)
+    return report, fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+
+
 def test_a_slow_first_reading_of_the_original_does_not_pass_a_barely_pruned_candidate():
     """The machine is twice as slow while the original is first timed (a cold start, a busy
     neighbour): the budget from that reading is twice too generous. Candidates under it are
     confirmed against the original timed again, so the search still halves the real latency."""
-    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
-
     readings = {"n": 0}
 
     def prepare(model, inputs, threads):
@@ -226,15 +241,7 @@ def test_a_slow_first_reading_of_the_original_does_not_pass_a_barely_pruned_cand
 
         return run
 
-    if "drifting" not in LATENCY_BACKENDS:
-        backend = LatencyBackend("drifting", "simulated drift", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
-        LATENCY_BACKENDS.add("drifting", backend, description="simulated drift for tests")
-    model, x = resnet20()
-    original = copy.deepcopy(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="drifting", scope="local", round_to=1)
-    true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+    report, true_ratio = _halve_on_simulated("drifting", prepare)
     assert true_ratio <= 0.55
     assert any("original_ms" in t for t in report.latency["search"])
 
@@ -244,8 +251,6 @@ def test_a_machine_that_gets_busy_during_the_search_does_not_end_it_at_the_most_
     starts) and stays so. Timed alone, the most pruned candidate would read over budget and the
     search would keep the most pruning there is; timed paired with the original, every verdict
     is the ratio at the same moment, and the prune lands near the target."""
-    from prunekit.latency import LATENCY_BACKENDS, LatencyBackend
-
     state = {"prepared": 0, "load": 1.0}
 
     def prepare(model, inputs, threads):
@@ -259,13 +264,7 @@ def test_a_machine_that_gets_busy_during_the_search_does_not_end_it_at_the_most_
 
         return run
 
-    if "busy" not in LATENCY_BACKENDS:
-        backend = LatencyBackend("busy", "simulated load", prepare, lambda: None, lambda: {}, clock=fakes.CLOCK)
-        LATENCY_BACKENDS.add("busy", backend, description="simulated load for tests")
-    model, x = resnet20()
-    original = copy.deepcopy(model)
-    report = prunekit.prune_(model, x, target_latency=0.5, latency_backend="busy", scope="local", round_to=1)
-    true_ratio = fakes.fake_cost(model, (x[:1],)) / fakes.fake_cost(original, (x[:1],))
+    report, true_ratio = _halve_on_simulated("busy", prepare)
     assert 0.4 <= true_ratio <= 0.5
     assert report.config["realised"] == pytest.approx(true_ratio)  # the final figure is paired too
     assert all(t["original_ms"] > 0 for t in report.latency["search"])

@@ -181,7 +181,6 @@ def skipped_output(func: Any, args: Sequence[Any], *, reuse_input: bool = False)
 #: Leaf types :meth:`ShapeOnlyMode.call_leaf` answers for (exact types: a subclass may change
 #: ``forward``), and the input ranks each norm accepts (its ``_check_input_dim``).
 _SHORTCUT_CONVS = {nn.Conv1d, nn.Conv2d, nn.Conv3d}
-_SHORTCUT_NORMS = {nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d}
 _NORM_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 #: Elementwise leaves with f(0) = 0 (their output on a stand-in of zeros is zeros of its shape),
 #: and those that return their input in eval mode.
@@ -267,25 +266,33 @@ class ShapeOnlyMode(TorchDispatchMode):
         super().__exit__(*exc)
 
     def call_leaf(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> Any:
-        """A leaf convolution's or eval batch norm's stand-in output, counted as this mode would
-        count it, without the module call: exactly what calling the module under this mode
-        returns, minus the Python layers in between (``Module.__call__``, ``forward``, the
-        functional wrapper, the dispatcher's way back into Python), which cost more than the
-        stand-in on a small model. ``NotImplemented`` for anything else: the module is called.
+        """A leaf layer's stand-in output, counted as this mode would count it, without the
+        module call: exactly what calling the module under this mode returns, minus the Python
+        layers in between (``Module.__call__``, ``forward``, the functional wrapper, the
+        dispatcher's way back into Python), which cost more than the stand-in on a small model.
+        ``NotImplemented`` for anything else: the module is called.
 
-        Only exact ``nn.ConvNd`` (zero padding given as numbers) and ``nn.BatchNormNd`` in eval
-        mode with running statistics qualify, with one plain input of the weight's dtype and
-        device, and no hooks of their own; the interpreter passes the qualified ``name``.
+        Only exact ``nn.ConvNd`` (zero padding given as numbers), ``nn.BatchNormNd`` in eval
+        mode with running statistics (both with one plain input of the weight's dtype and
+        device), and eval-mode elementwise layers with f(0) = 0 on a stand-in qualify, with
+        gradients off and no hooks of their own; the interpreter passes the qualified ``name``.
         """
-        if not self.skip_compute or kwargs or len(args) != 1 or module._forward_hooks or module._forward_pre_hooks:
+        if (
+            not self.skip_compute
+            or kwargs
+            or len(args) != 1
+            or module._forward_hooks
+            or module._forward_pre_hooks
+            or torch.is_grad_enabled()
+        ):
             return NotImplemented
         x = args[0]
         kind = type(module)
         if kind in _SHORTCUT_CONVS:
             return self._conv_leaf(name, module, x)
-        if kind in _SHORTCUT_NORMS:
+        if kind in _NORM_DIMS:
             return self._norm_leaf(module, x)
-        if kind in _ZERO_PRESERVING and self._is_made(x) and not torch.is_grad_enabled() and not module.training:
+        if kind in _ZERO_PRESERVING and self._is_made(x) and not module.training:
             # f(0) = 0, elementwise, no MACs: on a stand-in, what the real op returns is a
             # stand-in again (the input itself when in place), so skip the arithmetic
             if kind in _PASS_THROUGH or getattr(module, "inplace", False):
@@ -304,7 +311,6 @@ class ShapeOnlyMode(TorchDispatchMode):
             or not _plain(w)
             or x.dtype != w.dtype
             or x.device != w.device
-            or torch.is_grad_enabled()
         ):
             return NotImplemented
         args = (x, w, b, m.stride, m.padding, m.dilation, False, (0,) * len(m.stride), m.groups)
@@ -328,7 +334,6 @@ class ShapeOnlyMode(TorchDispatchMode):
             or x.ndim not in _NORM_DIMS[type(m)]
             or x.dtype != m.running_mean.dtype
             or x.device != m.running_mean.device
-            or torch.is_grad_enabled()
         ):
             return NotImplemented
         outs = _eval_batch_norm((x, m.weight, m.bias, m.running_mean, m.running_var, False), reuse=self._is_made(x))

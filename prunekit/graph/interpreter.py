@@ -92,16 +92,17 @@ class ChannelInterpreter(fx.Interpreter):
         return None
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
-        # fx looks the module up attribute by attribute for every call; the interpreter's
-        # name -> module table answers at once (it lists a shared module under one name only)
-        module = self.submodules.get(target) if isinstance(target, str) else None
-        if module is None:
-            return super().call_module(target, args, kwargs)
+        module = self._module_at(str(target))
         if self.call_leaf is not None:
-            out = self.call_leaf(target, module, args, kwargs)
+            out = self.call_leaf(str(target), module, args, kwargs)
             if out is not NotImplemented:
                 return out
         return module(*args, **kwargs)
+
+    def _module_at(self, target: str) -> nn.Module:
+        # fx looks the module up attribute by attribute for every call; the interpreter's
+        # name -> module table answers at once (it lists a shared module under one name only)
+        return self.submodules.get(target) or self.module.get_submodule(target)
 
     def _rule_failure(self, n: fx.Node, exc: Exception) -> TraceError:
         op, module = node_label(n)
@@ -127,8 +128,7 @@ class ChannelInterpreter(fx.Interpreter):
                 return ParamSource(str(n.target), tuple(range(result.ndim)))
             return None
         if n.op == "call_module":
-            # fx.Interpreter's name -> module table (it lists a shared module under one name only)
-            module = self.submodules.get(str(n.target)) or self.module.get_submodule(str(n.target))
+            module = self._module_at(str(n.target))
             rule = get_rule(type(module))
             if rule is None:
                 if any(True for _ in module.parameters()):

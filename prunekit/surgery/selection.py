@@ -103,7 +103,8 @@ class _MemberGuard:
         return self.left is None and self.count + more < min(self.held)
 
     def take_all(self, channels: np.ndarray) -> None:
-        """Records ``channels`` as taken (the caller checked :meth:`cannot_run_out`)."""
+        """Records ``channels`` as taken (the caller checked :meth:`cannot_run_out`, or the
+        counts were already updated)."""
         self.taken.append(np.asarray(channels, dtype=np.int64))
         self.count += len(channels)
 
@@ -125,8 +126,7 @@ class _MemberGuard:
             for i in holders.get(c, ()):
                 left[i] -= 1
         out = np.asarray(taken, dtype=np.int64)
-        self.taken.append(out)
-        self.count += len(out)
+        self.take_all(out)
         return out
 
     def all_taken(self) -> np.ndarray:
