@@ -82,8 +82,9 @@ class AtomTable:
     locks: list[tuple[np.ndarray, str]] = field(default_factory=list)
     inexact: list[tuple[np.ndarray, str]] = field(default_factory=list)
     couplings: list[tuple[np.ndarray, str]] = field(default_factory=list)
-    # balanced partitions: each is (list of atom arrays (blocks), description)
-    partitions: list[tuple[list[np.ndarray], str]] = field(default_factory=list)
+    # balanced partitions: each is (blocks, description); blocks are a list of atom arrays, or
+    # one 2-D array whose rows are equal blocks
+    partitions: list[tuple[list[np.ndarray] | np.ndarray, str]] = field(default_factory=list)
     # (channels on a reshaped dim, channels its size is computed from, description)
     size_links: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
 
@@ -128,7 +129,7 @@ class AtomTable:
         if atoms.size:
             self.inexact.append((np.unique(atoms), reason))
 
-    def partition(self, blocks: list[np.ndarray], reason: str) -> None:
+    def partition(self, blocks: list[np.ndarray] | np.ndarray, reason: str) -> None:
         """Records that each block must keep the same number of positions."""
         if len(blocks) > 1:
             self.partitions.append((blocks, reason))

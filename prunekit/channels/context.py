@@ -114,8 +114,14 @@ class TraceContext:
     def inexact(self, atoms: np.ndarray, reason: str) -> None:
         self.atoms.mark_inexact(atoms.reshape(-1), reason)
 
-    def partition(self, blocks: list[np.ndarray], reason: str) -> None:
-        self.atoms.partition([b.reshape(-1) for b in blocks], reason)
+    def partition(self, blocks: list[np.ndarray] | np.ndarray, reason: str) -> None:
+        """Each block must keep the same number of positions. ``blocks``: a list of atom arrays, or
+        one array whose first axis runs over equal blocks (``atoms.reshape(groups, -1)``: the
+        rows are what ``np.split(atoms, groups)`` gives, flattened, without a list of arrays)."""
+        if isinstance(blocks, np.ndarray):
+            self.atoms.partition(blocks.reshape(len(blocks), -1), reason)
+        else:
+            self.atoms.partition([b.reshape(-1) for b in blocks], reason)
 
     def tag(self, atoms: np.ndarray, coupling: str) -> None:
         self.atoms.tag(atoms, coupling)

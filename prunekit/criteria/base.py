@@ -129,7 +129,7 @@ def reduce_to_channels(group: Group, per_member: list[tuple[Member, np.ndarray]]
         if len(ch) == group.size > 0 and member.channels_are_identity:  # the common case: one position per channel
             total += values
             count += 1
-        else:
-            np.add.at(total, ch, values)
-            np.add.at(count, ch, 1)
+        else:  # bincount: one pass, where np.add.at is an unbuffered loop
+            total += np.bincount(ch, weights=values, minlength=group.size)
+            count += np.bincount(ch, minlength=group.size)
     return total if reduction == "sum" else total / np.maximum(count, 1)

@@ -25,6 +25,7 @@ Note:
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections import defaultdict
@@ -190,6 +191,11 @@ _ZERO_PRESERVING = {
 } | _PASS_THROUGH  # fmt: skip
 
 
+#: Exact layer types whose call runs no op with a MAC formula (an eval or training batch norm,
+#: an elementwise activation): counting them per module needs no hooks, their count is 0.
+_MACLESS = {*_NORM_DIMS, *_ZERO_PRESERVING}
+
+
 def _plain(t: object) -> bool:
     if not isinstance(t, torch.Tensor) or type(t) not in (torch.Tensor, nn.Parameter):  # no subclasses
         return False
@@ -203,9 +209,11 @@ class ShapeOnlyMode(TorchDispatchMode):
     Args:
         model: the module whose submodules' calls attribute the MACs (qualified names).
         skip_compute: ``False`` to compute everything (counting only).
-        modules: count per module only for these qualified names (hooks on those modules
-            alone; ``()``: the total only); ``None`` counts every module, through global hooks
-            that slow every module call a little.
+        modules: count per module only for these qualified names (``()``: the total only):
+            an exact ``nn.ConvNd`` whose weight no other module holds is counted by the
+            weight its convolutions take, an exact batch norm or activation has none, any
+            other is counted through hooks on it alone; ``None`` counts
+            every module, through global hooks that slow every module call a little.
 
     Attributes:
         total: MACs counted so far.
@@ -219,7 +227,9 @@ class ShapeOnlyMode(TorchDispatchMode):
         self._only = None if modules is None else list(dict.fromkeys(modules))
         self.total = 0
         self.per_module: dict[str, int] = defaultdict(int)
-        self._names = {id(m): n for n, m in model.named_modules()}
+        # names for the global hooks; hooks on chosen modules carry their own
+        self._names = {id(m): n for n, m in model.named_modules()} if modules is None else {}
+        self._by_weight: dict[int, str] = {}  # conv weight id -> module, for chosen convs (see __enter__)
         self._stack: list[str] = []
         self._hooks: list[Any] = []
         self._made: dict[int, weakref.ref] = {}  # the stand-ins this mode returned, by id
@@ -239,9 +249,32 @@ class ShapeOnlyMode(TorchDispatchMode):
     def _pre(self, module: nn.Module, _args: Any) -> None:
         self._stack.append(self._names.get(id(module), "?"))
 
+    def _push(self, name: str, _module: nn.Module, _args: Any) -> None:
+        self._stack.append(name)
+
     def _post(self, _module: nn.Module, _args: Any, _out: Any) -> None:
         if self._stack:
             self._stack.pop()
+
+    def _weight_owners(self, chosen: dict[int, tuple[str, nn.Module]]) -> dict[int, str]:
+        """Chosen exact ``nn.ConvNd`` layers whose weight no other module holds, by weight id.
+
+        All of such a layer's MACs are convolutions on its own weight, so they can be counted to
+        it by that operand (one dict lookup per convolution) instead of through a pair of
+        hooks per layer, which slow every call of it."""
+        candidates = {
+            id(w): name
+            for name, m in chosen.values()
+            if type(m) in _SHORTCUT_CONVS and isinstance(w := m._parameters.get("weight"), nn.Parameter)
+        }
+        if not candidates:
+            return {}
+        holders: dict[int, int] = defaultdict(int)
+        for m in self._model.modules():
+            for t in m._parameters.values():
+                if t is not None and id(t) in candidates:
+                    holders[id(t)] += 1
+        return {w: name for w, name in candidates.items() if holders[w] == 1}
 
     def __enter__(self) -> ShapeOnlyMode:
         if self._only is None:
@@ -250,12 +283,19 @@ class ShapeOnlyMode(TorchDispatchMode):
                 nn.modules.module.register_module_forward_hook(self._post, always_call=True),
             ]
         else:
-            hooked = {id(m): m for m in (submodule(self._model, n) for n in self._only if n)}
-            for m in hooked.values():
-                self._hooks += [
-                    m.register_forward_pre_hook(self._pre),
-                    m.register_forward_hook(self._post, always_call=True),
-                ]
+            chosen: dict[int, tuple[str, nn.Module]] = {}
+            for n in self._only:
+                if n:
+                    m = submodule(self._model, n)
+                    chosen.setdefault(id(m), (n, m))
+            self._by_weight = self._weight_owners(chosen)
+            counted = set(self._by_weight.values())
+            for n, m in chosen.values():
+                if n not in counted and type(m) not in _MACLESS:
+                    self._hooks += [
+                        m.register_forward_pre_hook(functools.partial(self._push, n)),
+                        m.register_forward_hook(self._post, always_call=True),
+                    ]
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -263,6 +303,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             h.remove()
         self._hooks = []
         self._stack = []
+        self._by_weight = {}
         super().__exit__(*exc)
 
     def call_leaf(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> Any:
@@ -365,7 +406,12 @@ class ShapeOnlyMode(TorchDispatchMode):
             macs = int(formula(*args, **kwargs, out_val=out)) // 2
         if macs is not None:
             self.total += macs
-            for name in {"", *self._stack}:
+            names = {"", *self._stack}
+            if self._by_weight and func is aten.convolution.default:
+                owner = self._by_weight.get(id(args[1]))
+                if owner is not None:
+                    names.add(owner)
+            for name in names:
                 self.per_module[name] += macs
         return out
 

@@ -292,15 +292,18 @@ def build_groups(ctx: TraceContext, model: nn.Module) -> tuple[list[Group], dict
 
 
 def _block_channels(
-    blocks: list[np.ndarray], roots: np.ndarray, chan_of_root: np.ndarray
+    blocks: list[np.ndarray] | np.ndarray, roots: np.ndarray, chan_of_root: np.ndarray
 ) -> tuple[list[np.ndarray], set[int]]:
     """Each block's sorted distinct channels, and how often channels repeat within blocks.
 
     Blocks of one length whose channels are all distinct (a grouped conv's groups, the usual
-    case) are done in one sort of a (blocks, length) array instead of one ``unique`` per block.
+    case) are done in one sort of a (blocks, length) array instead of one ``unique`` per block;
+    ``blocks`` may already be that array.
     """
-    if len({len(b) for b in blocks}) == 1:
-        ch = np.sort(chan_of_root[roots[np.stack(blocks)]], axis=1)
+    if isinstance(blocks, np.ndarray) or len({len(b) for b in blocks}) == 1:
+        ch = np.sort(
+            chan_of_root[roots[np.asarray(blocks) if isinstance(blocks, np.ndarray) else np.stack(blocks)]], axis=1
+        )
         if ch.shape[1] < 2 or not (ch[:, 1:] == ch[:, :-1]).any():
             return list(ch), {1}
     chans, mult = [], set()
@@ -373,6 +376,11 @@ def _resolve_partitions(partitions, roots, group_of_root, chan_of_root, groups: 
         constrained = np.nonzero((labels >= 0).any(axis=0))[0]
         _, first, inverse = np.unique(_row_keys(labels[:, constrained]), return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
-        members = np.split(constrained[np.argsort(inverse, kind="stable")], np.cumsum(np.bincount(inverse))[:-1])
+        by_cell = constrained[np.argsort(inverse, kind="stable")]
+        sizes = np.bincount(inverse)
+        if sizes.min() == sizes.max():  # cells of one size (grouped convs): rows, not a split
+            members = list(by_cell.reshape(len(sizes), -1))
+        else:
+            members = np.split(by_cell, np.cumsum(sizes)[:-1])
         g.cells = [members[k] for k in np.argsort(first, kind="stable")]
         g.couplings.add("balanced")

@@ -54,11 +54,11 @@ class ConvRule(LayerRule):
         if atoms_in is not None:
             ctx.member(name, "in", atoms_in)
             if g > 1:
-                ctx.partition(np.split(atoms_in, g), f"grouped conv '{name}' (groups={g}) inputs")
+                ctx.partition(atoms_in.reshape(g, -1), f"grouped conv '{name}' (groups={g}) inputs")
         out_atoms = ctx.new_space((name, "out"), m.out_channels, f"{name}:out")
         ctx.member(name, "out", out_atoms)
         if g > 1:
-            ctx.partition(np.split(out_atoms, g), f"grouped conv '{name}' (groups={g}) outputs")
+            ctx.partition(out_atoms.reshape(g, -1), f"grouped conv '{name}' (groups={g}) outputs")
         return Axis((ocdim,), out_atoms)
 
     def role_tensors(self, module, role):

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch.nn as nn
 
 from prunekit.channels import channel_atoms, layer_label
@@ -109,7 +108,7 @@ class GroupNormRule(LayerRule):
             return None
         if module.affine:
             ctx.member(name, "out", atoms)
-        ctx.partition(np.split(atoms, module.num_groups), f"GroupNorm '{name}' (num_groups={module.num_groups})")
+        ctx.partition(atoms.reshape(module.num_groups, -1), f"GroupNorm '{name}' (num_groups={module.num_groups})")
         ctx.inexact(atoms, f"GroupNorm {layer_label(name, module)} normalises across channels of a group")
         return axes[0]
 

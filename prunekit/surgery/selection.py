@@ -45,10 +45,17 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
         unit = math.gcd(*sizes)
         constrained = sum(sizes)
         k = int(math.floor(n_remove * unit / group.size + 1e-9))
-        for c in group.cells:
-            free[c] = False
-            k = min(k, (len(c) - 1) * unit // len(c), int(unlocked[c].sum()) * unit // len(c))
-        guard, k = _remove_from_cells(group, group.cells, scores, unlocked, max(k, 0), unit)
+        # a grouped conv's cells are all one size: one (cells, size) array, no loop over cells
+        stacked = np.stack(group.cells) if len(set(sizes)) == 1 else None
+        if stacked is not None:
+            free[stacked] = False
+            size = sizes[0]
+            k = min(k, (size - 1) * unit // size, int(unlocked[stacked].sum(axis=1).min()) * unit // size)
+        else:
+            for c in group.cells:
+                free[c] = False
+                k = min(k, (len(c) - 1) * unit // len(c), int(unlocked[c].sum()) * unit // len(c))
+        guard, k = _remove_from_cells(group, group.cells, stacked, scores, unlocked, max(k, 0), unit)
         budget = n_remove - k * constrained // unit
     cand = np.nonzero(free & unlocked)[0]
     if budget > 0 and cand.size:
@@ -57,17 +64,25 @@ def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarr
 
 
 def _remove_from_cells(
-    group: Group, cells: list[np.ndarray], scores: np.ndarray, unlocked: np.ndarray, k: int, unit: int
+    group: Group,
+    cells: list[np.ndarray],
+    stacked: np.ndarray | None,
+    scores: np.ndarray,
+    unlocked: np.ndarray,
+    k: int,
+    unit: int,
 ) -> tuple[_MemberGuard, int]:
     """Takes ``k * |cell| / unit`` lowest-scoring unlocked channels of every cell of
     ``group``, for the largest ``k`` (at most the given one) at which no member runs out;
-    returns the guard holding what was taken, and that ``k``."""
+    returns the guard holding what was taken, and that ``k``. ``stacked``: the cells as one
+    (cells, size) array when they are all one size, else ``None``."""
+    constrained = sum(len(c) for c in cells)
+    all_unlocked = bool(unlocked.all())
     while k > 0:
         guard = _MemberGuard(group)
-        total = k * sum(len(c) for c in cells) // unit
-        if len({len(c) for c in cells}) == 1 and bool(unlocked.all()) and guard.cannot_run_out(total):
-            # a grouped conv's cells: one argsort over a (cells, size) array
-            stacked = np.stack(cells)
+        total = k * constrained // unit
+        if stacked is not None and all_unlocked and guard.cannot_run_out(total):
+            # a grouped conv's cells: one argsort over the (cells, size) array
             order: np.ndarray = np.argsort(scores[stacked], axis=1, kind="stable")
             lowest = order[:, : k * len(cells[0]) // unit]
             guard.take_all(np.take_along_axis(stacked, lowest, axis=1).reshape(-1))

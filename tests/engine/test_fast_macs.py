@@ -189,3 +189,40 @@ def test_the_leaf_shortcut_raises_what_the_kernel_raises() -> None:
     mode = ShapeOnlyMode(conv)
     with torch.no_grad(), pytest.raises(RuntimeError, match="channels"):
         mode.call_leaf("", conv, (torch.randn(1, 5, 8, 8),), {})
+
+
+@pytest.mark.parametrize("name", ZOO_IDS)
+def test_chosen_modules_count_what_every_module_counts(name: str) -> None:
+    """Counting only chosen modules (convolutions by their weight, the rest through hooks on
+    them) gives those modules the counts the global hooks give them."""
+    model = MAKERS[name]()
+    inputs = model.example_inputs()
+    total, every = fast_macs_per_module(model, inputs)
+    chosen = [n for n, _ in model.named_modules()]
+    t, some = fast_macs_per_module(model, inputs, modules=chosen)
+    assert t == total
+    assert {n: some.get(n, 0) for n in chosen} == {n: every.get(n, 0) for n in chosen}
+    assert fast_macs_per_module(model, inputs, modules=()) == (total, {"": total})
+
+
+def test_a_convolution_weight_held_twice_is_counted_through_hooks() -> None:
+    """Two convolutions sharing one weight: each call is counted to the layer that made it,
+    as the hooks count it, not to whichever holds the weight."""
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.b = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.b.weight = self.a.weight
+            self.c = torch.nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(self.b(self.a(x)) + self.b(x))
+
+    model = Tied().eval()
+    x = torch.randn(1, 4, 8, 8)
+    _, every = fast_macs_per_module(model, x)
+    _, some = fast_macs_per_module(model, x, modules=["a", "b", "c"])
+    assert {n: some[n] for n in "abc"} == {n: every[n] for n in "abc"}
+    assert some["b"] == 2 * some["a"]

@@ -7,7 +7,6 @@ zeroing it: the group is marked inexact.
 
 from __future__ import annotations
 
-import numpy as np
 import torch.nn.functional as F
 
 from prunekit.channels import Ann, Axis, ParamSource, TraceContext
@@ -71,6 +70,6 @@ def group_norm(ctx, node, args, kwargs, anns, kwanns, result):
     if ann is None:
         return None
     groups = arg(args, kwargs, 1, "num_groups")
-    ctx.partition(np.split(ann.atoms, groups), what)
+    ctx.partition(ann.atoms.reshape(groups, -1), what)
     ctx.inexact(ann.atoms, f"GroupNorm ({what}) normalises across channels of a group")
     return ann
