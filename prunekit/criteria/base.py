@@ -89,13 +89,21 @@ def member_row_scores(
     views = _all_rows(model, member)
     if not views:
         return None
-    total = fn(views[0].float())
-    for v in views[1:]:
-        total = total + fn(v.float())
-    values = total.cpu().numpy().astype(np.float64)
+    values = _as_float64(fn(_as_float32(views[0])))
+    for v in views[1:]:  # summed in numpy: a layer's few views are small, torch's per-op cost is not
+        values += _as_float64(fn(_as_float32(v)))
     if member.covers_all(len(values)):
         return values
     return values[member.positions]
+
+
+def _as_float32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float32 else t.float()
+
+
+def _as_float64(t: torch.Tensor) -> np.ndarray:
+    """A float64 copy of a row-score tensor, in numpy."""
+    return (t if t.device.type == "cpu" else t.cpu()).numpy().astype(np.float64)
 
 
 def _all_rows(model: nn.Module, member: Member) -> list[torch.Tensor]:

@@ -265,7 +265,7 @@ class ShapeOnlyMode(TorchDispatchMode):
         candidates = {
             id(w): name
             for name, m in chosen.values()
-            if type(m) in _SHORTCUT_CONVS and isinstance(w := m._parameters.get("weight"), nn.Parameter)
+            if type(m) in _SHORTCUT_CONVS and (w := m._parameters.get("weight")) is not None
         }
         if not candidates:
             return {}
