@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 
 import torch
@@ -9,7 +10,7 @@ import torch.fx
 import torch.nn as nn
 
 import prunekit
-from prunekit.graph.interpreter import mutable
+from prunekit.graph.interpreter import _values
 
 
 def pad_to(sizes: list[int], limits: list[int]) -> list[int]:
@@ -47,9 +48,19 @@ def test_a_function_may_mutate_its_list_argument():
     assert prunekit.check_equivalence(original, model, x, report).ok
 
 
-def test_mutable_copies_fx_containers():
-    frozen = torch.fx.immutable_collections.immutable_list([1, torch.fx.immutable_collections.immutable_list([2])])
-    plain = mutable((frozen, torch.fx.immutable_collections.immutable_dict({"k": frozen})))
+def test_node_values_come_in_fresh_mutable_containers():
+    graph = torch.fx.Graph()
+    a, b = graph.placeholder("a"), graph.placeholder("b")
+    env = {a: 1, b: 2}
+    Pair = collections.namedtuple("Pair", "x y")
+    im = torch.fx.immutable_collections
+    frozen = im.immutable_list([a, im.immutable_list([b, 5])])
+    args = (frozen, im.immutable_dict({"k": frozen}), Pair(a, [b]), slice(a, b, None), torch.Size([3]), "s")
+    plain = _values(args, env)
+    assert plain == ([1, [2, 5]], {"k": [1, [2, 5]]}, Pair(1, [2]), slice(1, 2, None), (3,), "s")
     assert type(plain[0]) is list and type(plain[0][1]) is list and type(plain[1]) is dict
+    assert type(plain[2]) is Pair and type(plain[4]) is tuple
+    # what fx's own lookup gives, values for values
+    assert plain == torch.fx.node.map_arg(args, env.__getitem__)
     plain[0][1].append(3)  # a copy: the node's arguments are untouched
-    assert frozen == [1, [2]]
+    assert frozen == [a, [b, 5]]
