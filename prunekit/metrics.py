@@ -15,8 +15,10 @@ __all__ = ["count_params", "count_macs", "macs_per_module"]
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of parameter elements (shared parameters counted once)."""
-    return sum(p.numel() for p in model.parameters())
+    """Number of parameter elements (shared parameters counted once), as
+    ``sum(p.numel() for p in model.parameters())`` counts them, read off the modules'
+    ``_parameters`` tables (``parameters()`` builds a generator per module)."""
+    return sum({id(p): p.numel() for m in model.modules() for p in m._parameters.values() if p is not None}.values())
 
 
 def macs_per_module(model: nn.Module, example_inputs: Any) -> tuple[int, dict[str, int]]:

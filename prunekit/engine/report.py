@@ -17,7 +17,16 @@ from prunekit.rules.base import get_rule
 from prunekit.submodules import submodule
 from prunekit.surgery.plan import PrunePlan
 
-__all__ = ["warn_unmet", "Snapshot", "snapshot", "build_report", "layer_params", "fill_report", "report_config"]
+__all__ = [
+    "warn_unmet",
+    "Snapshot",
+    "snapshot",
+    "build_report",
+    "layer_params",
+    "own_params",
+    "fill_report",
+    "report_config",
+]
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,12 @@ def layer_params(model: nn.Module) -> dict[str, int]:
     """Each module's own parameter count (not its children's; a parameter it holds under two
     names once), by qualified name. Read off the ``_parameters`` tables: ``parameters(recurse=False)``
     builds a generator per module, twice the cost on a model of hundreds of modules."""
-    return {
-        n: sum({id(p): p.numel() for p in m._parameters.values() if p is not None}.values())
-        for n, m in model.named_modules()
-    }
+    return {n: own_params(m) for n, m in model.named_modules()}
+
+
+def own_params(module: nn.Module) -> int:
+    """``module``'s own parameter elements (not its children's; one held under two names once)."""
+    return sum({id(p): p.numel() for p in module._parameters.values() if p is not None}.values())
 
 
 def fill_report(
@@ -110,7 +121,7 @@ def fill_report(
                 out_before=sizes.get("out"),
                 out_after=len(keeps["out"]) if "out" in keeps else sizes.get("out"),
                 params_before=params_before.get(name, 0),
-                params_after=sum(p.numel() for p in module.parameters(recurse=False)),
+                params_after=own_params(module),
                 macs_before=macs_before.get(name, 0),
                 macs_after=macs_after.get(name, 0),
             )

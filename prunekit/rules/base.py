@@ -233,16 +233,16 @@ def registered_rules() -> dict[type, LayerRule]:
 
 
 def require_balanced(idx: torch.Tensor, total: int, groups: int, what: str, module: str) -> torch.Tensor:
-    """Splits kept global positions into per-group local positions, shape (groups, n)."""
+    """Splits kept global positions into per-group local positions, shape (groups, n); row g
+    holds group g's positions in the order ``idx`` gives them."""
     per = total // groups
-    buckets: list[list[int]] = [[] for _ in range(groups)]
-    for c in idx.tolist():
-        buckets[c // per].append(c % per)
-    sizes = {len(b) for b in buckets}
-    if len(sizes) != 1:
+    idx = idx.to(torch.long).reshape(-1)
+    group = idx // per
+    counts = torch.bincount(group, minlength=groups)
+    if len(counts) > groups or (groups and int(counts.min()) != int(counts.max())):
         raise SurgeryError(
             f"{module}: {what} of a grouped layer must keep the same number of channels in each of "
-            f"its {groups} groups, but got {[len(b) for b in buckets]}",
+            f"its {groups} groups, but got {counts.tolist()}",
             module=module,
         )
-    return torch.tensor(buckets, dtype=torch.long)
+    return (idx % per)[torch.argsort(group, stable=True)].reshape(groups, -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torchvision
 
-from prunekit.engine.report import layer_params
+from prunekit.engine.report import layer_params, own_params
 
 
 def test_layer_params_counts_each_modules_own_parameters_once() -> None:
@@ -16,3 +16,4 @@ def test_layer_params_counts_each_modules_own_parameters_once() -> None:
     expected = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in model.named_modules()}
     assert layer_params(model) == expected
     assert layer_params(model)["head"] == 20 and layer_params(model)[""] == 0
+    assert own_params(model.head) == 20 and own_params(model) == 0
