@@ -265,7 +265,9 @@ class ShapeOnlyMode(TorchDispatchMode):
         candidates = {
             id(w): name
             for name, m in chosen.values()
-            if type(m) in _SHORTCUT_CONVS and (w := m._parameters.get("weight")) is not None
+            if type(m) in _SHORTCUT_CONVS
+            and "forward" not in m.__dict__  # a forward patched onto the instance may run more
+            and (w := m._parameters.get("weight")) is not None
         }
         if not candidates:
             return {}
@@ -291,7 +293,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             self._by_weight = self._weight_owners(chosen)
             counted = set(self._by_weight.values())
             for n, m in chosen.values():
-                if n not in counted and type(m) not in _MACLESS:
+                if n not in counted and (type(m) not in _MACLESS or "forward" in m.__dict__):
                     self._hooks += [
                         m.register_forward_pre_hook(functools.partial(self._push, n)),
                         m.register_forward_hook(self._post, always_call=True),
@@ -316,7 +318,8 @@ class ShapeOnlyMode(TorchDispatchMode):
         Only exact ``nn.ConvNd`` (zero padding given as numbers), ``nn.BatchNormNd`` in eval
         mode with running statistics (both with one plain input of the weight's dtype and
         device), and eval-mode elementwise layers with f(0) = 0 on a stand-in qualify, with
-        gradients off and no hooks of their own; the interpreter passes the qualified ``name``.
+        gradients off, no hooks and no ``forward`` of their own (one set on the instance); the
+        interpreter passes the qualified ``name``.
         """
         if (
             not self.skip_compute
@@ -324,6 +327,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             or len(args) != 1
             or module._forward_hooks
             or module._forward_pre_hooks
+            or "forward" in module.__dict__  # a forward patched onto the instance runs its own code
             or torch.is_grad_enabled()
         ):
             return NotImplemented

@@ -226,3 +226,20 @@ def test_a_convolution_weight_held_twice_is_counted_through_hooks() -> None:
     _, some = fast_macs_per_module(model, x, modules=["a", "b", "c"])
     assert {n: some[n] for n in "abc"} == {n: every[n] for n in "abc"}
     assert some["b"] == 2 * some["a"]
+
+
+def test_a_forward_patched_onto_a_layer_runs_and_is_counted() -> None:
+    """A conv whose instance ``forward`` was replaced (a wrapper adding a branch) is called, not
+    answered by the shortcut, and its extra MACs are counted to it."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    conv, extra = model[0], torch.nn.Conv2d(3, 8, 1)
+
+    def patched(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.Conv2d.forward(conv, x) + extra(x)
+
+    conv.forward = patched
+    x = torch.randn(1, 3, 8, 8)
+    real_total, real_per = macs_per_module(model, x)
+    _, (total, per) = analyse(model, x)
+    assert total == real_total and per["0"] == real_per["0"] == 3 * 8 * 9 * 64 + 3 * 8 * 64
+    assert fast_macs_per_module(model, x, modules=["0", "2"])[1]["0"] == real_per["0"]
