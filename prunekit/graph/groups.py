@@ -301,9 +301,8 @@ def _block_channels(
     ``blocks`` may already be that array.
     """
     if isinstance(blocks, np.ndarray) or len({len(b) for b in blocks}) == 1:
-        ch = np.sort(
-            chan_of_root[roots[np.asarray(blocks) if isinstance(blocks, np.ndarray) else np.stack(blocks)]], axis=1
-        )
+        rows = blocks if isinstance(blocks, np.ndarray) else np.stack(blocks)
+        ch = np.sort(chan_of_root[roots[rows]], axis=1)
         if ch.shape[1] < 2 or not (ch[:, 1:] == ch[:, :-1]).any():
             return list(ch), {1}
     chans, mult = [], set()

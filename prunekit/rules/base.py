@@ -84,15 +84,16 @@ class LayerRule:
         for attr, dim in self.role_tensors(module, role):
             # a registered parameter or buffer is read off its table: isinstance(t, Parameter)
             # runs Parameter's Python-level metaclass check, a few microseconds per tensor
+            p: torch.Tensor | None
             if attr in params:
-                t = params[attr]
+                p = params[attr]
             elif attr in buffers:
                 continue
             else:
-                t = getattr(module, attr, None)
-                t = t if isinstance(t, nn.Parameter) else None
-            if t is not None:
-                t = t.detach()
+                p = getattr(module, attr, None)
+                p = p if isinstance(p, nn.Parameter) else None
+            if p is not None:
+                t = p.detach()
                 views.append(t.reshape(t.shape[0], -1) if dim == 0 else t.movedim(dim, 0).reshape(t.shape[dim], -1))
         return views
 
