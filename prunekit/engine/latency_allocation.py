@@ -92,9 +92,16 @@ class _State:
     """Current widths of the timed layers and the predicted latency of each."""
 
     def __init__(self, layers: Mapping[str, tuple[int, int]], cost: LayerCost) -> None:
-        self.cost = cost
+        self._cost = cost
+        self._known: dict[tuple[str, int, int], float] = {}  # a move's look-ahead asks again
         self.width = {n: list(w) for n, w in layers.items()}
-        self.time = {n: cost(n, w[0], w[1]) for n, w in layers.items()}
+        self.time = {n: self.cost(n, w[0], w[1]) for n, w in layers.items()}
+
+    def cost(self, name: str, cin: int, cout: int) -> float:
+        key = (name, cin, cout)
+        if key not in self._known:
+            self._known[key] = self._cost(name, cin, cout)
+        return self._known[key]
 
     def gain(self, moves: list[Touch], n: int) -> float:
         """Predicted seconds saved by removing ``n`` channels through ``moves``."""
