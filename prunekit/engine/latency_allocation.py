@@ -21,7 +21,8 @@ Note:
     * ``L_g``: HALP sums a coupled group's Taylor scores over all its layers, so a residual
       stream's channel weighs as much as the layers it lives in; mean normalisation removes that
       scale while the gain still sums over those layers, and without ``L_g`` the residual streams
-      (8 timed layers each) went first, stage 2's to 8 of 32 channels.
+      (7 or 8 timed layers each, an inner conv's outputs 2) went first, stage 2's to 8 of 32
+      channels.
     * Moves of several chunks: measured curves have plateaus (on the torch CPU backend a 7x7 conv
       with 64 inputs costs the same at 56 outputs as at 64, and more by noise) and the next chunk
       alone never showed a gain there: stage 3's inner convs were never cut while everything
@@ -149,7 +150,7 @@ def latency_steps(
     balance: float = 1.0,
     lookahead: int = LOOKAHEAD,
 ) -> tuple[float, list[AllocationStep]]:
-    """The greedy order of chunk removals (see the module docstring).
+    """The greedy order of moves, each one or more chunks of one group (see the module docstring).
 
     Args:
         groups: the candidate groups; scores: their channel scores by group id.
@@ -206,8 +207,9 @@ def best_move(importance: list[float], gain: Callable[[int], float], lookahead: 
     A measured latency curve has plateaus (a kernel that works on blocks of 16 output channels
     costs as much at 56 as at 64) and timing noise, so one chunk can gain nothing, or seem to
     lose, where two gain a lot; judging the next chunk alone would never cut such a group.
-    Taking the steepest of the next ``j`` segments is the greedy rule of the multiple-choice
-    knapsack on the curve's lower convex hull (Sinha and Zoltners, Operations Research 1979).
+    Taking the steepest of the next ``j`` segments follows the next edge of the curve's lower
+    convex hull, the greedy rule of the multiple-choice knapsack's relaxation (Sinha and
+    Zoltners, "The Multiple-Choice Knapsack Problem", Operations Research 1979).
     """
     best, best_j, total = float("inf"), 1, 0.0
     for j in range(1, min(lookahead, len(importance)) + 1):
