@@ -57,6 +57,13 @@ def calibration_batches(n: int, batch_size: int = 128, seed: int = 1) -> list[to
     return [x for _, (x, _) in zip(range(n), loader)]
 
 
+def labelled_batches(n: int, batch_size: int = 128, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` (images, labels) batches of training data (no augmentation, shuffled by ``seed``),
+    for criteria that need the loss (Taylor)."""
+    loader = make_loader(get_dataset(DATASET, train=True), batch_size=batch_size, shuffle=True, seed=seed)
+    return [(x, y) for _, (x, y) in zip(range(n), loader)]
+
+
 def accuracy(model: nn.Module) -> dict:
     r = evaluate(model, test_loader())
     return {"top1": r.top1, "top5": r.top5, "loss": r.loss}

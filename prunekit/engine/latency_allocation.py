@@ -3,24 +3,34 @@ importance.
 
 Each candidate group loses channels in chunks of ``round_to`` (its lowest-scoring channels
 first). A chunk's *importance* is the sum of its channels' mean-normalised scores (the same
-normalisation as global scope, ``s_c / mean_g |s|``); its *latency gain* is how much the
-predicted latency of the layers the group feeds and reads falls when their widths shrink by the
-chunk (:class:`~prunekit.latency.LatencyTable` estimates at the layers' current widths, so
-removing channels from both sides of a layer is counted once, at the widths it has then). The
-chunk with the least importance per second gained goes first, greedily, until the predicted
-latency reaches the requested fraction: the resource-constrained knapsack that HALP solves
-(Shen et al., "Structural Pruning via Latency-Saliency Knapsack", NeurIPS 2022), with measured
-per-layer tables as in NetAdapt (Yang et al., ECCV 2018) and a latency budget in the spirit of
-AMC (He et al., ECCV 2018).
+normalisation as global scope, ``s_c / mean_g |s|``) times ``L_g``, the number of timed layers the
+group's channels live in (as inputs or outputs); its *latency gain* is how much the predicted
+latency of those layers falls when their widths shrink by the chunk
+(:class:`~prunekit.latency.LatencyTable` estimates at the layers' current widths, so removing
+channels from both sides of a layer is counted once, at the widths it has then). A *move* takes
+a group's next one or more chunks (:func:`best_move`); the move with the least importance per
+second gained goes first, greedily, until the predicted latency reaches the requested fraction:
+the resource-constrained knapsack that HALP solves (Shen et al., "Structural Pruning via
+Latency-Saliency Knapsack", NeurIPS 2022), with measured per-layer tables as in NetAdapt (Yang et
+al., ECCV 2018) and a latency budget in the spirit of AMC (He et al., ECCV 2018).
 
 Note:
-    Deviation from HALP: a chunk's importance is multiplied by ``(size / kept) ** p`` (the group's
-    width over what it keeps after the chunk; ``p`` is the ``latency_balance`` option, default
-    1: the marginal loss of a layer whose value grows as ``log(kept)``), so a layer the table
-    says is cheap to shrink is not emptied first; ``p = 0`` is HALP's ratio. Mean-normalised magnitudes say little about a layer's sensitivity, and
-    without this term the allocation thinned some layers to 10% and lost accuracy against a
-    uniform cut at the same latency (ResNet-20 on Fashion-MNIST,
-    ``benchmarks/latency_accuracy.py``).
+    Deviations from HALP, each found on ResNet-20 / Fashion-MNIST at ``target_latency=0.5``
+    (``benchmarks/latency_accuracy.py``):
+
+    * ``L_g``: HALP sums a coupled group's Taylor scores over all its layers, so a residual
+      stream's channel weighs as much as the layers it lives in; mean normalisation removes that
+      scale while the gain still sums over those layers, and without ``L_g`` the residual streams
+      (7 or 8 timed layers each, an inner conv's outputs 2) went first, stage 2's to 8 of 32
+      channels.
+    * Moves of several chunks: measured curves have plateaus (on the torch CPU backend a 7x7 conv
+      with 64 inputs costs the same at 56 outputs as at 64, and more by noise) and the next chunk
+      alone never showed a gain there: stage 3's inner convs were never cut while everything
+      else was.
+    * A chunk's importance is also multiplied by ``(size / kept) ** p`` (the group's width over
+      what it keeps after the chunk; ``p`` is the ``latency_balance`` option, default 1: the
+      marginal loss of a layer whose value grows as ``log(kept)``), so a layer the table says is
+      cheap to shrink is not emptied first; ``p = 0`` is HALP's ratio.
 
     The greedy order does not depend on the requested fraction, so :func:`latency_steps` is run
     once and any fraction is a prefix of it (the search bisects on that prefix, measuring the
@@ -39,8 +49,9 @@ import numpy as np
 from prunekit.graph.groups import Group
 from prunekit.surgery.selection import removal_count
 
-__all__ = ["LayerCost", "Touch", "AllocationStep", "touches", "latency_steps", "counts_at"]
+__all__ = ["LayerCost", "Touch", "AllocationStep", "touches", "latency_steps", "best_move", "counts_at", "LOOKAHEAD"]
 
+LOOKAHEAD = 8  # chunks one move may take: bridges a plateau of 8 * round_to channels
 LayerCost = Callable[[str, int, int], float]  # (layer, in width, out width) -> seconds
 
 
@@ -56,7 +67,8 @@ class Touch:
 
 @dataclass(frozen=True)
 class AllocationStep:
-    """One chunk removed: its group, how many channels, and the predicted total after it."""
+    """One move: its group, how many channels it removes (one or more chunks), and the predicted
+    total after it."""
 
     group: int
     channels: int
@@ -81,9 +93,16 @@ class _State:
     """Current widths of the timed layers and the predicted latency of each."""
 
     def __init__(self, layers: Mapping[str, tuple[int, int]], cost: LayerCost) -> None:
-        self.cost = cost
+        self._cost = cost
+        self._known: dict[tuple[str, int, int], float] = {}  # a move's look-ahead asks again
         self.width = {n: list(w) for n, w in layers.items()}
-        self.time = {n: cost(n, w[0], w[1]) for n, w in layers.items()}
+        self.time = {n: self.cost(n, w[0], w[1]) for n, w in layers.items()}
+
+    def cost(self, name: str, cin: int, cout: int) -> float:
+        key = (name, cin, cout)
+        if key not in self._known:
+            self._known[key] = self._cost(name, cin, cout)
+        return self._known[key]
 
     def gain(self, moves: list[Touch], n: int) -> float:
         """Predicted seconds saved by removing ``n`` channels through ``moves``."""
@@ -104,16 +123,18 @@ class _State:
         return float(sum(self.time.values()))
 
 
-def _chunks(group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float) -> list[float]:
+def _chunks(
+    group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float, layers: int = 1
+) -> list[float]:
     """The importance of each chunk ``group`` can lose, in order (lowest scores first): the sum
-    of its normalised scores times ``(size / kept) ** balance`` after it (see the Note of the
-    module)."""
+    of its normalised scores times ``(size / kept) ** balance`` after it, times ``layers``, the
+    number of timed layers the group's channels live in (see the module docstring)."""
     norm = np.asarray(scores, dtype=np.float64) / (np.abs(scores).mean() + 1e-12)
     free = np.nonzero(~group.locked)[0]
     order = free[np.argsort(norm[free], kind="stable")]
     cap = min(removal_count(group.size, max_sparsity, round_to=step), len(order))
     return [
-        float(norm[order[i : i + step]].sum()) * (group.size / max(group.size - i - step, 1)) ** balance
+        float(norm[order[i : i + step]].sum()) * (group.size / max(group.size - i - step, 1)) ** balance * layers
         for i in range(0, cap - cap % step, step)
     ]
 
@@ -127,8 +148,9 @@ def latency_steps(
     step: int = 1,
     max_group_sparsity: float = 0.9,
     balance: float = 1.0,
+    lookahead: int = LOOKAHEAD,
 ) -> tuple[float, list[AllocationStep]]:
-    """The greedy order of chunk removals (see the module docstring).
+    """The greedy order of moves, each one or more chunks of one group (see the module docstring).
 
     Args:
         groups: the candidate groups; scores: their channel scores by group id.
@@ -137,6 +159,7 @@ def latency_steps(
         step: the chunk size (``round_to``), so every width stays a multiple of it.
         max_group_sparsity: the most any group loses.
         balance: the exponent of the ``size / kept`` factor (the ``latency_balance`` option).
+        lookahead: the most chunks one move removes from a group (see :func:`best_move`).
 
     Returns:
         The predicted latency of the full widths and the steps in order.
@@ -144,7 +167,7 @@ def latency_steps(
     state = _State(layers, cost)
     full = state.total
     moves = touches(groups, layers)
-    chunks = {g.id: _chunks(g, scores[g.id], step, max_group_sparsity, balance) for g in groups}
+    chunks = {g.id: _chunks(g, scores[g.id], step, max_group_sparsity, balance, len(moves[g.id])) for g in groups}
     chunks = {gid: c for gid, c in chunks.items() if c and moves[gid]}
     taken = dict.fromkeys(chunks, 0)
     users: dict[str, set[int]] = {}
@@ -152,28 +175,49 @@ def latency_steps(
         for t in moves[gid]:
             users.setdefault(t.layer, set()).add(gid)
     version = dict.fromkeys(chunks, 0)
-    heap: list[tuple[float, int, int]] = []
+    heap: list[tuple[float, int, int, int]] = []
 
     def push(gid: int) -> None:
         version[gid] += 1
-        if taken[gid] < len(chunks[gid]):
-            gain = state.gain(moves[gid], step)
-            imp = chunks[gid][taken[gid]]
-            heapq.heappush(heap, (imp / gain if gain > 1e-12 else float("inf"), gid, version[gid]))
+        left = chunks[gid][taken[gid] :]
+        if left:
+            ratio, n = best_move(left, lambda j: state.gain(moves[gid], j * step), lookahead)
+            heapq.heappush(heap, (ratio, gid, version[gid], n))
 
     for gid in chunks:
         push(gid)
     steps: list[AllocationStep] = []
     while heap:
-        _, gid, ver = heapq.heappop(heap)
+        ratio, gid, ver, n = heapq.heappop(heap)
         if ver != version[gid]:
             continue  # stale: its gain changed since it was pushed
-        state.apply(moves[gid], step)
-        taken[gid] += 1
-        steps.append(AllocationStep(gid, step, state.total))
+        state.apply(moves[gid], n * step)
+        taken[gid] += n
+        steps.append(AllocationStep(gid, n * step, state.total))
         for other in {o for t in moves[gid] for o in users[t.layer]}:
             push(other)
     return full, steps
+
+
+def best_move(importance: list[float], gain: Callable[[int], float], lookahead: int) -> tuple[float, int]:
+    """The cheapest next move of one group: ``min over j <= lookahead`` of
+    ``sum(importance[:j]) / gain(j)``, the importance lost per second gained by removing its next
+    ``j`` chunks together; returns that ratio and ``j`` (``inf`` and 1 when no ``j`` gains).
+
+    A measured latency curve has plateaus (a kernel that works on blocks of 16 output channels
+    costs as much at 56 as at 64) and timing noise, so one chunk can gain nothing, or seem to
+    lose, where two gain a lot; judging the next chunk alone would never cut such a group.
+    Taking the steepest of the next ``j`` segments follows the next edge of the curve's lower
+    convex hull, the greedy rule of the multiple-choice knapsack's relaxation (Sinha and
+    Zoltners, "The Multiple-Choice Knapsack Problem", Operations Research 1979).
+    """
+    best, best_j, total = float("inf"), 1, 0.0
+    for j in range(1, min(lookahead, len(importance)) + 1):
+        total += importance[j - 1]
+        g = gain(j)
+        if g > 1e-12 and total / g < best:
+            best, best_j = total / g, j
+    return best, best_j
 
 
 def counts_at(steps: list[AllocationStep], full: float, fraction: float) -> dict[int, int]:

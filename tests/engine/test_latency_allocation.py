@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
+from prunekit.engine.latency_allocation import best_move, counts_at, latency_steps, touches
 from prunekit.engine.latency_search import bisect_budget
 from prunekit.graph.dependency import DependencyGraph
 
@@ -110,3 +110,59 @@ def test_a_larger_balance_keeps_widths_closer_to_uniform(balance):
         counts = counts_at(steps, full, 0.6)
         spread[b] = max(counts.get(g.id, 0) for g in groups) - min(counts.get(g.id, 0) for g in groups)
     assert spread[balance + 2.0] < spread[balance]
+
+
+def test_best_move_looks_past_a_plateau():
+    """One chunk gains nothing (a plateau) or seems to lose (noise); two gain a lot."""
+    gains = {1: 0.0, 2: 4.0, 3: 4.5}
+    assert best_move([1.0, 1.0, 1.0], gains.__getitem__, 8) == (0.5, 2)
+    assert best_move([1.0, 1.0, 1.0], gains.__getitem__, 1) == (float("inf"), 1)  # no look-ahead: stuck
+    assert best_move([1.0], {1: -0.1}.__getitem__, 8) == (float("inf"), 1)
+
+
+def test_a_plateau_is_crossed_in_one_move():
+    """conv2's outputs cost the same at any width in (16, 32] (a kernel working on blocks of 16):
+    its group's first chunk of 8 gains nothing there, so its move takes two chunks at once."""
+
+    def blocky(name, ci, co):
+        return 100.0 * ci * (-(-co // 16) * 16) if name == "conv2" else ci * co
+
+    graph, groups, layers, scores, _ = setup({})
+    full, steps = latency_steps(groups, scores, layers, blocky, step=8, max_group_sparsity=0.75)
+    g2 = next(g.id for g in groups if owner(graph, g.id) == "conv2")
+    first = next(s for s in steps if s.group == g2)
+    assert first.channels == 16 and all(s.channels % 8 == 0 for s in steps)
+    _, single = latency_steps(groups, scores, layers, blocky, step=8, max_group_sparsity=0.75, lookahead=1)
+    assert all(s.channels == 8 for s in single)
+    assert steps.index(first) < next(i for i, s in enumerate(single) if s.group == g2)
+
+
+class Residual(nn.Module):
+    """A residual add: stem -> (conv1 -> conv2) + stem -> head. The stream's group lives in four
+    layers (stem and conv2 outputs, conv1 and head inputs), conv1's outputs in two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv1 = nn.Conv2d(32, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+        self.head = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x):
+        s = torch.relu(self.stem(x))
+        return self.head(torch.relu(s + self.conv2(torch.relu(self.conv1(s)))))
+
+
+def test_importance_counts_the_layers_a_group_lives_in():
+    """Every layer costs the same per channel on either side, and all scores are equal: the
+    stream's channels save twice the latency of conv1's, and count twice the importance, so the
+    two groups are cut alike instead of the stream going first."""
+    model = Residual()
+    graph = DependencyGraph(model, torch.randn(1, 3, 8, 8))
+    groups = [g for g in graph.groups if g.prunable]
+    layers = {n: (m.in_channels, m.out_channels) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    assert sorted(len(t) for t in touches(groups, layers).values()) == [2, 4]
+    scores = {g.id: np.ones(g.size) for g in groups}
+    full, steps = latency_steps(groups, scores, layers, lambda n, ci, co: float(ci + co), step=4)
+    counts = counts_at(steps, full, 0.6)
+    assert len(counts) == 2 and abs(counts[groups[0].id] - counts[groups[1].id]) <= 4
