@@ -17,7 +17,8 @@ from zoo import ZOO
 
 import prunekit
 from prunekit.engine import analyse, fast_macs_per_module
-from prunekit.engine.macs import ShapeOnlyMode, shape_of_skipped
+from prunekit.engine.macs import ShapeOnlyMode
+from prunekit.engine.skipped import shape_of_skipped
 from prunekit.metrics import macs_per_module
 from tests.engine.signature import group_signature
 
