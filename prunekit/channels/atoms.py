@@ -82,8 +82,8 @@ class AtomTable:
     locks: list[tuple[np.ndarray, str]] = field(default_factory=list)
     inexact: list[tuple[np.ndarray, str]] = field(default_factory=list)
     couplings: list[tuple[np.ndarray, str]] = field(default_factory=list)
-    # balanced partitions: each is (blocks, description); blocks are a list of atom arrays, or
-    # one 2-D array whose rows are equal blocks
+    # balanced partitions: each is (blocks, description); blocks are one 2-D array whose rows
+    # are equal blocks, or a list of atom arrays of different lengths
     partitions: list[tuple[list[np.ndarray] | np.ndarray, str]] = field(default_factory=list)
     # (channels on a reshaped dim, channels its size is computed from, description)
     size_links: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)

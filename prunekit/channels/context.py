@@ -117,11 +117,15 @@ class TraceContext:
     def partition(self, blocks: list[np.ndarray] | np.ndarray, reason: str) -> None:
         """Each block must keep the same number of positions. ``blocks``: a list of atom arrays, or
         one array whose first axis runs over equal blocks (``atoms.reshape(groups, -1)``: the
-        rows are what ``np.split(atoms, groups)`` gives, flattened, without a list of arrays)."""
+        rows are what ``np.split(atoms, groups)`` gives, flattened, without a list of arrays).
+        Blocks of one length are recorded as the rows of one array either way."""
         if isinstance(blocks, np.ndarray):
-            self.atoms.partition(blocks.reshape(len(blocks), -1), reason)
+            rows: list[np.ndarray] | np.ndarray = blocks.reshape(len(blocks), -1)
         else:
-            self.atoms.partition([b.reshape(-1) for b in blocks], reason)
+            rows = [b.reshape(-1) for b in blocks]
+            if rows and len({len(b) for b in rows}) == 1:
+                rows = np.stack(rows)
+        self.atoms.partition(rows, reason)
 
     def tag(self, atoms: np.ndarray, coupling: str) -> None:
         self.atoms.tag(atoms, coupling)

@@ -29,7 +29,7 @@ import functools
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +65,13 @@ _ZERO_PRESERVING = {
 #: Exact layer types whose call runs no op with a MAC formula (an eval or training batch norm,
 #: an elementwise activation): counting them per module needs no hooks, their count is 0.
 _MACLESS = {*_NORM_DIMS, *_ZERO_PRESERVING}
+_LEAVES = {*_SHORTCUT_CONVS, *_MACLESS}  # every type call_leaf may answer for
+
+
+def _runs_its_type(m: nn.Module, kinds: Collection[type]) -> bool:
+    """``m`` is exactly one of ``kinds`` and runs that type's ``forward`` (none was patched onto
+    the instance, as wrappers that add a branch do): what it computes, and counts, is known."""
+    return type(m) in kinds and "forward" not in m.__dict__
 
 
 def _plain(t: object) -> bool:
@@ -112,6 +119,11 @@ class ShapeOnlyMode(TorchDispatchMode):
         # every op) costs a fifth of a shape-only forward
         return False
 
+    def _made_here(self, t: torch.Tensor) -> torch.Tensor:
+        """Records ``t`` as a stand-in this mode made (its values are zeros nobody reads)."""
+        self._made[id(t)] = weakref.ref(t)
+        return t
+
     def _is_made(self, t: object) -> bool:
         ref = self._made.get(id(t))
         return ref is not None and ref() is t
@@ -136,9 +148,7 @@ class ShapeOnlyMode(TorchDispatchMode):
         candidates = {
             id(w): name
             for name, m in chosen.values()
-            if type(m) in _SHORTCUT_CONVS
-            and "forward" not in m.__dict__  # a forward patched onto the instance may run more
-            and (w := m._parameters.get("weight")) is not None
+            if _runs_its_type(m, _SHORTCUT_CONVS) and (w := m._parameters.get("weight")) is not None
         }
         if not candidates:
             return {}
@@ -164,7 +174,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             self._by_weight = self._weight_owners(chosen)
             counted = set(self._by_weight.values())
             for n, m in chosen.values():
-                if n not in counted and (type(m) not in _MACLESS or "forward" in m.__dict__):
+                if n not in counted and not _runs_its_type(m, _MACLESS):
                     self._hooks += [
                         m.register_forward_pre_hook(functools.partial(self._push, n)),
                         m.register_forward_hook(self._post, always_call=True),
@@ -198,7 +208,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             or len(args) != 1
             or module._forward_hooks
             or module._forward_pre_hooks
-            or "forward" in module.__dict__  # a forward patched onto the instance runs its own code
+            or not _runs_its_type(module, _LEAVES)
             or torch.is_grad_enabled()
         ):
             return NotImplemented
@@ -213,9 +223,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             # stand-in again (the input itself when in place), so skip the arithmetic
             if kind in _PASS_THROUGH or getattr(module, "inplace", False):
                 return x
-            out = torch.zeros_like(x)
-            self._made[id(out)] = weakref.ref(out)
-            return out
+            return self._made_here(torch.zeros_like(x))
         return NotImplemented
 
     def _conv_leaf(self, name: str, m: Any, x: Any) -> Any:
@@ -233,8 +241,7 @@ class ShapeOnlyMode(TorchDispatchMode):
         shape = conv_shape(args)  # raises on channels that do not fit, as the kernel would
         if shape is None:
             return NotImplemented
-        out = torch.zeros(shape, dtype=x.dtype, device=x.device)
-        self._made[id(out)] = weakref.ref(out)
+        out = self._made_here(torch.zeros(shape, dtype=x.dtype, device=x.device))
         macs = _direct_macs(aten.convolution.default, args, out) or 0
         self.total += macs
         for owner in {"", self._names.get(id(m), name)}:  # what the module's call would push
@@ -255,9 +262,7 @@ class ShapeOnlyMode(TorchDispatchMode):
         outs = eval_batch_norm((x, m.weight, m.bias, m.running_mean, m.running_var, False), reuse=self._is_made(x))
         if outs is None:
             return NotImplemented
-        out = outs[0]
-        self._made[id(out)] = weakref.ref(out)
-        return out
+        return self._made_here(outs[0])
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 -- torch's signature
         kwargs = kwargs or {}
@@ -272,7 +277,7 @@ class ShapeOnlyMode(TorchDispatchMode):
             out = skipped_output(func, args, reuse_input=reuse)
             if out is not None:
                 first = out[0] if isinstance(out, tuple) else out
-                self._made[id(first)] = weakref.ref(first)
+                self._made_here(first)
         if out is None:
             out = func(*args, **kwargs)
         macs = _direct_macs(func, args, out)

@@ -296,13 +296,12 @@ def _block_channels(
 ) -> tuple[list[np.ndarray], set[int]]:
     """Each block's sorted distinct channels, and how often channels repeat within blocks.
 
-    Blocks of one length whose channels are all distinct (a grouped conv's groups, the usual
-    case) are done in one sort of a (blocks, length) array instead of one ``unique`` per block;
-    ``blocks`` may already be that array.
+    Blocks of one length (a (blocks, length) array, as the trace context records them) whose
+    channels are all distinct (a grouped conv's groups, the usual case) are done in one sort
+    instead of one ``unique`` per block.
     """
-    if isinstance(blocks, np.ndarray) or len({len(b) for b in blocks}) == 1:
-        rows = blocks if isinstance(blocks, np.ndarray) else np.stack(blocks)
-        ch = np.sort(chan_of_root[roots[rows]], axis=1)
+    if isinstance(blocks, np.ndarray):
+        ch = np.sort(chan_of_root[roots[blocks]], axis=1)
         if ch.shape[1] < 2 or not (ch[:, 1:] == ch[:, :-1]).any():
             return list(ch), {1}
     chans, mult = [], set()

@@ -26,9 +26,9 @@ class Chain(nn.Module):
         return self.head(torch.relu(self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x)))))))
 
 
-def setup(weights):
+def setup(weights, model=None):
     torch.manual_seed(0)
-    model = Chain()
+    model = model if model is not None else Chain()
     graph = DependencyGraph(model, torch.randn(1, 3, 8, 8))
     groups = [g for g in graph.groups if g.prunable]
     layers = {n: (m.in_channels, m.out_channels) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
@@ -157,12 +157,8 @@ def test_importance_counts_the_layers_a_group_lives_in():
     """Every layer costs the same per channel on either side, and all scores are equal: the
     stream's channels save twice the latency of conv1's, and count twice the importance, so the
     two groups are cut alike instead of the stream going first."""
-    model = Residual()
-    graph = DependencyGraph(model, torch.randn(1, 3, 8, 8))
-    groups = [g for g in graph.groups if g.prunable]
-    layers = {n: (m.in_channels, m.out_channels) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    _, groups, layers, scores, _ = setup({}, Residual())
     assert sorted(len(t) for t in touches(groups, layers).values()) == [2, 4]
-    scores = {g.id: np.ones(g.size) for g in groups}
     full, steps = latency_steps(groups, scores, layers, lambda n, ci, co: float(ci + co), step=4)
     counts = counts_at(steps, full, 0.6)
     assert len(counts) == 2 and abs(counts[groups[0].id] - counts[groups[1].id]) <= 4
