@@ -112,6 +112,22 @@ def variants(name: str, base: torch.nn.Module, x: torch.Tensor, backend: str, ar
             )
         )
         out.append((f"target_latency=1/{f}", [1], *timed_prune(base, x, target_latency=1 / f, **lat)))  # fmt: skip
+        if args.branches:
+            out.append(
+                (
+                    f"{f}x fewer MACs: latency allocation + remove_branches",
+                    [1],
+                    *timed_prune(
+                        base,
+                        x,
+                        target_macs=1 / f,
+                        round_to="auto",
+                        latency_allocation=True,
+                        remove_branches=True,
+                        **lat,
+                    ),
+                )
+            )
     return out
 
 
@@ -195,6 +211,9 @@ def main() -> int:
     ap.add_argument("--fresh-tables", action="store_true", help="measure the latency tables again (a temp cache)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--stem", default="latency")
+    ap.add_argument(
+        "--no-branches", dest="branches", action="store_false", help="skip the remove_branches rows (depth pruning)"
+    )
     args = ap.parse_args()
     if args.fresh_tables:
         os.environ["PRUNEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="prunekit-tables-")

@@ -109,6 +109,12 @@ class PruneReport:
     latency: dict[str, Any] | None = None
 
     @property
+    def removed_branches(self) -> list[str]:
+        """The layers that now return a constant because every channel they read was removed
+        (``remove_branches``): one per removed branch, in the order of ``kept``."""
+        return [n for n, roles in self.kept.items() if "in" in roles and not roles["in"] and roles.get("out", [0])]
+
+    @property
     def params_ratio(self) -> float:
         return self.params_after / max(self.params_before, 1)
 
@@ -127,6 +133,7 @@ class PruneReport:
             "groups_pruned": self.groups_pruned,
             "channels_removed": self.channels_removed,
             "channels_total": self.channels_total,
+            "removed_branches": self.removed_branches,
             "layers": [vars(r) for r in self.layers],
             "config": self.config,
             "latency": self.latency,
@@ -156,6 +163,9 @@ class PruneReport:
             f"params: {self.params_before:,} -> {self.params_after:,} ({self.params_ratio:.1%})\n"
             f"MACs:   {self.macs_before:,} -> {self.macs_after:,} ({self.macs_ratio:.1%})"
         )
+        if self.removed_branches:
+            shown = ", ".join(self.removed_branches[:6]) + (" ..." if len(self.removed_branches) > 6 else "")
+            text += f"\nbranches removed (the layer that now returns its bias): {len(self.removed_branches)}: {shown}"
         lat = self.latency
         if lat:
             text += (

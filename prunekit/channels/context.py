@@ -77,6 +77,9 @@ class TraceContext:
     sites: list[tuple[np.ndarray, str, str]] = field(default_factory=list)
     # reshape dims sized by a layer attribute: (channels along the dim, the layer role, reason)
     attribute_links: list[tuple[np.ndarray, MemberKey, str]] = field(default_factory=list)
+    # the graph nodes at which each layer read its input channels (whether the model's output
+    # still depends on its input once some layers' inputs are emptied: prunekit.graph.branches)
+    input_nodes: dict[str, list[fx.Node]] = field(default_factory=dict)
 
     # ---- where we are, for messages
     def where(self, node: fx.Node | None = None) -> str:
@@ -145,6 +148,8 @@ class TraceContext:
     def member(self, module: str, role: str, atoms: np.ndarray) -> None:
         """Records that ``module``'s ``role`` positions hold ``atoms``."""
         self._add(MemberKey(module, role), atoms)
+        if role == "in" and self.node is not None:
+            self.input_nodes.setdefault(module, []).append(self.node)
 
     def param_member(self, source: ParamSource, view_dim: int, atoms: np.ndarray) -> bool:
         """Makes dim ``view_dim`` of a parameter view a member; False if it maps to no param dim."""

@@ -19,7 +19,7 @@ log = logging.getLogger("prunekit.cli")
 AMOUNTS = ("sparsity", "target_macs", "target_params", "target_latency")
 # every other PruneOptions field with a flag (those whose metadata gives none are YAML-only)
 OPTIONS = (
-    "criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "tracer",
+    "criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "remove_branches", "tracer",
     "latency_backend", "latency_batch", "latency_threads", "report_latency", "latency_allocation", "latency_balance",
 )  # fmt: skip
 SCHEDULE_FLAGS = {"schedule.kind": "--prune-schedule", "schedule.final": "--sparsity"}

@@ -99,6 +99,8 @@ class _State:
         self.time = {n: self.cost(n, w[0], w[1]) for n, w in layers.items()}
 
     def cost(self, name: str, cin: int, cout: int) -> float:
+        if cin <= 0 or cout <= 0:  # a removed branch's layer: its stand-in computes nothing
+            return 0.0
         key = (name, cin, cout)
         if key not in self._known:
             self._known[key] = self._cost(name, cin, cout)
@@ -109,14 +111,14 @@ class _State:
         new = {name: list(w) for name, w in ((t.layer, self.width[t.layer]) for t in moves)}
         for t in moves:
             new[t.layer][0 if t.role == "in" else 1] -= n * t.per_channel
-        return sum(self.time[k] - self.cost(k, max(1, w[0]), max(1, w[1])) for k, w in new.items())
+        return sum(self.time[k] - self.cost(k, w[0], w[1]) for k, w in new.items())
 
     def apply(self, moves: list[Touch], n: int) -> None:
         for t in moves:
             self.width[t.layer][0 if t.role == "in" else 1] -= n * t.per_channel
         for name in {t.layer for t in moves}:
             w = self.width[name]
-            self.time[name] = self.cost(name, max(1, w[0]), max(1, w[1]))
+            self.time[name] = self.cost(name, w[0], w[1])
 
     @property
     def total(self) -> float:
@@ -125,18 +127,21 @@ class _State:
 
 def _chunks(
     group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float, layers: int = 1
-) -> list[float]:
-    """The importance of each chunk ``group`` can lose, in order (lowest scores first): the sum
-    of its normalised scores times ``(size / kept) ** balance`` after it, times ``layers``, the
-    number of timed layers the group's channels live in (see the module docstring)."""
+) -> tuple[list[float], list[float]]:
+    """The importance of each chunk ``group`` can lose, in order (lowest scores first), and the
+    plain importance of every channel in that order. A chunk's importance: the sum of its
+    channels' normalised scores times ``(size / kept) ** balance`` after it, times ``layers``,
+    the number of timed layers the group's channels live in (see the module docstring); a
+    channel's plain importance: its normalised score times ``layers``."""
     norm = np.asarray(scores, dtype=np.float64) / (np.abs(scores).mean() + 1e-12)
     free = np.nonzero(~group.locked)[0]
     order = free[np.argsort(norm[free], kind="stable")]
     cap = min(removal_count(group.size, max_sparsity, round_to=step), len(order))
-    return [
+    importance = [
         float(norm[order[i : i + step]].sum()) * (group.size / max(group.size - i - step, 1)) ** balance * layers
         for i in range(0, cap - cap % step, step)
     ]
+    return importance, (norm[order] * layers).tolist()
 
 
 def latency_steps(
@@ -149,54 +154,98 @@ def latency_steps(
     max_group_sparsity: float = 0.9,
     balance: float = 1.0,
     lookahead: int = LOOKAHEAD,
+    whole: Callable[[int], bool] | None = None,
+    removable: frozenset[int] | set[int] = frozenset(),
 ) -> tuple[float, list[AllocationStep]]:
     """The greedy order of moves, each one or more chunks of one group (see the module docstring).
 
     Args:
         groups: the candidate groups; scores: their channel scores by group id.
         layers: the timed layers, name -> full (in, out) widths.
-        cost: the latency of a layer at given widths (a table's ``estimate``).
+        cost: the latency of a layer at given widths (a table's ``estimate``); a layer left
+            with no input or output channel is replaced by a stand-in and costs 0.
         step: the chunk size (``round_to``), so every width stays a multiple of it.
-        max_group_sparsity: the most any group loses.
+        max_group_sparsity: the most any group loses (a removable branch may lose all).
         balance: the exponent of the ``size / kept`` factor (the ``latency_balance`` option).
         lookahead: the most chunks one move removes from a group (see :func:`best_move`).
+        removable: the groups that may lose all their channels (removable branches);
+        whole: asked before a move empties one of them (True: it may), so that a caller can
+            keep the set of removed branches one whose data path holds.
 
     Returns:
         The predicted latency of the full widths and the steps in order.
     """
     state = _State(layers, cost)
     full = state.total
-    moves = touches(groups, layers)
-    chunks = {g.id: _chunks(g, scores[g.id], step, max_group_sparsity, balance, len(moves[g.id])) for g in groups}
-    chunks = {gid: c for gid, c in chunks.items() if c and moves[gid]}
-    taken = dict.fromkeys(chunks, 0)
-    users: dict[str, set[int]] = {}
-    for gid in chunks:
-        for t in moves[gid]:
-            users.setdefault(t.layer, set()).add(gid)
-    version = dict.fromkeys(chunks, 0)
-    heap: list[tuple[float, int, int, int]] = []
+    queue = _Moves(state, touches(groups, layers), step, lookahead)
+    for g in groups:
+        imp, per_channel = _chunks(g, scores[g.id], step, max_group_sparsity, balance, len(queue.moves[g.id]))
+        queue.add(g, imp, per_channel if g.id in removable and len(per_channel) == g.size else None)
+    return full, queue.run(whole)
 
-    def push(gid: int) -> None:
-        version[gid] += 1
-        left = chunks[gid][taken[gid] :]
-        if left:
-            ratio, n = best_move(left, lambda j: state.gain(moves[gid], j * step), lookahead)
-            heapq.heappush(heap, (ratio, gid, version[gid], n))
 
-    for gid in chunks:
-        push(gid)
-    steps: list[AllocationStep] = []
-    while heap:
-        ratio, gid, ver, n = heapq.heappop(heap)
-        if ver != version[gid]:
-            continue  # stale: its gain changed since it was pushed
-        state.apply(moves[gid], n * step)
-        taken[gid] += n
-        steps.append(AllocationStep(gid, n * step, state.total))
-        for other in {o for t in moves[gid] for o in users[t.layer]}:
-            push(other)
-    return full, steps
+class _Moves:
+    """The greedy queue of :func:`latency_steps`: each group's best next move, cheapest first
+    (a heap with versions: a group's entry is stale once its layers' widths changed)."""
+
+    def __init__(self, state: _State, moves: dict[int, list[Touch]], step: int, lookahead: int) -> None:
+        self.state, self.moves, self.step, self.lookahead = state, moves, step, lookahead
+        self.chunks: dict[int, list[float]] = {}
+        self.plain: dict[int, list[float]] = {}  # per channel, for a removable branch's whole move
+        self.size: dict[int, int] = {}
+        self.taken: dict[int, int] = {}  # chunks taken; a whole move takes the group's rest
+        self.version: dict[int, int] = {}
+        self.users: dict[str, set[int]] = {}
+        self.heap: list[tuple[float, int, int, int]] = []  # (ratio, group, version, chunks; 0: the rest)
+
+    def add(self, group: Group, chunks: list[float], plain: list[float] | None) -> None:
+        if not (chunks or plain) or not self.moves[group.id]:
+            return
+        gid = group.id
+        self.chunks[gid], self.size[gid], self.taken[gid], self.version[gid] = chunks, group.size, 0, 0
+        if plain is not None:
+            self.plain[gid] = plain
+        for t in self.moves[gid]:
+            self.users.setdefault(t.layer, set()).add(gid)
+
+    def push(self, gid: int) -> None:
+        self.version[gid] += 1
+        left = self.chunks[gid][self.taken[gid] :]
+        gain = self.state.gain
+        ratio, n = (
+            best_move(left, lambda j: gain(self.moves[gid], j * self.step), self.lookahead) if left else (np.inf, 1)
+        )
+        done = self.taken[gid] * self.step
+        if gid in self.plain and done < self.size[gid]:
+            # the whole rest at once: every remaining channel at its plain importance (no balance
+            # factor: the block keeps its identity path), against the time of its layers
+            g = gain(self.moves[gid], self.size[gid] - done)
+            if g > 1e-12 and sum(self.plain[gid][done:]) / g < ratio:
+                ratio, n = sum(self.plain[gid][done:]) / g, 0
+        if ratio < np.inf:
+            heapq.heappush(self.heap, (ratio, gid, self.version[gid], n))
+
+    def run(self, whole: Callable[[int], bool] | None) -> list[AllocationStep]:
+        for gid in self.chunks:
+            self.push(gid)
+        steps: list[AllocationStep] = []
+        while self.heap:
+            _, gid, ver, n = heapq.heappop(self.heap)
+            if ver != self.version[gid]:
+                continue  # stale: its gain changed since it was pushed
+            if n == 0 and whole is not None and not whole(gid):
+                del self.plain[gid]  # may not go whole (the data path): only chunks from now on
+                self.push(gid)
+                continue
+            k = self.size[gid] - self.taken[gid] * self.step if n == 0 else n * self.step
+            self.state.apply(self.moves[gid], k)
+            self.taken[gid] = len(self.chunks[gid]) if n == 0 else self.taken[gid] + n
+            if n == 0:
+                del self.plain[gid]
+            steps.append(AllocationStep(gid, k, self.state.total))
+            for other in {o for t in self.moves[gid] for o in self.users[t.layer]}:
+                self.push(other)
+        return steps
 
 
 def best_move(importance: list[float], gain: Callable[[int], float], lookahead: int) -> tuple[float, int]:

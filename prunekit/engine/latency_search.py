@@ -38,10 +38,11 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion
 from prunekit.engine.budget import MAX_SPARSITY
-from prunekit.engine.latency_allocation import counts_at, latency_steps, touches
+from prunekit.engine.latency_allocation import AllocationStep, counts_at, latency_steps, touches
 from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
 from prunekit.errors import PrunekitError, option_error
+from prunekit.graph.branches import keeps_data_path, removable_branches
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import as_example_inputs
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
@@ -52,7 +53,7 @@ from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import PrunePlan, make_plan
 from prunekit.surgery.selection import select_channels
 
-__all__ = ["LatencySession", "bisect_budget", "SEARCH_STEPS", "MIN_RUN_TIME"]
+__all__ = ["LatencySession", "bisect_budget", "closer_plan", "SEARCH_STEPS", "MIN_RUN_TIME", "CLOSER_STEPS"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,58 @@ def bisect_budget(
         else:
             lo = mid
     return best, best_cost
+
+
+CLOSER_STEPS = 32  # later moves tried in place of the one that crossed a MAC or parameter budget
+
+
+def closer_plan(
+    steps: list[AllocationStep],
+    full: float,
+    amount: float,
+    plan: PrunePlan,
+    reached: float,
+    cost: Callable[[PrunePlan], float],
+    budget: float,
+    plan_of: Callable[[dict[int, int]], PrunePlan],
+    sizes: dict[int, int],
+) -> PrunePlan:
+    """A plan nearer a MAC or parameter ``budget`` than ``plan`` (the shortest prefix of
+    ``steps`` that meets it, at cost ``reached``), or ``plan``.
+
+    The move that crosses the budget may be large (a removed branch takes a whole block's MACs
+    at once) and overshoot it. Without that move, the next moves of the greedy order that thin
+    a group (not the ones that remove a branch, as large) are added one by one (at most
+    :data:`CLOSER_STEPS`) until the budget is met; that plan is kept when its cost is nearer the
+    budget (``sizes``: each group's channel count). Skipping a move never removes a branch the order did not
+    (the data path of its removed branches holds: it is a subset of the order's)."""
+    prefix = counts_at(steps, full, 1.0 - amount)
+    n = sum(prefix.values())
+    taken, k = 0, 0
+    while k < len(steps) and taken < n:
+        taken += steps[k].channels
+        k += 1
+    if k == 0 or taken != n:
+        return plan
+    counts = dict(prefix)
+    last = steps[k - 1]
+    counts[last.group] -= last.channels
+    best, best_cost = plan, reached
+    tried = 0
+    for s in steps[k:]:
+        if tried == CLOSER_STEPS:
+            break
+        if counts.get(s.group, 0) + s.channels >= sizes[s.group]:
+            continue  # a removed branch: as large a step as the one skipped
+        counts[s.group] = counts.get(s.group, 0) + s.channels
+        tried += 1
+        trial = plan_of({g: c for g, c in counts.items() if c > 0})
+        c = cost(trial)
+        if c <= budget:
+            if c > best_cost:
+                best, best_cost = trial, c
+            break
+    return best
 
 
 class LatencySession:
@@ -173,8 +226,9 @@ class LatencySession:
             budget = self.budget_s = value * self.measure_before()
         else:
             budget = value * (before.macs if key == "target_macs" else before.params)
+        closer = None
         if options.allocates_by_latency:
-            plan_at, high = self._global_plans(graph, options, criterion)
+            plan_at, high, closer = self._global_plans(graph, options, criterion)
         else:
 
             def plan_at(s: float) -> PrunePlan:
@@ -182,9 +236,9 @@ class LatencySession:
 
             high = MAX_SPARSITY
 
-        def cost(amount: float) -> float:
+        def cost(amount: float | PrunePlan) -> float:
             trial = copy.deepcopy(self.model)
-            apply_plan(trial, plan_at(amount))
+            apply_plan(trial, amount if isinstance(amount, PrunePlan) else plan_at(amount))
             if key == "target_macs":
                 return float(macs_per_module(trial, self.inputs)[0])
             if key == "target_params":
@@ -204,13 +258,16 @@ class LatencySession:
                 stacklevel=3,
             )
         plan = plan_at(amount)
+        if closer is not None and key != "target_latency" and reached <= budget:
+            plan = closer(amount, plan, reached, lambda p: cost(p), budget)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
 
     def _global_plans(
         self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion
-    ) -> tuple[Callable[[float], PrunePlan], float]:
-        """Plans indexed by the predicted fraction of latency removed, and its largest value."""
+    ) -> tuple[Callable[[float], PrunePlan], float, Callable[..., PrunePlan]]:
+        """Plans indexed by the predicted fraction of latency removed, its largest value, and
+        :func:`closer_plan` bound to the greedy order."""
         groups = [g for g in candidates(graph, options) if group_sparsity(g, 1.0, options) is not None]
         scores = {g.id: np.asarray(criterion.scores(self.model, g), dtype=np.float64) for g in groups}
         specs = self.specs
@@ -218,6 +275,15 @@ class LatencySession:
         layers = {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched}
         table = self.table
         step = table.multiple = round_multiple(options)
+        cuts = removable_branches(graph, self.model, groups) if options.remove_branches else {}
+        cut: set[str] = set()
+
+        def whole(gid: int) -> bool:  # removed branches so far, and this one: the data path holds?
+            if not keeps_data_path(graph, cut | cuts[gid]):
+                return False
+            cut.update(cuts[gid])
+            return True
+
         full, steps = latency_steps(
             groups,
             scores,
@@ -226,17 +292,30 @@ class LatencySession:
             step=step,
             max_group_sparsity=options.max_group_sparsity,
             balance=options.latency_balance,
+            removable=set(cuts),
+            whole=whole,
         )
         table.save()
         by_id = {g.id: g for g in groups}
 
+        def plan_of(counts: dict[int, int]) -> PrunePlan:
+            emptied = {gid for gid, n in counts.items() if n >= by_id[gid].size}
+            removed = {
+                gid: select_channels(by_id[gid], scores[gid], n, allow_empty=gid in emptied)
+                for gid, n in counts.items()
+            }
+            return make_plan(graph, removed, emptied=emptied)
+
         def plan_at(amount: float) -> PrunePlan:
-            counts = counts_at(steps, full, 1.0 - amount)
-            removed = {gid: select_channels(by_id[gid], scores[gid], n) for gid, n in counts.items()}
-            return make_plan(graph, removed)
+            return plan_of(counts_at(steps, full, 1.0 - amount))
+
+        def closer(amount: float, plan: PrunePlan, reached: float, cost: Callable, budget: float) -> PrunePlan:
+            return closer_plan(
+                steps, full, amount, plan, reached, cost, budget, plan_of, {g: by_id[g].size for g in by_id}
+            )
 
         lowest = steps[-1].predicted / full if steps and full > 0 else 1.0
-        return plan_at, 1.0 - lowest
+        return plan_at, 1.0 - lowest, closer
 
     def finish(self, report: PruneReport, model: nn.Module, *, measure: bool = True) -> None:
         """Records the measured multiple in ``report.config["round_to_auto"]``; with

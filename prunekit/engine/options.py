@@ -196,6 +196,10 @@ class PruneOptions:
             "auto" with ``target_latency``, else 1.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
         max_group_sparsity: with ``scope="global"``, the most any one group may lose.
+        remove_branches: with ``scope="global"``, a group that lives only inside a branch (a
+            residual block's inner channels, :mod:`prunekit.graph.branches`) may lose all its
+            channels: the branch is removed and its last layer returns its bias (depth
+            pruning; ``max_group_sparsity`` does not cap these groups).
         overrides: per-module sparsity: an exact name wins, then the first ``re:<regex>`` that
             fully matches, then ``sparsity``; ``None`` keeps the module. A group takes the
             smallest override of the layers whose outputs it holds. A dict is accepted.
@@ -258,6 +262,13 @@ class PruneOptions:
     max_group_sparsity: float = field(
         default=0.9, metadata=_meta("with --scope global, the most one group may lose", type=float)
     )
+    remove_branches: bool = field(
+        default=False,
+        metadata=_meta(
+            "with --scope global, remove whole residual branches where their channels rank lowest (depth pruning)",
+            action="store_true",
+        ),
+    )
     overrides: tuple[Override, ...] = field(
         default=(), metadata=_meta("per-module sparsities (exact name, then re:<regex>)", flag=None)
     )
@@ -300,6 +311,14 @@ class PruneOptions:
         if not isinstance(self.exact_only, bool):
             raise option_error("exact_only", f"must be true or false, but got {self.exact_only!r}")
         setattr_(self, "max_group_sparsity", check_fraction("max_group_sparsity", self.max_group_sparsity))
+        if not isinstance(self.remove_branches, bool):
+            raise option_error("remove_branches", f"must be true or false, but got {self.remove_branches!r}")
+        if self.remove_branches and self.scope != "global":
+            raise option_error(
+                "remove_branches",
+                "removes a branch where its channels rank lowest across the model, so it needs "
+                f"scope='global' (got scope={self.scope!r}); set scope: global",
+            )
         overrides = _as_overrides(self.overrides)
         seen: set[str] = set()
         for i, o in enumerate(overrides):

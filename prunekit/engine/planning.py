@@ -30,6 +30,7 @@ from prunekit.errors import (
     UnknownNameError,
     option_error,
 )
+from prunekit.graph.branches import removable_branches, together
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.surgery.plan import PrunePlan, make_plan
@@ -181,14 +182,37 @@ def plan_pruning(
             module=type(model).__name__,
         )
     scores = {g.id: score_group(crit, model, g) for g in groups}
+    whole: set[int] = set()
     if options.scope == "local" or per_group is not None:
         counts = {
             g.id: removal_count(g.size, float(levels[g.id] or 0.0), round_to=round_multiple(options)) for g in groups
         }
     else:
-        counts = global_counts(groups, scores, sparsity, options)
-    removed = {g.id: select_channels(g, scores[g.id], counts[g.id]) for g in groups}
-    return make_plan(graph, removed)
+        cuts = removable_branches(graph, model, groups) if options.remove_branches else {}
+        counts = global_counts(groups, scores, sparsity, options, removable=set(cuts))
+        whole = _removed_together(graph, groups, scores, counts, cuts, round_multiple(options))
+    removed = {g.id: select_channels(g, scores[g.id], counts[g.id], allow_empty=g.id in whole) for g in groups}
+    return make_plan(graph, removed, emptied=whole)
+
+
+def _removed_together(
+    graph: DependencyGraph,
+    groups: list[Group],
+    scores: dict[int, np.ndarray],
+    counts: dict[int, int],
+    cuts: dict[int, set[str]],
+    round_to: int,
+) -> set[int]:
+    """The groups ``counts`` empties that can go together (lowest mean score first); the others
+    keep ``max(1, round_to)`` channels (``counts`` is updated)."""
+    sizes = {g.id: g.size for g in groups}
+    emptied = [gid for gid in cuts if counts.get(gid, 0) >= sizes[gid]]
+    emptied.sort(key=lambda gid: float(np.abs(scores[gid]).mean()))
+    kept = set(together(graph, emptied, cuts))
+    for gid in emptied:
+        if gid not in kept:
+            counts[gid] = removal_count(sizes[gid], 1.0, round_to=round_to)
+    return kept
 
 
 def score_group(criterion: Criterion, model: nn.Module, group: Group) -> np.ndarray:
@@ -212,10 +236,16 @@ def score_group(criterion: Criterion, model: nn.Module, group: Group) -> np.ndar
 
 
 def global_counts(
-    groups: list[Group], scores: dict[int, np.ndarray], sparsity: float, options: PruneOptions
+    groups: list[Group],
+    scores: dict[int, np.ndarray],
+    sparsity: float,
+    options: PruneOptions,
+    *,
+    removable: set[int] | frozenset[int] = frozenset(),
 ) -> dict[int, int]:
     """How many channels each group loses under one ranking across groups on mean-normalised
-    scores, capped at ``options.max_group_sparsity`` per group."""
+    scores, capped at ``options.max_group_sparsity`` per group; a group in ``removable`` (a
+    removable branch) may lose them all."""
     entries = []
     for g in groups:
         s = scores[g.id]
@@ -225,7 +255,11 @@ def global_counts(
     entries.sort()
     total = sum(g.size for g in groups)
     budget = int(np.floor(sparsity * total + 1e-6))
-    caps = {g.id: removal_count(g.size, options.max_group_sparsity, round_to=round_multiple(options)) for g in groups}
+    step = round_multiple(options)
+    caps = {
+        g.id: g.size if g.id in removable else removal_count(g.size, options.max_group_sparsity, round_to=step)
+        for g in groups
+    }
     counts = {g.id: 0 for g in groups}
     for _, gid, _ in entries:
         if budget <= 0:
@@ -236,5 +270,6 @@ def global_counts(
     # keep counts multiples of round_to: remove the fraction each group got, rounded the same way
     sizes = {g.id: g.size for g in groups}
     return {
-        gid: removal_count(sizes[gid], n / sizes[gid], round_to=round_multiple(options)) for gid, n in counts.items()
+        gid: removal_count(sizes[gid], n / sizes[gid], round_to=step, allow_empty=gid in removable)
+        for gid, n in counts.items()
     }

@@ -94,6 +94,7 @@ class DependencyGraph:
                 module=type(model).__name__,
             ) from exc
         self.num_nodes = ctx.num_nodes
+        self.input_nodes: dict[str, list] = ctx.input_nodes
         self.notes: list[str] = list(ctx.notes)
 
     def _analyse(

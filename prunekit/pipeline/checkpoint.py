@@ -77,7 +77,8 @@ def report_to_data(report: PruneReport) -> dict[str, Any]:
 
 def report_from_data(data: dict[str, Any]) -> PruneReport:
     """Inverse of :func:`report_to_data`."""
-    fields = {k: v for k, v in data.items() if k not in ("layers", "kept_params")}
+    # removed_branches is derived from kept: written for readers, not read back
+    fields = {k: v for k, v in data.items() if k not in ("layers", "kept_params", "removed_branches")}
     return PruneReport(
         kept_params={t: {int(d): i for d, i in dims.items()} for t, dims in data.get("kept_params", {}).items()},
         layers=[LayerChange(**row) for row in data.get("layers", [])],

@@ -102,6 +102,14 @@ def render_markdown(data: dict[str, Any], rows: Sequence[LayerRow]) -> str:
     warned = latency_warnings(data)
     if warned:
         parts += ["## Warnings\n", "\n".join(f"* {w}" for w in warned) + "\n"]
+    removed = [(i, n) for i, s in enumerate(data.get("prune_steps") or []) for n in s.get("removed_branches") or []]
+    if removed:
+        parts += [
+            "## Removed branches\n",
+            "Every channel these layers read was removed (`remove_branches`): each now returns its bias, "
+            "and the layers before it in the branch compute nothing.\n",
+            "\n".join(f"* step {i + 1}: `{n}`" for i, n in removed) + "\n",
+        ]
     for label, name in (
         ("Channels per layer", "channels"),
         ("Training curves", "training_curves"),

@@ -19,6 +19,7 @@ from prunekit.errors import ConfigError
 from prunekit.metrics import macs_per_module
 from prunekit.prune import resolve_sparsity
 from prunekit.report import LayerChange, PruneReport
+from prunekit.surgery.standins import ConstantOutput, Emptied, is_standin
 
 __all__ = ["LayerRow", "compare_layers", "requested_sparsity", "markdown_table"]
 
@@ -41,6 +42,10 @@ class LayerRow(LayerChange):
 
 def _channels(module: nn.Module) -> tuple[int | None, int | None]:
     """(input, output) channels of a layer; from the weight shape for unknown types."""
+    if isinstance(module, Emptied):  # computes nothing: reads and makes no channel
+        return 0, 0
+    if isinstance(module, ConstantOutput):
+        return 0, module.out_channels
     if isinstance(module, nn.modules.conv._ConvNd):
         return module.in_channels, module.out_channels
     if isinstance(module, nn.Linear):
@@ -120,7 +125,8 @@ def compare_layers(
         ConfigError: a layer of one model is missing from the other (not the same architecture).
     """
     before = dict(model_before.named_modules())
-    after = {name: m for name, m in model_after.named_modules() if _own_params(m)}
+    # a removed branch's stand-ins (the emptied layers hold no parameter) keep their rows
+    after = {name: m for name, m in model_after.named_modules() if _own_params(m) or is_standin(m)}
     extra = [n for n in after if n not in before]
     missing = [n for n, m in before.items() if _own_params(m) and n not in after]
     if extra or missing:

@@ -17,6 +17,7 @@ from prunekit.rules.shape import (
     SpatialRule,
     UnflattenRule,
 )
+from prunekit.rules.standin import ConstantOutputRule, EmptiedRule
 
 __all__: list[str] = []
 
@@ -137,3 +138,7 @@ for _t in (
     nn.TransformerDecoder,
 ):
     register_rule(_t, OpaqueRule("recurrent / transformer layers are kept whole"))
+
+# the stand-ins of a removed branch, bound by name: prunekit.surgery must not load with the rules
+register_rule_by_name("prunekit.surgery.standins.Emptied", EmptiedRule())
+register_rule_by_name("prunekit.surgery.standins.ConstantOutput", ConstantOutputRule())

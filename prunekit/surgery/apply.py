@@ -1,5 +1,8 @@
 """Physical surgery: replace every member's tensors by their kept slices, all or nothing.
 
+A layer that keeps no channel of a role (a removed branch) is replaced as a whole by its
+stand-in (:mod:`prunekit.surgery.standins`), swapped in and put back like any tensor.
+
 Everything is computed first (the rules never mutate a module); only then are the new tensors
 and attributes swapped in. If anything fails, including the check forward that follows, every
 swapped value is put back, so the user's model is exactly as it was.
@@ -17,6 +20,7 @@ from prunekit.errors import PrunekitError, SurgeryError
 from prunekit.rules.base import get_rule
 from prunekit.submodules import submodule
 from prunekit.surgery.plan import PrunePlan
+from prunekit.surgery.standins import standin_for
 
 __all__ = ["apply_plan", "compute_changes", "measure_plan"]
 
@@ -37,8 +41,12 @@ def compute_changes(model: nn.Module, plan: PrunePlan, *, tensors_of: Callable =
         rule = get_rule(type(m))
         if rule is None:
             raise SurgeryError(f"'{name}' ({type(m).__name__}) has no layer rule", module=name)
-        old = tensors_of(m)
         keep_t = {role: torch.as_tensor(idx, dtype=torch.long) for role, idx in keeps.items() if role in rule.roles}
+        if any(t.numel() == 0 for t in keep_t.values()):  # a removed branch: the layer is replaced
+            parent, _, attr = name.rpartition(".")
+            changes.append((submodule(model, parent), attr, standin_for(name, m, keep_t)))
+            continue
+        old = tensors_of(m)
         try:
             new = rule.slice_tensors(m, old, keep_t)
             attrs = rule.new_attributes(m, new)

@@ -44,20 +44,26 @@ def removed_mask(removed_roots: np.ndarray, root_arrays: Iterable[np.ndarray]) -
     return gone
 
 
-def make_plan(graph: DependencyGraph, removed: dict[int, np.ndarray]) -> PrunePlan:
-    """Maps removed group channels to the kept positions of every member."""
+def make_plan(graph: DependencyGraph, removed: dict[int, np.ndarray], *, emptied: Iterable[int] = ()) -> PrunePlan:
+    """Maps removed group channels to the kept positions of every member.
+
+    A member may lose all its channels only when they all belong to groups in ``emptied``
+    (removable branches, whose layers surgery replaces, :mod:`prunekit.surgery.standins`).
+    """
     plan = PrunePlan(removed={k: v for k, v in removed.items() if len(v)})
     if not plan.removed:
         return plan
     removed_roots = np.concatenate([graph.groups[gid].roots[ch] for gid, ch in plan.removed.items()])
     gone = removed_mask(removed_roots, graph.member_roots().values())
+    whole = [graph.groups[gid].roots for gid in emptied if len(plan.removed.get(gid, ())) == graph.groups[gid].size]
+    may_empty = removed_mask(np.concatenate(whole), graph.member_roots().values()) if whole else None
     for key, roots in graph.member_roots().items():
         keep = ~gone[roots]
         if key.role != "param":
             plan.sizes.setdefault(key.module, {})[key.role] = len(roots)
         if keep.all():
             continue
-        if not keep.any():
+        if not keep.any() and (may_empty is None or not may_empty[roots].all()):
             raise SurgeryError(
                 f"'{key.module}' would lose all its {key.role} channels; prune less or ignore it",
                 module=key.module,

@@ -11,13 +11,16 @@ from prunekit.graph.groups import Group
 __all__ = ["removal_count", "select_channels"]
 
 
-def removal_count(size: int, sparsity: float, *, round_to: int = 1) -> int:
+def removal_count(size: int, sparsity: float, *, round_to: int = 1, allow_empty: bool = False) -> int:
     """How many of ``size`` channels to remove at ``sparsity``.
 
     ``floor(sparsity * size)`` channels, so that the kept count is a multiple of ``round_to``
-    (rounded up) and at least ``max(1, round_to)`` channels are kept (capped at ``size``).
+    (rounded up) and at least ``max(1, round_to)`` channels are kept (capped at ``size``);
+    with ``allow_empty`` (a removable branch), ``sparsity`` 1 removes them all.
     """
     n = int(math.floor(sparsity * size + 1e-6))
+    if allow_empty and n >= size:
+        return size
     keep = size - n
     if round_to > 1:
         keep = min(size, int(math.ceil(keep / round_to)) * round_to)
@@ -25,14 +28,19 @@ def removal_count(size: int, sparsity: float, *, round_to: int = 1) -> int:
     return size - keep
 
 
-def select_channels(group: Group, scores: np.ndarray, n_remove: int) -> np.ndarray:
+def select_channels(group: Group, scores: np.ndarray, n_remove: int, *, allow_empty: bool = False) -> np.ndarray:
     """The ``n_remove`` lowest-scoring unlocked channels of ``group`` (sorted indices).
+
+    With ``allow_empty`` (a removable branch, :mod:`prunekit.graph.branches`) and ``n_remove``
+    at least the group's size, every channel goes.
 
     With balanced cells the same fraction of every cell goes: ``k * |cell| / gcd(cell sizes)``
     channels per cell for the largest ``k`` that fits ``n_remove`` and leaves every member a
     channel; the rest of the budget comes from unconstrained channels. No member (a layer's
     outputs after a cat, say) ever loses all its channels.
     """
+    if allow_empty and n_remove >= group.size and not group.locked.any():
+        return np.arange(group.size, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     unlocked = ~group.locked
     if n_remove <= 0 or not unlocked.any():

@@ -162,3 +162,69 @@ def test_importance_counts_the_layers_a_group_lives_in():
     full, steps = latency_steps(groups, scores, layers, lambda n, ci, co: float(ci + co), step=4)
     counts = counts_at(steps, full, 0.6)
     assert len(counts) == 2 and abs(counts[groups[0].id] - counts[groups[1].id]) <= 4
+
+
+def _inner(graph, groups):
+    return next(g.id for g in groups if owner(graph, g.id) == "conv1")
+
+
+def test_a_removable_branch_goes_whole_when_its_plain_importance_per_second_is_lowest():
+    """conv1 -> conv2 of Residual is a branch: with balance 4 the chunks that thin it grow dear
+    as it narrows, while the whole move costs its channels' plain importance: it is taken, once,
+    for every channel, and its layers cost 0 afterwards."""
+    graph, groups, layers, scores, _ = setup({}, Residual())
+    inner = _inner(graph, groups)
+
+    def cost(name, ci, co):
+        return 10.0 * ci * co if name in ("conv1", "conv2") else float(ci * co)
+
+    full, steps = latency_steps(groups, scores, layers, cost, step=4, balance=4.0, removable={inner})
+    mine = [s for s in steps if s.group == inner]
+    assert sum(s.channels for s in mine) == 32 and mine[-1].channels >= 4
+    after = next(s.predicted for s in steps if s is mine[-1])
+    assert counts_at(steps, full, after / full)[inner] == 32
+    # the same order without the option never empties a group
+    _, plain = latency_steps(groups, scores, layers, cost, step=4, balance=4.0)
+    assert all(sum(s.channels for s in plain if s.group == g.id) < g.size for g in groups)
+
+
+def test_a_refused_whole_move_leaves_the_group_its_chunks():
+    graph, groups, layers, scores, _ = setup({}, Residual())
+    inner = _inner(graph, groups)
+    asked = []
+
+    def refuse(gid):
+        asked.append(gid)
+        return False
+
+    full, steps = latency_steps(
+        groups, scores, layers, lambda n, ci, co: float(ci * co), step=4, balance=4.0, removable={inner}, whole=refuse
+    )
+    assert asked == [inner]
+    assert sum(s.channels for s in steps if s.group == inner) <= 0.9 * 32
+
+
+def test_closer_plan_skips_the_move_that_overshoots():
+    """The move that crosses a MAC budget removes a branch (16 of 16 channels) and lands far
+    under it; without it, the next thinning move meets the budget closer."""
+    from prunekit.engine.latency_allocation import AllocationStep
+    from prunekit.engine.latency_search import closer_plan
+
+    steps = [
+        AllocationStep(0, 4, 0.9),
+        AllocationStep(1, 16, 0.5),
+        AllocationStep(0, 4, 0.45),
+        AllocationStep(2, 4, 0.4),
+    ]
+    sizes = {0: 16, 1: 16, 2: 16}
+    macs = {0: 6.0, 1: 3.0, 2: 0.5}  # per channel removed
+
+    def cost(counts):
+        return 100.0 - sum(macs[g] * n for g, n in counts.items())
+
+    amount = 0.5  # the shortest prefix reaching predicted 0.5: the first two steps
+    plan = {0: 4, 1: 16}
+    got = closer_plan(steps, 1.0, amount, plan, cost(plan), cost, 53.0, dict, sizes)
+    assert got == {0: 8}  # the branch kept: 52 <= 53, nearer than the prefix's 28
+    assert cost(got) <= 53.0 and cost(got) > cost(plan)
+    assert closer_plan(steps, 1.0, amount, plan, cost(plan), cost, 47.0, dict, sizes) == plan  # none fits
