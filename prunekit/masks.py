@@ -21,6 +21,7 @@ from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import InputsLike, as_example_inputs
 from prunekit.surgery.apply import apply_plan, compute_changes
 from prunekit.surgery.plan import PrunePlan
+from prunekit.surgery.standins import ConstantOutput, is_standin
 
 __all__ = ["ChannelMasks", "mask_", "masks_for_plan"]
 
@@ -64,6 +65,10 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
 
     masks: dict[str, torch.Tensor] = {}
     for m, attr, value in compute_changes(model, plan, tensors_of=ids_of):
+        if is_standin(value):  # a removed branch's layer: zero what its stand-in no longer computes
+            prefix = names[id(m)]
+            masks.update(_standin_masks(f"{prefix}.{attr}" if prefix else attr, m._modules[attr], value, plan))
+            continue
         if attr not in m._parameters or not isinstance(value, torch.Tensor):
             continue
         p = m._parameters[attr]
@@ -74,6 +79,22 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
         prefix = names[id(m)]
         masks[f"{prefix}.{attr}" if prefix else attr] = mask.reshape(p.shape)
     return masks
+
+
+def _standin_masks(name: str, layer: nn.Module, standin: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]:
+    """Masks of a layer a removed branch replaces: every parameter zeroed, except the kept
+    outputs' bias of a layer that becomes :class:`~prunekit.surgery.standins.ConstantOutput`
+    (what it returns). The masked layer then computes what its stand-in does."""
+    out: dict[str, torch.Tensor] = {}
+    for pname, p in layer._parameters.items():
+        if p is None:
+            continue
+        mask = torch.zeros(p.shape, dtype=torch.float32)
+        if isinstance(standin, ConstantOutput) and pname == "bias":
+            keep = plan.module_keep.get(name, {}).get("out")
+            mask[torch.as_tensor(keep, dtype=torch.long) if keep is not None else slice(None)] = 1.0
+        out[f"{name}.{pname}"] = mask
+    return out
 
 
 def mask_(

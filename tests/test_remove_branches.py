@@ -149,3 +149,44 @@ def test_the_option_needs_global_scope_and_is_in_yaml_and_cli(tmp_path):
     argv = ["prune", "--model", "resnet20", "--sparsity", "0.5", "--out", str(tmp_path / "o"), "--remove-branches"]
     args = build_parser().parse_args([*argv, "--scope", "global"])
     assert args.remove_branches is True
+
+
+def test_masks_zero_what_the_removed_branch_no_longer_computes():
+    """mask_ keeps shapes: the emptied layers' weights are zeroed and the constant layer keeps
+    only its bias, so the masked model computes what the thinned one does."""
+    model, x = resnet20()
+    masks = prunekit.mask_(model, x, sparsity=0.7, scope="global", remove_branches=True, criterion=OneFlatGroup())
+    assert float(model.layer3[2].conv1.weight.abs().sum()) == 0.0 and float(model.layer3[2].bn1.bias.abs().sum()) == 0
+    with torch.no_grad():
+        masked = model(x)
+        masks.thin_(model)
+        torch.testing.assert_close(model(x), masked)
+    assert isinstance(model.layer3[2].conv2, ConstantOutput)
+
+
+@pytest.mark.parametrize("mode", ["physical", "masked"])
+def test_a_gradual_global_schedule_removes_branches_along_the_way(mode):
+    from prunekit.schedules import PruningScheduler
+
+    model, x = resnet20()
+    sched = PruningScheduler(
+        "iterative",
+        options=dict(final=0.8, start=0, end=2, steps=2),
+        mode=mode,
+        scope="global",
+        remove_branches=True,
+        criterion=OneFlatGroup(),
+    )
+    removed = []
+    for step in range(3):
+        result = sched.step(model, x, step)
+        removed += result.report.removed_branches if result.report is not None else []
+    if mode == "masked":
+        with torch.no_grad():
+            masked = model.eval()(x)
+        assert sched.finalize(model)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), masked)
+    else:
+        assert removed == ["layer3.2.conv2"]  # at the second cut, the first one thinned it
+    assert isinstance(model.layer3[2].conv2, ConstantOutput) and model(x).shape == (2, 10)
