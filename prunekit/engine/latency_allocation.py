@@ -32,6 +32,13 @@ Note:
       marginal loss of a layer whose value grows as ``log(kept)``), so a layer the table says is
       cheap to shrink is not emptied first; ``p = 0`` is HALP's ratio.
 
+    * A removable branch (``remove_branches``, :mod:`prunekit.graph.branches`) may also go whole:
+      one move takes all its remaining channels, weighed by their plain normalised importance
+      (times ``L_g``, without the balance factor: the block keeps its identity path) against the
+      time of all its layers, which cost 0 afterwards (their stand-ins compute nothing). Without
+      it, on ResNet-56 at batch 1, channel cuts alone left 38% of the eager latency (per-layer
+      overhead) untouched.
+
     The greedy order does not depend on the requested fraction, so :func:`latency_steps` is run
     once and any fraction is a prefix of it (the search bisects on that prefix, measuring the
     real model). Layers that are not conv or linear (norms, activations, pooling) are not in the

@@ -132,10 +132,17 @@ def test_grouped_gated_and_hooked_branches_are_kept():
     assert "coupled" in text and "hooks" in text
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize(
+    "name",
+    # squeeze-excite gates (a constant gate), ConvNeXt's linear layers and layer scale, a dense
+    # layer's concatenated output, an Inception branch, a shuffle unit's branch
+    ["resnet18", "resnet50", "mobilenet_v2", "regnet_y_400mf", "convnext_tiny", "densenet121", "googlenet",
+     "shufflenet_v2_x1_0"],
+)  # fmt: skip
 def test_torchvision_models_lose_whole_branches_exactly(name):
     torch.manual_seed(0)
-    model = _randomise_norms(getattr(torchvision.models, name)(weights=None))
+    extra = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    model = _randomise_norms(getattr(torchvision.models, name)(weights=None, **extra))
     x = torch.randn(1, 3, 64, 64)
     graph = DependencyGraph(model, x)
     cuts = removable_branches(graph, model, graph.groups)
@@ -150,3 +157,16 @@ def test_torchvision_models_lose_whole_branches_exactly(name):
         block = pruned.layer1[1]
         assert isinstance(block.conv1, Emptied) and isinstance(block.conv2, Emptied)
         assert isinstance(block.conv3, ConstantOutput)
+
+
+def test_the_export_tracer_finds_the_same_branches():
+    torch.manual_seed(0)
+    model = _randomise_norms(get_model("resnet20", num_classes=10, in_channels=3))
+    x = torch.randn(2, 3, 32, 32)
+    found = {}
+    for tracer in ("fx", "export"):
+        graph = DependencyGraph(model, x, tracer=tracer)
+        found[tracer] = sorted(c for cut in removable_branches(graph, model, graph.groups).values() for c in cut)
+        pruned, report, gids = remove(model, x, graph=graph)
+        assert len(gids) == 9 and check_equivalence(model, pruned, x, report).ok
+    assert found["fx"] == found["export"]
