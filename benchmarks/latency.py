@@ -7,8 +7,10 @@ threads) and model:
 * resnet50 (224x224) and ResNet-56 (CIFAR, 32x32) at 2x and 3x fewer MACs, pruned three ways:
   ``L1 global, round_to=1`` (score ranking only: the old default), ``round_to=auto + latency
   allocation`` (the multiple measured for the backend, channels cut where the per-layer latency
-  table says they buy the most latency per importance, still to the same MAC target), and
-  ``target_latency=1/2`` / ``1/3`` (the measured latency as the budget);
+  table says they buy the most latency per importance, still to the same MAC target),
+  ``target_latency=1/2`` / ``1/3`` (the measured latency as the budget), and ``latency
+  allocation + remove_branches`` (the same allocation, whole residual branches allowed to go:
+  depth pruning; ``--no-branches`` skips these rows);
 * MobileNetV2 (224x224) with ``target_latency=0.5`` measured at batch 1 and at batch 32, next
   to ``target_macs=0.5`` with round_to=1.
 
