@@ -1,6 +1,7 @@
 """benchmarks/latency_accuracy.py: the results table and its summary (no training, no timing)."""
 
 import latency_accuracy as bench
+import pytest
 
 WIDTHS = {"conv1": 8, "layer2.0.conv2": 16, "layer3.0.conv2": 64, **{f"layer{s}.{b}.conv1": 4 * s for s in (1, 2, 3) for b in range(3)}}  # fmt: skip
 
@@ -26,3 +27,23 @@ def test_render_gives_per_seed_differences_to_uniform():
     text = bench.render(meta, rows)
     assert text.count("| latency-aware |") == 3 and "Inconclusive" not in text
     assert "| latency-aware | 2 | 81.25% | +0.25% (+1.00%, -0.50%) | 0.50 |" in text
+
+
+def test_equal_latency_protocol_prunes_uniform_first_and_needs_it():
+    assert bench.method_order(["latency-aware", "uniform L1"], "equal-latency") == ["uniform L1", "latency-aware"]
+    assert bench.method_order(["latency-aware"], "same-target") == ["latency-aware"]
+    with pytest.raises(SystemExit, match="uniform L1"):
+        bench.method_order(["latency-aware"], "equal-latency")
+
+
+def test_render_states_the_protocol_targets_and_zeroed_original():
+    meta = {"command": "python benchmarks/latency_accuracy.py", "platform": "Linux", "cpu_count": 2, "threads": 1,
+            "torch": "2", "loadavg_1min_before": 0.5, "loadavg_1min_after": 1.0, "dataset": "fmnist", "epochs": 10,
+            "target": 0.5, "backend": "torch", "batch": 32, "finetune_epochs": 3, "finetune_lr": 0.01, "rounds": 3,
+            "methods": ["uniform L1", "latency-aware"], "protocol": "equal-latency", "test_images": 10000}  # fmt: skip
+    rows = [{**row(0, "uniform L1", 0.80, ratio=0.44), "target_latency": 0.5, "zeroed_original_top1": 0.1},
+            {**row(0, "latency-aware", 0.79, ratio=0.43), "target_latency": 0.44, "zeroed_original_top1": 0.1}]  # fmt: skip
+    text = bench.render(meta, rows)
+    assert "Protocol: equal measured latency" in text and "10k test images" in text
+    assert "| 0 | latency-aware | 1 | 0.440 | 30.0% | 0.430 | 0.430 | 90.00% | 50.00% | 10.00% | 79.00% |" in text
+    assert "| latency-aware | 1 | 79.00% | -1.00% (-1.00%) | 0.43 | 0 of 1 | 0.43 (0.43) |" in text
