@@ -227,9 +227,12 @@ class _Moves:
             # the whole rest at once: every remaining channel at its plain importance (no balance
             # factor: the block keeps its identity path), against the time of its layers
             g = gain(self.moves[gid], self.size[gid] - done)
-            if g > 1e-12 and sum(self.plain[gid][done:]) / g < ratio:
-                ratio, n = sum(self.plain[gid][done:]) / g, 0
-        if ratio < np.inf:
+            whole = sum(self.plain[gid][done:]) / g if g > 1e-12 else np.inf
+            if whole < ratio or not left:
+                ratio, n = whole, 0
+        if left or n == 0:
+            # a move that gains nothing by the table (a plateau, noise) still goes, last: the
+            # table is an estimate, and the search measures what the cut really does
             heapq.heappush(self.heap, (ratio, gid, self.version[gid], n))
 
     def run(self, whole: Callable[[int], bool] | None) -> list[AllocationStep]:

@@ -228,3 +228,20 @@ def test_closer_plan_skips_the_move_that_overshoots():
     assert got == {0: 8}  # the branch kept: 52 <= 53, nearer than the prefix's 28
     assert cost(got) <= 53.0 and cost(got) > cost(plan)
     assert closer_plan(steps, 1.0, amount, plan, cost(plan), cost, 47.0, dict, sizes) == plan  # none fits
+
+
+def test_moves_the_table_says_gain_nothing_still_come_last():
+    """conv2's time does not change with its width (a flat table, or noise): its group's chunks
+    still enter the order, after every move that gains, so a deep target can reach them (the
+    search measures what they really do)."""
+
+    def flat_conv2(name, ci, co):
+        return 1000.0 if name in ("conv2", "conv3") else float(ci * co)
+
+    graph, groups, layers, scores, _ = setup({})
+    full, steps = latency_steps(groups, scores, layers, flat_conv2, step=8, max_group_sparsity=0.75)
+    g2 = next(g.id for g in groups if owner(graph, g.id) == "conv2")
+    mine = [i for i, s in enumerate(steps) if s.group == g2]
+    assert sum(steps[i].channels for i in mine) == 24  # all it may lose
+    gaining = [i for i, s in enumerate(steps) if s.predicted < (steps[i - 1].predicted if i else full) - 1e-9]
+    assert min(mine) > max(gaining)
