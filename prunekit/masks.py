@@ -67,7 +67,8 @@ def masks_for_plan(model: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]
     for m, attr, value in compute_changes(model, plan, tensors_of=ids_of):
         if is_standin(value):  # a removed branch's layer: zero what its stand-in no longer computes
             prefix = names[id(m)]
-            masks.update(_standin_masks(f"{prefix}.{attr}" if prefix else attr, m._modules[attr], value, plan))
+            layer = getattr(m, attr)
+            masks.update(_standin_masks(f"{prefix}.{attr}" if prefix else attr, layer, value, plan))
             continue
         if attr not in m._parameters or not isinstance(value, torch.Tensor):
             continue

@@ -236,13 +236,16 @@ class LatencySession:
 
             high = MAX_SPARSITY
 
-        def cost(amount: float | PrunePlan) -> float:
+        def count(plan: PrunePlan) -> float:
             trial = copy.deepcopy(self.model)
-            apply_plan(trial, amount if isinstance(amount, PrunePlan) else plan_at(amount))
-            if key == "target_macs":
-                return float(macs_per_module(trial, self.inputs)[0])
-            if key == "target_params":
-                return float(count_params(trial))
+            apply_plan(trial, plan)
+            return float(macs_per_module(trial, self.inputs)[0] if key == "target_macs" else count_params(trial))
+
+        def cost(amount: float) -> float:
+            if key != "target_latency":
+                return count(plan_at(amount))
+            trial = copy.deepcopy(self.model)
+            apply_plan(trial, plan_at(amount))
             seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
             self.trials.append(
                 {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
@@ -259,7 +262,7 @@ class LatencySession:
             )
         plan = plan_at(amount)
         if closer is not None and key != "target_latency" and reached <= budget:
-            plan = closer(amount, plan, reached, lambda p: cost(p), budget)
+            plan = closer(amount, plan, reached, count, budget)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
 

@@ -48,7 +48,7 @@ def _spatial(
     (``padding="same"`` keeps ``n``; ``"valid"`` is ``p = 0``)."""
     if padding == "same":
         return tuple(sizes)
-    pad = (0,) * len(kernel) if padding == "valid" else padding
+    pad: tuple[int, ...] = (0,) * len(kernel) if isinstance(padding, str) else padding
     return tuple(
         math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1 for n, k, s, p, d in zip(sizes, kernel, stride, pad, dilation)
     )
@@ -91,9 +91,9 @@ class _Geometry(nn.Module):
             shape = self._shapes[key] = self._out_shape(x, 0)
         if not channels:
             return shape
-        shape = list(shape)
-        shape[self.channel_dim(len(shape))] = channels
-        return tuple(shape)
+        full = list(shape)
+        full[self.channel_dim(len(full))] = channels
+        return tuple(full)
 
     def _out_shape(self, x: torch.Tensor, channels: int) -> tuple[int, ...]:
         n = len(self.kernel_size)
@@ -216,7 +216,7 @@ def standin_for(name: str, module: nn.Module, keep: dict[str, torch.Tensor]) -> 
     if isinstance(module, nn.modules.batchnorm._BatchNorm):  # BN's one role is "out"
         raise SurgeryError(f"'{name}': a batch norm has no input role to empty", module=name)
     bias = getattr(module, "bias", None)
-    n_out = module.out_channels if hasattr(module, "out_channels") else module.out_features
+    n_out = int(getattr(module, "out_channels", 0) or getattr(module, "out_features", 0))
     if out is not None:
         n_out = out.numel()
         bias = None if bias is None else bias.detach().index_select(0, out.to(bias.device))
