@@ -151,6 +151,7 @@ def run_model(name: str, backend: str, args, shared: dict) -> list[dict]:
                 "rounds_original_ms": all_o, "rounds_pruned_ms": all_p, "speedup": t_o / t_p,
                 "mac_reduction": macs0 / macs, "prune_seconds": seconds,
                 "search_latency": info.get("latency"), "loadavg_1min": os.getloadavg()[0],
+                "removed_branches": info.get("removed_branches", []),
             }  # fmt: skip
             row["speedup_per_mac_reduction"] = row["speedup"] / row["mac_reduction"]
             row["latency_ratio"] = t_p / t_o
