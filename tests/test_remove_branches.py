@@ -190,3 +190,25 @@ def test_a_gradual_global_schedule_removes_branches_along_the_way(mode):
     else:
         assert removed == ["layer3.2.conv2"]  # at the second cut, the first one thinned it
     assert isinstance(model.layer3[2].conv2, ConstantOutput) and model(x).shape == (2, 10)
+
+
+def test_cli_prune_removes_branches_and_saves_them(tmp_path, capsys):
+    """prunekit prune --remove-branches: the cut, fine-tuning and the saved model carry the
+    stand-ins (simulated latency backend), and --remove-branches without global scope is an
+    exit 2 naming the option."""
+    from prunekit.cli import main
+
+    fast = ["--batch-size", "16", "--max-batches", "1", "--eval-batches", "1", "--no-progress", "-q"]
+    args = ["prune", "--model", "resnet20", "--target-macs", "0.4", "--latency-allocation", "--latency-backend", "fake"]
+    out = tmp_path / "p"
+    argv = [*args, "--scope", "global", "--remove-branches", "--finetune-epochs", "1", "--out", str(out), *fast]
+    assert main([*argv, "--mode", "physical"]) == 0
+    loaded = prunekit.load(out / "model")
+    assert any(isinstance(m, ConstantOutput) for m in loaded.modules())
+    assert "## Removed branches" in (out / "report" / "report.md").read_text()
+    capsys.readouterr()
+    assert (
+        main(["prune", "--model", "resnet20", "--sparsity", "0.5", "--remove-branches", "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "--remove-branches: removes a branch" in capsys.readouterr().err
