@@ -56,7 +56,18 @@ import numpy as np
 from prunekit.graph.groups import Group
 from prunekit.surgery.selection import removal_count
 
-__all__ = ["LayerCost", "Touch", "AllocationStep", "touches", "latency_steps", "best_move", "counts_at", "LOOKAHEAD"]
+__all__ = [
+    "LayerCost",
+    "Touch",
+    "AllocationStep",
+    "touches",
+    "latency_steps",
+    "best_move",
+    "counts_at",
+    "counts_of",
+    "prefix_length",
+    "LOOKAHEAD",
+]
 
 LOOKAHEAD = 8  # chunks one move may take: bridges a plateau of 8 * round_to channels
 LayerCost = Callable[[str, int, int], float]  # (layer, in width, out width) -> seconds
@@ -279,12 +290,24 @@ def best_move(importance: list[float], gain: Callable[[int], float], lookahead: 
     return best, best_j
 
 
-def counts_at(steps: list[AllocationStep], full: float, fraction: float) -> dict[int, int]:
-    """Channels each group loses in the shortest prefix of ``steps`` whose predicted latency is
-    at most ``fraction * full`` (all of them if none is)."""
+def prefix_length(steps: list[AllocationStep], full: float, fraction: float) -> int:
+    """The length of the shortest prefix of ``steps`` whose predicted latency is at most
+    ``fraction * full`` (all of them if none is)."""
+    for i, s in enumerate(steps):
+        if s.predicted <= fraction * full:
+            return i + 1
+    return len(steps)
+
+
+def counts_of(steps: list[AllocationStep]) -> dict[int, int]:
+    """Channels each group loses in ``steps``."""
     counts: dict[int, int] = {}
     for s in steps:
         counts[s.group] = counts.get(s.group, 0) + s.channels
-        if s.predicted <= fraction * full:
-            break
     return counts
+
+
+def counts_at(steps: list[AllocationStep], full: float, fraction: float) -> dict[int, int]:
+    """Channels each group loses in the shortest prefix of ``steps`` whose predicted latency is
+    at most ``fraction * full`` (all of them if none is)."""
+    return counts_of(steps[: prefix_length(steps, full, fraction)])

@@ -38,11 +38,18 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion
 from prunekit.engine.budget import MAX_SPARSITY
-from prunekit.engine.latency_allocation import AllocationStep, counts_at, latency_steps, touches
+from prunekit.engine.latency_allocation import (
+    AllocationStep,
+    counts_at,
+    counts_of,
+    latency_steps,
+    prefix_length,
+    touches,
+)
 from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
 from prunekit.errors import PrunekitError, option_error
-from prunekit.graph.branches import keeps_data_path, removable_branches
+from prunekit.graph.branches import JointCut, removable_branches
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import as_example_inputs
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
@@ -104,17 +111,10 @@ def closer_plan(
     :data:`CLOSER_STEPS`) until the budget is met; that plan is kept when its cost is nearer the
     budget (``sizes``: each group's channel count). Skipping a move never removes a branch the order did not
     (the data path of its removed branches holds: it is a subset of the order's)."""
-    prefix = counts_at(steps, full, 1.0 - amount)
-    n = sum(prefix.values())
-    taken, k = 0, 0
-    while k < len(steps) and taken < n:
-        taken += steps[k].channels
-        k += 1
-    if k == 0 or taken != n:
+    k = prefix_length(steps, full, 1.0 - amount)
+    if k == 0:
         return plan
-    counts = dict(prefix)
-    last = steps[k - 1]
-    counts[last.group] -= last.channels
+    counts = counts_of(steps[: k - 1])  # the prefix without the move that crossed the budget
     best, best_cost = plan, reached
     tried = 0
     for s in steps[k:]:
@@ -236,16 +236,19 @@ class LatencySession:
 
             high = MAX_SPARSITY
 
-        def count(plan: PrunePlan) -> float:
+        def pruned_copy(plan: PrunePlan) -> nn.Module:
             trial = copy.deepcopy(self.model)
             apply_plan(trial, plan)
+            return trial
+
+        def count(plan: PrunePlan) -> float:
+            trial = pruned_copy(plan)
             return float(macs_per_module(trial, self.inputs)[0] if key == "target_macs" else count_params(trial))
 
         def cost(amount: float) -> float:
             if key != "target_latency":
                 return count(plan_at(amount))
-            trial = copy.deepcopy(self.model)
-            apply_plan(trial, plan_at(amount))
+            trial = pruned_copy(plan_at(amount))
             seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
             self.trials.append(
                 {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
@@ -279,14 +282,6 @@ class LatencySession:
         table = self.table
         step = table.multiple = round_multiple(options)
         cuts = removable_branches(graph, self.model, groups) if options.remove_branches else {}
-        cut: set[str] = set()
-
-        def whole(gid: int) -> bool:  # removed branches so far, and this one: the data path holds?
-            if not keeps_data_path(graph, cut | cuts[gid]):
-                return False
-            cut.update(cuts[gid])
-            return True
-
         full, steps = latency_steps(
             groups,
             scores,
@@ -296,7 +291,7 @@ class LatencySession:
             max_group_sparsity=options.max_group_sparsity,
             balance=options.latency_balance,
             removable=set(cuts),
-            whole=whole,
+            whole=JointCut(graph, cuts).add,
         )
         table.save()
         by_id = {g.id: g for g in groups}

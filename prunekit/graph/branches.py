@@ -36,9 +36,10 @@ from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.groups import Group
 from prunekit.submodules import submodule
 
-__all__ = ["branch_blocker", "removable_branches", "keeps_data_path", "consumers", "together"]
+__all__ = ["branch_blocker", "removable_branches", "keeps_data_path", "consumers", "together", "JointCut"]
 
-_PLAIN = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_MIXING = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_PLAIN = (*_MIXING, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _plain_type(module: nn.Module) -> type | None:
@@ -48,6 +49,11 @@ def _plain_type(module: nn.Module) -> type | None:
         if isinstance(module, base) and type(module).forward is base.forward:
             return base
     return None
+
+
+def _mixes(module: nn.Module) -> bool:
+    """A plain convolution with ``groups == 1`` or a linear layer: each output reads every input."""
+    return _plain_type(module) in _MIXING and getattr(module, "groups", 1) == 1
 
 
 def _member_blocker(model: nn.Module, group: Group, name: str, role: str) -> str | None:
@@ -77,13 +83,7 @@ def _member_blocker(model: nn.Module, group: Group, name: str, role: str) -> str
 
 def consumers(model: nn.Module, group: Group) -> set[str]:
     """The mixing layers (plain conv or linear) that read the group's channels."""
-    return {
-        m.module
-        for m in group.members
-        if m.role == "in"
-        and _plain_type(submodule(model, m.module)) not in (None, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-        and getattr(submodule(model, m.module), "groups", 1) == 1
-    }
+    return {m.module for m in group.members if m.role == "in" and _mixes(submodule(model, m.module))}
 
 
 def branch_blocker(model: nn.Module, group: Group) -> str | None:
@@ -103,12 +103,7 @@ def branch_blocker(model: nn.Module, group: Group) -> str | None:
         why = _member_blocker(model, group, m.module, m.role)
         if why:
             return why
-        module = submodule(model, m.module)
-        if (
-            m.role == "out"
-            and isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))
-            and getattr(module, "groups", 1) == 1
-        ):
+        if m.role == "out" and _mixes(submodule(model, m.module)):
             producers += 1
     if not producers or not consumers(model, group):
         return "it has no layer that makes its channels or none that reads them"
@@ -158,14 +153,29 @@ def removable_branches(graph: DependencyGraph, model: nn.Module, groups: Iterabl
     return out
 
 
+class JointCut:
+    """The branches removed so far: :meth:`add` removes one more only if the data path still
+    holds with it and every branch added before (two branches that are each other's way
+    around, ``f(x) + g(x)``, cannot both go).
+
+    Args:
+        cuts: per removable group, its consumers (:func:`removable_branches`).
+    """
+
+    def __init__(self, graph: DependencyGraph, cuts: dict[int, set[str]]) -> None:
+        self.graph, self.cuts = graph, cuts
+        self.layers: set[str] = set()
+
+    def add(self, gid: int) -> bool:
+        """Adds group ``gid``'s branch when the data path holds with it; True if added."""
+        if not keeps_data_path(self.graph, self.layers | self.cuts[gid]):
+            return False
+        self.layers |= self.cuts[gid]
+        return True
+
+
 def together(graph: DependencyGraph, order: Iterable[int], cuts: dict[int, set[str]]) -> list[int]:
-    """The groups of ``order`` (most wanted first) that can be removed together: each is kept
-    when, with it and those kept before, the data path holds (two branches that are each
-    other's way around, ``f(x) + g(x)``, cannot both go)."""
-    kept: list[int] = []
-    cut: set[str] = set()
-    for gid in order:
-        if keeps_data_path(graph, cut | cuts[gid]):
-            kept.append(gid)
-            cut |= cuts[gid]
-    return kept
+    """The groups of ``order`` (most wanted first) that can be removed together (see
+    :class:`JointCut`)."""
+    joint = JointCut(graph, cuts)
+    return [gid for gid in order if joint.add(gid)]

@@ -71,7 +71,7 @@ class _Geometry(nn.Module):
         self.padding = padding if isinstance(padding, str) else tuple(padding)
         self.dilation = tuple(dilation)
         self.replaces = replaces
-        self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}  # input shape -> output shape at 0 channels
+        self._shapes: dict[tuple, tuple[int, ...]] = {}  # (input shape, channels) -> output shape
 
     def channel_dim(self, ndim: int) -> int:
         """The channel dim of a tensor of ``ndim`` dims this layer returns."""
@@ -85,15 +85,11 @@ class _Geometry(nn.Module):
         per input shape: a stand-in runs where per-call Python overhead is what it costs)."""
         if _tracing():
             return self._out_shape(x, channels)
-        key = tuple(x.shape)
+        key = (tuple(x.shape), channels)
         shape = self._shapes.get(key)
         if shape is None:
-            shape = self._shapes[key] = self._out_shape(x, 0)
-        if not channels:
-            return shape
-        full = list(shape)
-        full[self.channel_dim(len(full))] = channels
-        return tuple(full)
+            shape = self._shapes[key] = self._out_shape(x, channels)
+        return shape
 
     def _out_shape(self, x: torch.Tensor, channels: int) -> tuple[int, ...]:
         n = len(self.kernel_size)
@@ -149,28 +145,18 @@ class ConstantOutput(_Geometry):
     def __init__(self, out_channels: int, bias: torch.Tensor | None, **geometry) -> None:
         super().__init__(**geometry)
         self.out_channels = int(out_channels)
-        self._full: dict[tuple, tuple[int, ...]] = {}
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         # without a bias, a zero per channel: what later cuts of the outputs slice (not saved)
         self.register_buffer("zero", torch.zeros(out_channels) if bias is None else None, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = self._out_channels_shape(x)
+        shape = self.out_shape(x, self.out_channels)
         if self.bias is None:
             return x.new_zeros(shape)
         view = [1] * len(shape)
         view[self.channel_dim(len(shape))] = -1
         # a new tensor each call (not an expanded view): callers may add to it in place
         return self.bias.view(view).expand(shape).clone()
-
-    def _out_channels_shape(self, x: torch.Tensor) -> tuple[int, ...]:
-        if _tracing():
-            return self.out_shape(x, self.out_channels)
-        key = (tuple(x.shape), self.out_channels)
-        shape = self._full.get(key)
-        if shape is None:
-            shape = self._full[key] = self.out_shape(x, self.out_channels)
-        return shape
 
     def extra_repr(self) -> str:
         return f"out_channels={self.out_channels}, bias={self.bias is not None}, " + super().extra_repr()

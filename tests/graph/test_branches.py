@@ -170,3 +170,24 @@ def test_the_export_tracer_finds_the_same_branches():
         pruned, report, gids = remove(model, x, graph=graph)
         assert len(gids) == 9 and check_equivalence(model, pruned, x, report).ok
     assert found["fx"] == found["export"]
+
+
+def test_a_failed_cut_puts_the_replaced_layers_back():
+    """The stand-ins are swapped in like any tensor: when the check forward fails, the model's
+    own layers come back, unchanged."""
+    torch.manual_seed(0)
+    model, x = _randomise_norms(get_model("resnet20", num_classes=10, in_channels=3)), torch.randn(1, 3, 32, 32)
+    graph = DependencyGraph(model, x)
+    cuts = removable_branches(graph, model, graph.groups)
+    gid = sorted(cuts)[0]
+    plan = make_plan(graph, {gid: np.arange(graph.groups[gid].size)}, emptied=[gid])
+    before = {n: type(m) for n, m in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def fail():
+        raise RuntimeError("check forward failed")
+
+    with pytest.raises(SurgeryError, match="restored unchanged"):
+        apply_plan(model, plan, verify=fail)
+    assert {n: type(m) for n, m in model.named_modules()} == before
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
