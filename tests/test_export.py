@@ -71,6 +71,19 @@ def test_cli_export_both(saved, tmp_path, capsys):
         torch.testing.assert_close(torch.export.load(str(tmp_path / "m.pt2")).module()(x), model(x))
 
 
+def test_cli_export_folds_batch_norms_first(saved, tmp_path, capsys):
+    path, _, model, *_ = saved
+    args = ["export", "--model-dir", str(path), "--format", "pt2", "--fold-batchnorm", "--out", str(tmp_path / "m.pt2")]
+    assert main(args) == 0
+    assert "pt2: outputs match" in capsys.readouterr().out
+    program = torch.export.load(str(tmp_path / "m.pt2"))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert not any("batch_norm" in op for op in ops)  # folded: no norm left to run
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), atol=1e-4, rtol=1e-4)
+
+
 def test_cli_export_errors(saved, tmp_path, capsys):
     path, loaded, _, _, report = saved
     assert main(["export", "--model-dir", str(tmp_path / "nothere"), "--out", str(tmp_path / "m.onnx")]) == 2

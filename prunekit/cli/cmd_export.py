@@ -17,6 +17,10 @@ def _run(args: argparse.Namespace) -> int:
     spec = read_saved(args.model_dir, option="--model-dir")
     x = example_input(args.input_shape, spec, where=args.model_dir)
     model = load_saved(args.model_dir, args.builder, option="--model-dir", trust_builder=args.trust_builder)
+    if args.fold_batchnorm:
+        from prunekit.fold import fold_batchnorm
+
+        model = fold_batchnorm(model, (x,), inplace=True)
     out = Path(args.out)
     stem = out.with_suffix("") if out.suffix in (".onnx", ".pt2") else out
     dynamic = not args.static_batch
@@ -53,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", help="example input shape with batch, e.g. 1,1,28,28 (default: the saved one)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
     p.add_argument("--static-batch", action="store_true", help="keep the example's batch size (default: dynamic)")
+    p.add_argument(
+        "--fold-batchnorm",
+        action="store_true",
+        help="fold each batch norm into the conv before it first (inference only; ONNX Runtime does this itself, "
+        "a torch.export program run eagerly does not)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip reloading the files and comparing outputs")
     add_trust_arg(p)
     p.set_defaults(func=_run)

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from prunekit.errors import PrunekitError, SurgeryError
+from prunekit.errors import EquivalenceError, PrunekitError, SurgeryError
 from prunekit.rules.base import get_rule
 from prunekit.submodules import submodule
 from prunekit.surgery.plan import PrunePlan
 from prunekit.surgery.standins import standin_for
 
-__all__ = ["apply_plan", "compute_changes", "measure_plan"]
+__all__ = ["apply_plan", "apply_changes", "compute_changes", "measure_plan"]
 
 Change = tuple[nn.Module, str, Any]
 
@@ -99,13 +99,17 @@ def _swap(m: nn.Module, attr: str, value: Any) -> Any:
     return old
 
 
-def apply_plan(model: nn.Module, plan: PrunePlan, *, verify: Callable[[], Any] | None = None) -> Any:
-    """Applies ``plan`` to ``model`` in place; returns ``verify()``'s result.
+def apply_changes(
+    changes: list[Change], *, verify: Callable[[], Any] | None = None, subject: str = "the pruned model"
+) -> Any:
+    """Swaps in every ``(module, attribute, new value)`` of ``changes`` (tensors, attributes or
+    whole submodules) and returns ``verify()``'s result. If a swap or ``verify`` fails, every
+    swapped value is put back first.
 
     Raises:
-        SurgeryError: a rule refused, or ``verify`` failed; the model is restored.
+        SurgeryError: a swap or ``verify`` failed (an ``EquivalenceError`` from ``verify`` is
+            raised as it is); the model is restored.
     """
-    changes = compute_changes(model, plan)
     undo: list[tuple[nn.Module, str, Any]] = []
     try:
         for m, attr, value in changes:
@@ -114,12 +118,20 @@ def apply_plan(model: nn.Module, plan: PrunePlan, *, verify: Callable[[], Any] |
     except Exception as exc:
         for m, attr, old in reversed(undo):
             _swap(m, attr, old)
-        if isinstance(exc, SurgeryError):
+        if isinstance(exc, (SurgeryError, EquivalenceError)):
             raise
         raise SurgeryError(
-            f"the pruned model failed its check forward ({type(exc).__name__}: {exc}); "
-            "the model was restored unchanged",
+            f"{subject} failed its check forward ({type(exc).__name__}: {exc}); the model was restored unchanged",
         ) from exc
+
+
+def apply_plan(model: nn.Module, plan: PrunePlan, *, verify: Callable[[], Any] | None = None) -> Any:
+    """Applies ``plan`` to ``model`` in place; returns ``verify()``'s result.
+
+    Raises:
+        SurgeryError: a rule refused, or ``verify`` failed; the model is restored.
+    """
+    return apply_changes(compute_changes(model, plan), verify=verify)
 
 
 def measure_plan(model: nn.Module, plan: PrunePlan, measure: Callable[[], Any]) -> Any:

@@ -73,6 +73,11 @@ class _Geometry(nn.Module):
         self.replaces = replaces
         self._shapes: dict[tuple, tuple[int, ...]] = {}  # (input shape, channels) -> output shape
 
+    def geometry(self) -> dict:
+        """The keyword arguments that make a stand-in of the same geometry."""
+        keys = ("kernel_size", "stride", "padding", "dilation", "replaces")
+        return {k: getattr(self, k) for k in keys}
+
     def channel_dim(self, ndim: int) -> int:
         """The channel dim of a tensor of ``ndim`` dims this layer returns."""
         n = len(self.kernel_size)
