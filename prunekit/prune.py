@@ -153,7 +153,7 @@ def _prune(
     latency = LatencySession(model, inputs, opts) if needs_latency else None
     if latency is not None:
         opts = latency.align(opts)  # round_to="auto" -> the measured multiple
-    plan, sparsity = _plan(model, graph, inputs, opts, crit, before, latency, group_sparsity)
+    plan, sparsity, opts = _plan(model, graph, inputs, opts, crit, before, latency, group_sparsity)
     if latency is not None and opts.measures_latency:
         latency.measure_before()
     views = rule_views(model, plan) if derive else {}
@@ -187,18 +187,19 @@ def _plan(
     before: Snapshot,
     latency: LatencySession | None,
     group_sparsity: GroupSparsity | None,
-) -> tuple[PrunePlan, float]:
-    """What to cut, and the sparsity it amounts to: a latency-aware search when latency
-    allocates or is the target, else a bisection on MACs or parameters for a target, else the
-    given sparsity."""
+) -> tuple[PrunePlan, float, PruneOptions]:
+    """What to cut, the sparsity it amounts to, and the options it was cut with: a latency-aware
+    search when latency allocates or is the target (which may find that ``round_to=1`` beats the
+    measured multiple), else a bisection on MACs or parameters for a target, else the given
+    sparsity."""
     if latency is not None and (opts.target_latency is not None or opts.allocates_by_latency):
-        return latency.search(graph, opts, crit, before=before)
+        return latency.search_aligned(graph, opts, crit, before=before)
     sparsity = opts.sparsity if opts.sparsity is not None else 0.0
     if opts.target is not None:
         key, target = opts.target
         total = before.macs if key == "target_macs" else before.params
         sparsity = search_sparsity(model, graph, inputs, opts, key=key, budget=target * total, criterion=crit)
-    return plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity), sparsity
+    return plan_pruning(model, graph, opts, sparsity=sparsity, criterion=crit, per_group=group_sparsity), sparsity, opts
 
 
 def _realised(report: PruneReport, key: str) -> float:

@@ -64,6 +64,29 @@ def test_auto_alignment_is_the_default_for_latency_targets():
     assert "round_to 8" in str(report)
 
 
+@pytest.mark.parametrize("target", [dict(target_macs=0.5), dict(target_latency=0.6)])
+def test_auto_alignment_is_checked_on_the_whole_cut(monkeypatch, target):
+    """The probe says 8, but this backend runs the model slower at multiples of 8: the cut at
+    round_to=1 is kept, and the report says why."""
+    from prunekit.engine import latency_search
+    from prunekit.latency import Alignment
+
+    backend = fakes.register_aligned_slow()
+    monkeypatch.setattr(latency_search, "best_multiple", lambda *a, **k: Alignment(8, "layer1.0.conv1", {1: 1.0}))
+    model, x = resnet20()
+    options = dict(scope="global", latency_allocation=True, round_to="auto")
+    report = prunekit.prune_(model, x, **target, latency_backend=backend, **options)
+    auto = report.config["round_to_auto"]
+    assert report.config["round_to"] == 1 and auto["multiple"] == 1 and set(auto["checked"]) == {"8", "1"}
+    rate = {m: c["macs"] / c["paired_ms"] for m, c in auto["checked"].items()}
+    assert rate["1"] > rate["8"]
+    assert any(m.out_channels % 8 for m in convs(model).values())
+    # the backend the probe is right about keeps the probe's multiple, with the same evidence
+    model, x = resnet20()
+    report = prunekit.prune_(model, x, **target, latency_backend="fake", **options)
+    assert report.config["round_to"] == 8 and set(report.config["round_to_auto"]["checked"]) == {"8", "1"}
+
+
 def test_round_to_auto_with_a_sparsity_and_in_mask_():
     model, x = resnet20()
     report = prunekit.prune_(model, x, sparsity=0.3, round_to="auto", latency_backend="fake")

@@ -35,14 +35,24 @@ SHARE = 0.75
 
 @dataclass(frozen=True)
 class Alignment:
-    """The chosen multiple and the evidence: relative throughput per candidate multiple."""
+    """The chosen multiple and the evidence: relative throughput per candidate multiple on the
+    probed layer, and (``checked``, filled by the latency search) the whole cut timed at the
+    probed multiple and at 1: MACs and milliseconds per multiple."""
 
     multiple: int
     layer: str
     scores: dict[int, float] = field(default_factory=dict)
+    checked: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {"multiple": self.multiple, "layer": self.layer, "scores": {str(k): v for k, v in self.scores.items()}}
+        out: dict[str, object] = {
+            "multiple": self.multiple,
+            "layer": self.layer,
+            "scores": {str(k): v for k, v in self.scores.items()},
+        }
+        if self.checked:
+            out["checked"] = self.checked
+        return out
 
 
 def probe_layer(specs: Mapping[str, LayerSpec], macs: Mapping[str, int] | None = None) -> str | None:

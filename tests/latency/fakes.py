@@ -86,3 +86,32 @@ def register_flat() -> str:
             description="constant latency for tests",
         )
     return "flat"
+
+
+def register_aligned_slow() -> str:
+    """``"aligned_slow"``: :func:`fake_cost`, but a conv whose output width is a multiple of
+    :data:`BLOCK` costs twice as much (a backend whose blocked kernels cost more than they save,
+    as resnet50's 28x28 layers in eager at batch 1)."""
+    if "aligned_slow" not in LATENCY_BACKENDS:
+
+        def prepare(model: nn.Module, inputs: tuple, threads: int):
+            CALLS["prepare"] += 1
+            _, per_module = macs_per_module(model, inputs)
+            cost = fake_cost(model, inputs) + sum(
+                per_module.get(n, 0) * 1e-9 for n, m in model.named_modules()
+                if isinstance(m, nn.Conv2d) and m.out_channels % BLOCK == 0
+            )  # fmt: skip
+
+            def run() -> None:
+                CLOCK.now += cost
+
+            return run
+
+        LATENCY_BACKENDS.add(
+            "aligned_slow",
+            LatencyBackend(
+                "aligned_slow", "simulated", prepare, lambda: None, lambda: {"aligned_slow": "1"}, clock=CLOCK
+            ),
+            description="simulated latency where aligned widths are slow",
+        )
+    return "aligned_slow"
