@@ -165,6 +165,7 @@ def run_model(name: str, backend: str, args, shared: dict) -> list[dict]:
                 "mac_reduction": macs0 / macs, "prune_seconds": seconds,
                 "search_latency": info.get("latency"), "loadavg_1min": os.getloadavg()[0],
                 "removed_branches": info.get("removed_branches", []),
+                "round_to_auto": info["config"].get("round_to_auto"),
             }  # fmt: skip
             row["speedup_per_mac_reduction"] = row["speedup"] / row["mac_reduction"]
             row.update(folded_timing(meter, base_folded, model, x1, args))
