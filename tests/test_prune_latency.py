@@ -64,7 +64,7 @@ def test_auto_alignment_is_the_default_for_latency_targets():
     assert "round_to 8" in str(report)
 
 
-@pytest.mark.parametrize("target", [dict(target_macs=0.5), dict(target_latency=0.6)])
+@pytest.mark.parametrize("target", [dict(target_macs=0.5), dict(target_params=0.5)])
 def test_auto_alignment_is_checked_on_the_whole_cut(monkeypatch, target):
     """The probe says 8, but this backend runs the model slower at multiples of 8: the cut at
     round_to=1 is kept, and the report says why."""
@@ -85,6 +85,18 @@ def test_auto_alignment_is_checked_on_the_whole_cut(monkeypatch, target):
     model, x = resnet20()
     report = prunekit.prune_(model, x, **target, latency_backend="fake", **options)
     assert report.config["round_to"] == 8 and set(report.config["round_to_auto"]["checked"]) == {"8", "1"}
+
+
+def test_auto_alignment_is_not_second_guessed_under_a_latency_budget(monkeypatch):
+    """Under target_latency the cuts keep different MACs: the probe's multiple stands."""
+    from prunekit.engine import latency_search
+    from prunekit.latency import Alignment
+
+    backend = fakes.register_aligned_slow()
+    monkeypatch.setattr(latency_search, "best_multiple", lambda *a, **k: Alignment(8, "layer1.0.conv1", {1: 1.0}))
+    model, x = resnet20()
+    report = prunekit.prune_(model, x, target_latency=0.6, latency_backend=backend, scope="global")
+    assert report.config["round_to"] == 8 and "checked" not in report.config["round_to_auto"]
 
 
 def test_round_to_auto_with_a_sparsity_and_in_mask_():

@@ -192,9 +192,9 @@ class PruneOptions:
         ignore: module names whose output channels must not change (a container covers its
             children); their input channels may still shrink with the layer before.
         round_to: keep channel counts multiples of this; "auto" measures the multiple the
-            backend's kernels are fastest at (:func:`prunekit.latency.best_multiple`) and, in a
-            latency search, keeps it only if the whole cut at 1 does not run clearly faster per
-            MAC. Default: "auto" with ``target_latency``, else 1.
+            backend's kernels are fastest at (:func:`prunekit.latency.best_multiple`) and, with
+            ``latency_allocation`` and a MAC or parameter target, keeps it only if the whole cut
+            at 1 does not run clearly faster. Default: "auto" with ``target_latency``, else 1.
         exact_only: prune only groups where removal is exactly equivalent to zeroing.
         max_group_sparsity: with ``scope="global"``, the most any one group may lose.
         remove_branches: with ``scope="global"``, a group that lives only inside a branch (a
