@@ -9,7 +9,7 @@ WIDTHS = {"conv1": 8, "layer2.0.conv2": 16, "layer3.0.conv2": 64, **{f"layer{s}.
 def row(seed, method, top1, ratio=0.5):
     return {"seed": seed, "method": method, "round_to": 1, "macs_ratio": 0.3, "search_latency_ratio": ratio,
             "latency_ratio": ratio, "baseline_top1": 0.9, "after_prune_top1": 0.5, "after_finetune_top1": top1,
-            "loadavg_1min": 1.0, "widths": WIDTHS}  # fmt: skip
+            "loadavg_1min": 1.0, "widths": WIDTHS, "target_latency": 0.5, "zeroed_original_top1": 0.1}  # fmt: skip
 
 
 def test_width_summary_names_stream_and_inner_widths():
@@ -45,5 +45,13 @@ def test_render_states_the_protocol_targets_and_zeroed_original():
             {**row(0, "latency-aware", 0.79, ratio=0.43), "target_latency": 0.44, "zeroed_original_top1": 0.1}]  # fmt: skip
     text = bench.render(meta, rows)
     assert "Protocol: equal measured latency" in text and "10k test images" in text
-    assert "| 0 | latency-aware | 1 | 0.440 | 30.0% | 0.430 | 0.430 | 90.00% | 50.00% | 10.00% | 79.00% |" in text
-    assert "| latency-aware | 1 | 79.00% | -1.00% (-1.00%) | 0.43 | 0 of 1 | 0.43 (0.43) |" in text
+    # the row says where its target came from and whether it ran at or under uniform L1's latency
+    assert (
+        "| 0 | latency-aware | 1 | 0.440 (-) | 30.0% | 0.430 | 0.430 | yes | 90.00% | 50.00% | 10.00% | 79.00% | -1.00% |"
+        in text
+    )
+    assert "| latency-aware | 1 | 79.00% | -1.00% (-1.00%) | 0.43 | 0 of 1 | 1 of 1 | 0 of 1 | 0.43 (0.43) |" in text
+    # how the equal-latency target was timed: uniform L1 against the original in interleaved pairs
+    timed = {"ratio": 0.44, "rounds": 2, "original_ms": 10.0, "pruned_ms": 4.4, "pair_ratios": [0.43, 0.45]}
+    text = bench.render(meta, [{**rows[0], "equal_latency_target": timed}, rows[1]])
+    assert "| 0 | 0.440 | 2 | 10.00 | 4.40 | 0.440 | 0.430, 0.450 | 0.440 |" in text
