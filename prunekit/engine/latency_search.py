@@ -238,19 +238,14 @@ class LatencySession:
 
             high = MAX_SPARSITY
 
-        def pruned_copy(plan: PrunePlan) -> nn.Module:
-            trial = copy.deepcopy(self.model)
-            apply_plan(trial, plan)
-            return trial
-
         def count(plan: PrunePlan) -> float:
-            trial = pruned_copy(plan)
+            trial = self._pruned_copy(plan)
             return float(macs_per_module(trial, self.inputs)[0] if key == "target_macs" else count_params(trial))
 
         def cost(amount: float) -> float:
             if key != "target_latency":
                 return count(plan_at(amount))
-            trial = pruned_copy(plan_at(amount))
+            trial = self._pruned_copy(plan_at(amount))
             seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
             self.trials.append(
                 {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
@@ -312,10 +307,15 @@ class LatencySession:
         log.info("round_to='auto': kept multiple %d after timing both cuts (%s)", best, checked)
         return (*aligned, options) if best != 1 else (*plain, plain_options)
 
-    def _check(self, plan: PrunePlan) -> dict[str, float]:
-        """A cut's MACs and its latency timed paired with the original, in ms."""
+    def _pruned_copy(self, plan: PrunePlan) -> nn.Module:
+        """A copy of the model with ``plan`` cut (the model itself is left as it is)."""
         trial = copy.deepcopy(self.model)
         apply_plan(trial, plan)
+        return trial
+
+    def _check(self, plan: PrunePlan) -> dict[str, float]:
+        """A cut's MACs and its latency timed paired with the original, in ms."""
+        trial = self._pruned_copy(plan)
         seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
         macs = float(macs_per_module(trial, self.inputs)[0])
         return {"macs": macs, "paired_ms": seconds * 1e3, "ms": measured * 1e3, "original_ms": original_now * 1e3}

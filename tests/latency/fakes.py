@@ -50,14 +50,23 @@ def fake_cost(model: nn.Module, inputs: tuple) -> float:
     return total
 
 
-def _prepare(model: nn.Module, inputs: tuple, threads: int):
-    CALLS["prepare"] += 1
-    cost = fake_cost(model, inputs)
+def _simulated(cost_of):
+    """A backend's ``prepare`` that "runs" a model by advancing :data:`CLOCK` by
+    ``cost_of(model, inputs)`` seconds, counting the models prepared."""
 
-    def run() -> None:
-        CLOCK.now += cost
+    def prepare(model: nn.Module, inputs: tuple, threads: int):
+        CALLS["prepare"] += 1
+        cost = cost_of(model, inputs)
 
-    return run
+        def run() -> None:
+            CLOCK.now += cost
+
+        return run
+
+    return prepare
+
+
+_prepare = _simulated(fake_cost)
 
 
 def register() -> str:
@@ -94,23 +103,17 @@ def register_aligned_slow() -> str:
     as resnet50's 28x28 layers in eager at batch 1)."""
     if "aligned_slow" not in LATENCY_BACKENDS:
 
-        def prepare(model: nn.Module, inputs: tuple, threads: int):
-            CALLS["prepare"] += 1
+        def cost(model: nn.Module, inputs: tuple) -> float:
             _, per_module = macs_per_module(model, inputs)
-            cost = fake_cost(model, inputs) + sum(
+            return fake_cost(model, inputs) + sum(
                 per_module.get(n, 0) * 1e-9 for n, m in model.named_modules()
                 if isinstance(m, nn.Conv2d) and m.out_channels % BLOCK == 0
             )  # fmt: skip
 
-            def run() -> None:
-                CLOCK.now += cost
-
-            return run
-
         LATENCY_BACKENDS.add(
             "aligned_slow",
             LatencyBackend(
-                "aligned_slow", "simulated", prepare, lambda: None, lambda: {"aligned_slow": "1"}, clock=CLOCK
+                "aligned_slow", "simulated", _simulated(cost), lambda: None, lambda: {"aligned_slow": "1"}, clock=CLOCK
             ),
             description="simulated latency where aligned widths are slow",
         )
