@@ -41,8 +41,10 @@ Note:
 
     The greedy order does not depend on the requested fraction, so :func:`latency_steps` is run
     once and any fraction is a prefix of it (the search bisects on that prefix, measuring the
-    real model). Layers that are not conv or linear (norms, activations, pooling) are not in the
-    prediction; the search measures them anyway.
+    real model). A conv's or linear's batch norm and activation are timed with it (the table's
+    unit, :func:`~prunekit.latency.layer_specs`); pooling, additions and the rest are not in the
+    prediction, nor is a removed branch's last norm, which still runs on its constant; the search
+    measures them anyway.
 """
 
 from __future__ import annotations

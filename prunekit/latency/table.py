@@ -1,4 +1,5 @@
-"""Per-layer latency tables: each conv / linear of a model timed alone at candidate widths.
+"""Per-layer latency tables: each conv / linear of a model timed at candidate widths, with the
+batch norm and activation that read its output directly (NetAdapt's unit, not the bare conv).
 
 A layer is described by a :class:`LayerSpec` (its type, kernel, stride, groups and input size);
 :class:`LatencyTable` times it with a :class:`~prunekit.latency.Meter` at
@@ -17,11 +18,13 @@ layer has one width.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,15 @@ import torch.nn as nn
 from prunekit.fileio import write_text
 from prunekit.latency.measure import Meter, machine_key
 
-__all__ = ["LayerSpec", "LatencyTable", "layer_specs", "grid_widths", "default_cache_dir", "TABLE_VERSION"]
+__all__ = [
+    "LayerSpec",
+    "LatencyTable",
+    "layer_specs",
+    "grid_widths",
+    "default_cache_dir",
+    "TABLE_VERSION",
+    "POST_LAYERS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,8 @@ class LayerSpec:
         input_shape: the input's shape after the channel dim (spatial size; the leading dims of
             a linear's input).
         bias: whether it has a bias.
+        post: the per-channel layers that read its output directly, timed with it (a batch norm
+            and / or an activation, by class name: see :data:`POST_LAYERS`).
     """
 
     kind: str
@@ -72,6 +85,7 @@ class LayerSpec:
     groups: int
     input_shape: tuple[int, ...]
     bias: bool
+    post: tuple[str, ...] = ()
 
     @property
     def depthwise(self) -> bool:
@@ -80,20 +94,50 @@ class LayerSpec:
     def name(self) -> str:
         """A stable text key without the widths."""
         geo = "x".join(map(str, self.input_shape))
+        post = "".join(f"+{p}" for p in self.post)
         if self.kind == "linear":
-            return f"linear[{geo}]b{int(self.bias)}"
+            return f"linear[{geo}]b{int(self.bias)}{post}"
         k, s, p, d = ("x".join(map(str, t)) for t in (self.kernel, self.stride, self.padding, self.dilation))
         g = "dw" if self.depthwise else str(self.groups)
-        return f"{self.kind}[{geo}]k{k}s{s}p{p}d{d}g{g}b{int(self.bias)}"
+        return f"{self.kind}[{geo}]k{k}s{s}p{p}d{d}g{g}b{int(self.bias)}{post}"
 
     def build(self, cin: int, cout: int) -> tuple[nn.Module, torch.Tensor]:
-        """The layer at widths ``(cin, cout)`` and a batch-1 input for it."""
+        """The layer at widths ``(cin, cout)``, followed by its ``post`` layers, and a batch-1
+        input for it."""
         if self.kind == "linear":
-            return nn.Linear(cin, cout, bias=self.bias), torch.randn(1, *self.input_shape, cin)
-        conv: Any = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[self.kind]
-        groups = cin if self.depthwise else self.groups
-        layer = conv(cin, cout, self.kernel, self.stride, self.padding, self.dilation, groups=groups, bias=self.bias)
-        return layer, torch.randn(1, cin, *self.input_shape)
+            layer: nn.Module = nn.Linear(cin, cout, bias=self.bias)
+            x = torch.randn(1, *self.input_shape, cin)
+        else:
+            conv: Any = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[self.kind]
+            groups = cin if self.depthwise else self.groups
+            layer = conv(
+                cin, cout, self.kernel, self.stride, self.padding, self.dilation, groups=groups, bias=self.bias
+            )
+            x = torch.randn(1, cin, *self.input_shape)
+        if self.post:
+            layer = nn.Sequential(layer, *(POST_LAYERS[p](cout) for p in self.post))
+        return layer, x
+
+
+_ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn.Sigmoid, nn.Hardsigmoid)
+
+
+def _activation(cls: type[nn.Module]) -> Callable[[int], nn.Module]:
+    """An activation made at any width (it has none)."""
+    return lambda _width: cls()
+
+
+_ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {cls.__name__: _activation(cls) for cls in _ACTIVATION_TYPES}
+_POST_TYPES = frozenset((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, *_ACTIVATION_TYPES))
+# the per-channel layers timed with the conv or linear whose output they read: name -> the layer
+# at a width (NetAdapt times such blocks, not bare convs: a norm and an activation cost about one
+# read and write of the activation, which a cut of the outputs saves too)
+POST_LAYERS: dict[str, Callable[[int], nn.Module]] = {
+    "BatchNorm1d": nn.BatchNorm1d,
+    "BatchNorm2d": nn.BatchNorm2d,
+    "BatchNorm3d": nn.BatchNorm3d,
+    **_ACTIVATIONS,
+}
 
 
 def _spec(module: nn.Module, x: torch.Tensor) -> LayerSpec | None:
@@ -112,22 +156,55 @@ def _spec(module: nn.Module, x: torch.Tensor) -> LayerSpec | None:
     )  # fmt: skip
 
 
+class _Units:
+    """Forward hooks that record each conv / linear's spec on its first call and the batch norm
+    and activation that read its output directly (tensor identity; the outputs are held until
+    the run ends, so an id is never reused by another tensor)."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, LayerSpec] = {}
+        self.owner: dict[int, str] = {}  # id of a unit's latest output -> the unit's layer
+        self.held: list[torch.Tensor] = []
+
+    def layer(self, name: str, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if name in self.specs or not args or not isinstance(args[0], torch.Tensor):
+            return
+        spec = _spec(module, args[0])
+        if spec is not None:
+            self.specs[name] = spec
+            self._continue(name, out)
+
+    def post(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        name = self.owner.pop(id(args[0]), None) if args else None
+        if name is None:
+            return
+        spec, kind = self.specs[name], type(module).__name__
+        is_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        if is_norm and (spec.post or module.num_features != spec.out_channels):
+            return  # a norm after the activation, or over other channels: not this unit's
+        if not is_norm and any(p in _ACTIVATIONS for p in spec.post):
+            return
+        self.specs[name] = dataclasses.replace(spec, post=(*spec.post, kind))
+        self._continue(name, out)
+
+    def _continue(self, name: str, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            self.owner[id(out)] = name
+            self.held.append(out)
+
+
 @torch.no_grad()
 def layer_specs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> dict[str, LayerSpec]:
     """The :class:`LayerSpec` of every conv and linear module that runs in ``model``'s forward,
-    by qualified name (a module called twice keeps its first call)."""
-    specs: dict[str, LayerSpec] = {}
+    by qualified name (a module called twice keeps its first call), with the batch norm and
+    activation modules that read its output directly as its ``post`` layers."""
+    units = _Units()
     hooks = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-
-            def hook(mod: nn.Module, args: tuple[Any, ...], _out: Any, name: str = name) -> None:
-                if name not in specs and args and isinstance(args[0], torch.Tensor):
-                    spec = _spec(mod, args[0])
-                    if spec is not None:
-                        specs[name] = spec
-
-            hooks.append(m.register_forward_hook(hook))
+            hooks.append(m.register_forward_hook(functools.partial(lambda n, *a: units.layer(n, *a), name)))
+        elif type(m) in _POST_TYPES:  # exact types: a subclass may compute something else
+            hooks.append(m.register_forward_hook(units.post))
     was = model.training
     model.eval()
     try:
@@ -136,7 +213,7 @@ def layer_specs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> dic
         model.train(was)
         for h in hooks:
             h.remove()
-    return specs
+    return units.specs
 
 
 def grid_widths(full: int, multiple: int = 1) -> list[int]:

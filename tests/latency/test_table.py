@@ -100,3 +100,32 @@ def test_layer_specs_record_input_sizes():
     assert specs["3"].kind == "linear" and specs["3"].in_channels == 512 and specs["3"].input_shape == ()
     layer, x = specs["0"].build(4, 6)
     assert layer(x).shape == (1, 6, 8, 8)
+
+
+class _Units(nn.Module):
+    """A conv -> BN -> ReLU unit, a conv whose norm comes after an add (not its unit's), an
+    activation after an in-place add (the same tensor: its unit's), and a norm called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.bn_a, self.act_a = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.b, self.bn_b = nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8)
+        self.c, self.bn_c, self.act_c = nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.SiLU()
+
+    def forward(self, x):
+        y = self.act_a(self.bn_a(self.a(x)))
+        z = self.bn_b(self.b(y) + y)
+        w = self.bn_c(self.c(z))
+        w += z
+        return self.act_c(w)
+
+
+def test_layer_specs_time_a_conv_with_its_norm_and_activation():
+    specs = layer_specs(_Units(), (torch.randn(2, 3, 8, 8),))
+    assert specs["a"].post == ("BatchNorm2d", "ReLU")
+    assert specs["b"].post == ()
+    assert specs["c"].post == ("BatchNorm2d", "SiLU")
+    assert "+BatchNorm2d+ReLU" in specs["a"].name() and specs["a"].name() != SPEC.name()
+    unit, x = specs["a"].build(3, 5)
+    assert [type(m) for m in unit] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] and unit(x).shape == (1, 5, 8, 8)
+    assert unit[1].num_features == 5
