@@ -78,8 +78,10 @@ def test_auto_alignment_is_checked_on_the_whole_cut(monkeypatch, target):
     report = prunekit.prune_(model, x, **target, latency_backend=backend, **options)
     auto = report.config["round_to_auto"]
     assert report.config["round_to"] == 1 and auto["multiple"] == 1 and set(auto["checked"]) == {"8", "1"}
-    rate = {m: c["macs"] / c["paired_ms"] for m, c in auto["checked"].items()}
+    rate = {m: c["macs"] / c["ms"] for m, c in auto["checked"].items()}
     assert rate["1"] > rate["8"]
+    assert auto["verdict"]["rounds"] == latency_search.CHECK_ROUNDS
+    assert auto["verdict"]["rate_1_over_aligned"] > 1 + auto["verdict"]["margin"]
     assert any(m.out_channels % 8 for m in convs(model).values())
     # the backend the probe is right about keeps the probe's multiple, with the same evidence
     model, x = resnet20()

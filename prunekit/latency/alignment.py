@@ -36,13 +36,16 @@ SHARE = 0.75
 @dataclass(frozen=True)
 class Alignment:
     """The chosen multiple and the evidence: relative throughput per candidate multiple on the
-    probed layer, and (``checked``, filled by the latency search) the whole cut timed at the
-    probed multiple and at 1: MACs and milliseconds per multiple."""
+    probed layer, and (``checked`` and ``verdict``, filled by the latency search) the whole cut
+    timed at the probed multiple and at 1: MACs and median milliseconds per multiple, and the
+    rounds, the median ratio of their MACs per ms (1 over the probed multiple) and the margin
+    that ratio had to clear."""
 
     multiple: int
     layer: str
     scores: dict[int, float] = field(default_factory=dict)
     checked: dict[str, dict[str, float]] = field(default_factory=dict)
+    verdict: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -52,6 +55,7 @@ class Alignment:
         }
         if self.checked:
             out["checked"] = self.checked
+            out["verdict"] = self.verdict
         return out
 
 
