@@ -16,7 +16,7 @@ from prunekit import rules as _rules  # noqa: E402,F401  (registers the built-in
 from prunekit.criteria import CRITERIA, Criterion, get_criterion  # noqa: E402
 from prunekit.engine import Override, PruneOptions  # noqa: E402
 from prunekit.equivalence import EquivalenceResult, assert_equivalent, check_equivalence  # noqa: E402
-from prunekit.fold import fold_batchnorm  # noqa: E402
+from prunekit.fold import fold_batchnorm, fold_constants  # noqa: E402
 from prunekit.graph import DependencyGraph, Group, Member  # noqa: E402
 from prunekit.masks import ChannelMasks, mask_  # noqa: E402
 from prunekit.metrics import count_macs, count_params  # noqa: E402
@@ -56,6 +56,7 @@ __all__ = [
     "count_params",
     "count_macs",
     "fold_batchnorm",
+    "fold_constants",
     "Criterion",
     "CRITERIA",
     "get_criterion",

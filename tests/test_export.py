@@ -10,6 +10,7 @@ from prunekit.cli import main
 from prunekit.errors import ConfigError, EquivalenceError, TraceError
 from prunekit.export import export_onnx, export_program, verify_export
 from prunekit.models import get_model
+from tests.latency import fakes
 
 ort = pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime (pip install 'prunekit[export]')")
 pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'prunekit[export]')")
@@ -82,6 +83,31 @@ def test_cli_export_folds_batch_norms_first(saved, tmp_path, capsys):
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_cli_export_folds_removed_branches(tmp_path, monkeypatch, capsys):
+    """A removed block exports as relu(x + c): no stand-in's empty tensor and no norm left to run."""
+    monkeypatch.setenv("PRUNEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    fakes.register()  # a simulated latency backend, so the allocation removes whole blocks
+    torch.manual_seed(0)
+    model, x = get_model("resnet20", **KWARGS).eval(), torch.randn(2, 1, 28, 28)
+    options = dict(scope="global", latency_allocation=True, remove_branches=True, latency_backend="fake")
+    report = prunekit.prune_(model, x, target_macs=0.4, **options)
+    path = tmp_path / "r20"
+    prunekit.save(
+        model, path, reports=report, builder="resnet20", builder_kwargs=KWARGS, extra={"input_shape": [1, 1, 28, 28]}
+    )
+    ops = {}
+    for flags in ([], ["--fold-batchnorm", "--fold-constants"]):
+        out = tmp_path / f"m{len(flags)}.pt2"
+        assert main(["export", "--model-dir", str(path), "--format", "pt2", *flags, "--out", str(out)]) == 0
+        program = torch.export.load(str(out))
+        ops[len(flags)] = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), model(x), atol=1e-4, rtol=1e-4)
+    assert any("new_zeros" in op for op in ops[0]) and not any("new_zeros" in op for op in ops[2])
+    assert len(ops[2]) < len(ops[0])
+    assert "pt2: outputs match" in capsys.readouterr().out
 
 
 def test_cli_export_errors(saved, tmp_path, capsys):

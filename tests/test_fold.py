@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import prunekit
 from prunekit.errors import ConfigError, EquivalenceError, TraceError
-from prunekit.fold import batchnorm_pairs, fold_batchnorm
+from prunekit.fold import batchnorm_pairs, fold_batchnorm, fold_constants
 from prunekit.models import get_model
-from prunekit.surgery.standins import ConstantOutput
+from prunekit.surgery.standins import ConstantOutput, is_standin
 from tests.latency import fakes
 
 
@@ -91,7 +91,8 @@ def test_only_sole_reader_pairs_fold():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
 
 
-def test_a_removed_branch_folds_into_its_constant(tmp_path, monkeypatch):
+def _removed_branches(tmp_path, monkeypatch) -> tuple[nn.Module, torch.Tensor, list[str]]:
+    """ResNet-20 (random norms) with whole blocks removed, its input, and its constants' names."""
     monkeypatch.setenv("PRUNEKIT_CACHE_DIR", str(tmp_path / "cache"))
     fakes.register()  # a simulated latency backend, so the allocation removes whole blocks
     torch.manual_seed(0)
@@ -101,6 +102,11 @@ def test_a_removed_branch_folds_into_its_constant(tmp_path, monkeypatch):
     prunekit.prune_(model, x, target_macs=0.4, **options)
     constants = [n for n, m in model.named_modules() if isinstance(m, ConstantOutput)]
     assert constants, "the cut removed no branch"
+    return model, x, constants
+
+
+def test_a_removed_branch_folds_into_its_constant(tmp_path, monkeypatch):
+    model, x, constants = _removed_branches(tmp_path, monkeypatch)
     folded = fold_batchnorm(model, x)
     assert _norms(folded) == 0
     for name in constants:
@@ -192,3 +198,76 @@ def test_any_conv_geometry_folds_exactly(dims, cin, cout, kernel, stride, bias, 
     assert isinstance(folded[1], nn.Identity)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-4)
+
+
+def _called(gm: torch.fx.GraphModule) -> list[str]:
+    return [str(n.target) for n in gm.graph.nodes if n.op == "call_module"]
+
+
+@pytest.mark.parametrize("fold_norms_first", [False, True])
+def test_removed_branches_fold_into_their_additions(tmp_path, monkeypatch, fold_norms_first):
+    """Each removed block computes act(x + c): no stand-in and no norm of a constant runs."""
+    model, x, constants = _removed_branches(tmp_path, monkeypatch)
+    source = fold_batchnorm(model, x) if fold_norms_first else model
+    deployed = fold_constants(source, x)
+    assert isinstance(deployed, torch.fx.GraphModule) and not deployed.training
+    called = _called(deployed)
+    assert not any(is_standin(deployed.get_submodule(n)) for n in called)
+    for name in constants:  # the norm that read the constant is evaluated at build time
+        assert name not in called and name.replace("conv2", "bn2") not in called
+    with torch.no_grad():
+        torch.testing.assert_close(deployed(x), model(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(deployed(x[:1]), model(x[:1]), atol=1e-5, rtol=1e-5)  # any batch
+    assert sum(isinstance(m, ConstantOutput) for m in model.modules()) == len(constants)  # unchanged
+
+
+class _Constants(nn.Module):
+    """A constant added after a norm (folds), one concatenated and one added to a pooled tensor
+    (do not: the sum would not have the other tensor's shape, or nothing adds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        geometry = dict(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), replaces="Conv2d")
+        self.added = ConstantOutput(3, torch.randn(3), **geometry)
+        self.bn = _randomise_norms(nn.BatchNorm2d(3)).eval()
+        self.act = nn.ReLU(inplace=True)
+        self.joined = ConstantOutput(3, torch.randn(3), **geometry)
+        self.pooled = ConstantOutput(3, None, **geometry)
+
+    def forward(self, x):
+        y = x * 2  # a new tensor: the in-place sum must not write the input
+        y += self.act(self.bn(self.added(x)))
+        z = self.pooled(x) + x.mean((2, 3), keepdim=True)
+        return torch.cat([y, self.joined(x)], 1), z
+
+
+def test_only_constants_added_to_a_full_tensor_fold():
+    model, x = _Constants().eval(), torch.randn(2, 3, 5, 5)
+    bias = model.added.bias.detach().clone()
+    deployed = fold_constants(model, x)
+    called = _called(deployed)
+    assert "added" not in called and "bn" not in called and "act" not in called
+    assert "joined" in called and "pooled" in called
+    with torch.no_grad():
+        for got, want in zip(deployed(x), model(x)):
+            torch.testing.assert_close(got, want)
+    assert torch.equal(model.added.bias, bias)  # the in-place activation ran on a copy
+
+
+def test_fold_constants_errors(tmp_path, monkeypatch):
+    model, x, _ = _removed_branches(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match="positionally"):
+        fold_constants(model, {"x": x})
+    from prunekit import fold
+
+    right = fold._through_per_channel
+
+    def wrong(gm, node, value):  # the constant evaluated one off: the check must refuse it
+        end, value = right(gm, node, value)
+        return end, value + 1
+
+    monkeypatch.setattr(fold, "_through_per_channel", wrong)
+    state = copy.deepcopy(model.state_dict())
+    with pytest.raises(EquivalenceError, match="constant was folded"):
+        fold_constants(model, x)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())

@@ -21,6 +21,10 @@ def _run(args: argparse.Namespace) -> int:
         from prunekit.fold import fold_batchnorm
 
         model = fold_batchnorm(model, (x,), inplace=True)
+    if args.fold_constants:
+        from prunekit.fold import fold_constants
+
+        model = fold_constants(model, (x,))
     out = Path(args.out)
     stem = out.with_suffix("") if out.suffix in (".onnx", ".pt2") else out
     dynamic = not args.static_batch
@@ -62,6 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fold each batch norm into the conv before it first (inference only; ONNX Runtime does this itself, "
         "a torch.export program run eagerly does not)",
+    )
+    p.add_argument(
+        "--fold-constants",
+        action="store_true",
+        help="fold each removed branch's constant into the addition that reads it first, so the block computes "
+        "act(x + c) (inference only; after --fold-batchnorm when both are given)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip reloading the files and comparing outputs")
     add_trust_arg(p)
