@@ -1,6 +1,6 @@
 """Measured speed-up after pruning: does it follow the MAC cut, and is a latency target met?
 
-Run: ``python benchmarks/latency.py`` (one command; prints progress; about 30 minutes on 2 cores).
+Run: ``python benchmarks/latency.py`` (one command; prints progress; about 40 minutes on 2 cores).
 For each backend (PyTorch eager on the CPU, ONNX Runtime on the CPU; ``--threads`` intra-op
 threads) and model:
 
@@ -248,7 +248,7 @@ def main() -> int:
     ap.add_argument("--fresh-tables", action="store_true", help="measure the latency tables again (a temp cache)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--stem", default="latency")
-    ap.add_argument("--no-fold", dest="fold", action="store_false", help="skip the BN-folded eager timings")
+    ap.add_argument("--no-fold", dest="fold", action="store_false", help="skip the deployed (BN and constants folded) eager timings")
     ap.add_argument(
         "--no-branches", dest="branches", action="store_false", help="skip the remove_branches rows (depth pruning)"
     )
