@@ -248,7 +248,9 @@ def main() -> int:
     ap.add_argument("--fresh-tables", action="store_true", help="measure the latency tables again (a temp cache)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--stem", default="latency")
-    ap.add_argument("--no-fold", dest="fold", action="store_false", help="skip the deployed (BN and constants folded) eager timings")
+    ap.add_argument(
+        "--no-fold", dest="fold", action="store_false", help="skip the deployed (BN and constants folded) eager timings"
+    )
     ap.add_argument(
         "--no-branches", dest="branches", action="store_false", help="skip the remove_branches rows (depth pruning)"
     )

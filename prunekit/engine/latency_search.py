@@ -276,8 +276,10 @@ class LatencySession:
 
         The probe times the heaviest layer alone, whose kernels need not be the model's: on
         resnet50 in eager at batch 1, multiples of 16 run a 56x56 layer 31% faster and a 28x28
-        one 18% slower, and a 3x MAC cut aligned to 16 ran 0.80 of its MAC reduction as
-        speed-up against 0.96 at 1. So both cuts are timed whole, one against the other in
+        one 18% slower, so which multiple runs the whole model faster has to be measured on the
+        whole model (an interactive 3x cut read 0.80 of its MAC reduction at 16 against 0.96 at
+        1; the benchmark's 9-round checks later found 16 1-8% ahead on the same model, in
+        ``benchmarks/results/latency.md``). So both cuts are timed whole, one against the other in
         ``CHECK_ROUNDS`` interleaved rounds, and compared by the work they do per unit of time,
         ``MACs / latency`` (at equal MACs: the faster one): 1 replaces the measured multiple
         when the median round says it does more than ``CHECK_MARGIN`` more. Three rounds, each
