@@ -194,16 +194,20 @@ class _Units:
 
 
 @torch.no_grad()
-def layer_specs(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> dict[str, LayerSpec]:
+def layer_specs(
+    model: nn.Module, example_inputs: Sequence[torch.Tensor], *, post: bool = True
+) -> dict[str, LayerSpec]:
     """The :class:`LayerSpec` of every conv and linear module that runs in ``model``'s forward,
     by qualified name (a module called twice keeps its first call), with the batch norm and
-    activation modules that read its output directly as its ``post`` layers."""
+    activation modules that read its output directly as its ``post`` layers (``post=False``:
+    none, each layer timed alone, as before NetAdapt's unit; ``benchmarks/latency_units.py``
+    compares the two)."""
     units = _Units()
     hooks = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             hooks.append(m.register_forward_hook(functools.partial(lambda n, *a: units.layer(n, *a), name)))
-        elif type(m) in _POST_TYPES:  # exact types: a subclass may compute something else
+        elif post and type(m) in _POST_TYPES:  # exact types: a subclass may compute something else
             hooks.append(m.register_forward_hook(units.post))
     was = model.training
     model.eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -129,3 +130,5 @@ def test_layer_specs_time_a_conv_with_its_norm_and_activation():
     unit, x = specs["a"].build(3, 5)
     assert [type(m) for m in unit] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] and unit(x).shape == (1, 5, 8, 8)
     assert unit[1].num_features == 5
+    alone = layer_specs(_Units(), (torch.randn(2, 3, 8, 8),), post=False)
+    assert all(s.post == () for s in alone.values()) and alone["a"] == dataclasses.replace(specs["a"], post=())
