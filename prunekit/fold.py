@@ -311,6 +311,7 @@ def fold_constants(model: nn.Module, example_inputs: InputsLike) -> fx.GraphModu
     Raises:
         ConfigError: inputs other than positional tensors.
         TraceError: the model cannot be traced with fx.
+        SurgeryError: the traced graph fails on the example inputs.
         EquivalenceError: the result does not compute what the model computes.
     """
     inputs = as_example_inputs(example_inputs)
@@ -325,12 +326,20 @@ def fold_constants(model: nn.Module, example_inputs: InputsLike) -> fx.GraphModu
             expected = inputs.call(model)
             target = copy.deepcopy(model).eval()
             traced = trace(target, inputs, tracer="fx")
-            gm = fx.GraphModule(traced.root, traced.graph, type(model).__name__)
-            ShapeProp(gm).propagate(*inputs.args)
-            _inline_constants(gm)
-            gm.graph.eliminate_dead_code()
-            gm.recompile()
-            _worst_difference(expected, gm(*inputs.args), type(model).__name__, what="constant")
+            try:
+                gm = fx.GraphModule(traced.root, traced.graph, type(model).__name__)
+                ShapeProp(gm).propagate(*inputs.args)
+                _inline_constants(gm)
+                gm.graph.eliminate_dead_code()
+                gm.recompile()
+                got = gm(*inputs.args)
+            except Exception as exc:  # the traced graph did not run as the model does: name it
+                raise SurgeryError(
+                    f"cannot fold the constants of {type(model).__name__}: its fx graph failed on the example "
+                    f"inputs ({type(exc).__name__}: {exc}); deploy it without fold_constants",
+                    module=type(model).__name__,
+                ) from exc
+            _worst_difference(expected, got, type(model).__name__, what="constant")
     finally:
         model.train(was)
     return gm.eval()

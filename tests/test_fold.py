@@ -271,3 +271,11 @@ def test_fold_constants_errors(tmp_path, monkeypatch):
     with pytest.raises(EquivalenceError, match="constant was folded"):
         fold_constants(model, x)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+    def broken(gm):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fold, "_inline_constants", broken)
+    with pytest.raises(prunekit.errors.SurgeryError, match="boom") as info:
+        fold_constants(model, x)
+    assert isinstance(info.value.__cause__, RuntimeError)
