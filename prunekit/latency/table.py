@@ -194,9 +194,7 @@ class _Units:
 
 
 @torch.no_grad()
-def layer_specs(
-    model: nn.Module, example_inputs: Sequence[torch.Tensor], *, post: bool = True
-) -> dict[str, LayerSpec]:
+def layer_specs(model: nn.Module, example_inputs: Sequence[torch.Tensor], *, post: bool = True) -> dict[str, LayerSpec]:
     """The :class:`LayerSpec` of every conv and linear module that runs in ``model``'s forward,
     by qualified name (a module called twice keeps its first call), with the batch norm and
     activation modules that read its output directly as its ``post`` layers (``post=False``:
