@@ -14,6 +14,18 @@ import prunekit
 from prunekit.fileio import write_text
 
 
+def run_line(meta: dict, versions: str = "") -> str:
+    """How a timing run was made, for the top of its results file: the command, the machine, the
+    thread count, torch (then ``versions``, e.g. ", onnxruntime 1.2") and the load average before
+    and after (``meta`` from :func:`machine_meta` plus ``threads`` and ``loadavg_1min_before`` /
+    ``_after``)."""
+    return (
+        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs), {meta['threads']} thread(s), torch "
+        f"{meta['torch']}{versions}; load average (1 min) {meta['loadavg_1min_before']:.1f} before, "
+        f"{meta.get('loadavg_1min_after', float('nan')):.1f} after"
+    )
+
+
 def write_atomic(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` through a temp file and a rename, so a kill never leaves half a file."""
     write_text(path, text)

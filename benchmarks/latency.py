@@ -46,7 +46,7 @@ import torchvision
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta, run_line, write_atomic  # noqa: E402
 
 from prunekit.latency import Meter
 from prunekit.models import get_model
@@ -81,11 +81,8 @@ def timed_prune(base: torch.nn.Module, x: torch.Tensor, **options) -> tuple[torc
 
 def paired(meter: Meter, original: torch.nn.Module, pruned: torch.nn.Module, x: torch.Tensor, rounds: int):
     """Median over interleaved rounds of (original, pruned) medians, in ms."""
-    run_o, run_p = meter.prepare(original, x), meter.prepare(pruned, x)
-    t_o, t_p = [], []
-    for _ in range(rounds):
-        t_o.append(meter.time(run_o) * 1e3)
-        t_p.append(meter.time(run_p) * 1e3)
+    times = meter.interleaved({"o": meter.prepare(original, x), "p": meter.prepare(pruned, x)}, rounds)
+    t_o, t_p = ([t * 1e3 for t in times[k]] for k in ("o", "p"))
     return statistics.median(t_o), statistics.median(t_p), t_o, t_p
 
 
@@ -210,9 +207,7 @@ def render(meta: dict, rows: list[dict]) -> str:
     lines = [
         "# Latency-aware pruning: measured speed-up against the MAC reduction",
         "",
-        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs), {meta['threads']} thread(s), torch "
-        f"{meta['torch']}, onnxruntime {meta.get('onnxruntime', '-')}; load average (1 min) {meta['loadavg_1min_before']:.1f} "
-        f"before, {meta.get('loadavg_1min_after', float('nan')):.1f} after (per row in the JSON). Random weights "
+        run_line(meta, f", onnxruntime {meta.get('onnxruntime', '-')}") + " (per row in the JSON). Random weights "
         f"(latency does not depend on them). Each time is the median of {meta['rounds']} interleaved rounds "
         f"(original, pruned) of a median over {meta['min_run_time']} s. Goals (issue 13): resnet50 speed-up / MAC "
         "reduction >= 0.9 on ONNX Runtime and >= 0.85 in PyTorch at batch 1, ResNet-56 >= 0.8; MobileNetV2 with "

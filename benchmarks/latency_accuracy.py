@@ -141,15 +141,14 @@ def paired_timing(
     the pairs a spell hit hardest. One pair (what a search's closing reading is) moved by 0.03-0.09
     between runs on the 2-CPU machine of the results.
     """
-    run_o, run_p = meter.prepare(original, x), meter.prepare(pruned, x)
-    pairs = [(meter.time(run_o), meter.time(run_p)) for _ in range(rounds)]
-    t_o, t_p = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+    times = meter.interleaved({"o": meter.prepare(original, x), "p": meter.prepare(pruned, x)}, rounds)
+    t_o, t_p = statistics.median(times["o"]), statistics.median(times["p"])
     return {
         "ratio": t_p / t_o,
         "rounds": rounds,
         "original_ms": t_o * 1e3,
         "pruned_ms": t_p * 1e3,
-        "pair_ratios": [p / o for o, p in pairs],
+        "pair_ratios": [p / o for o, p in zip(times["o"], times["p"])],
     }
 
 

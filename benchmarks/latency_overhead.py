@@ -34,7 +34,7 @@ import torch
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta, run_line, write_atomic  # noqa: E402
 from latency import GOALS, SIZES, build  # noqa: E402
 
 from prunekit.latency import Meter
@@ -77,11 +77,8 @@ def run(name: str, backend: str, args) -> dict:
     models = {w: uniform(base, x, w) for w in WIDTHS}
     macs = {w: prunekit.count_macs(m, (x,)) for w, m in models.items()}
     meter = Meter(backend, batch=1, threads=args.threads, min_run_time=args.min_run_time)
-    runs = {w: meter.prepare(m, x) for w, m in models.items()}
-    times: dict[float, list[float]] = {w: [] for w in WIDTHS}
-    for _ in range(args.rounds):
-        for w in WIDTHS:
-            times[w].append(meter.time(runs[w]) * 1e3)
+    runs = {w: meter.prepare(models[w], x) for w in WIDTHS}
+    times = {w: [t * 1e3 for t in v] for w, v in meter.interleaved(runs, args.rounds).items()}
     t = {w: statistics.median(v) for w, v in times.items()}
     slope, icpt = np.polyfit([macs[w] for w in WIDTHS], [t[w] for w in WIDTHS], 1)
     f = float(icpt) / t[1.0]
@@ -106,9 +103,7 @@ def render(meta: dict, rows: list[dict]) -> str:
     lines = [
         "# Width-independent latency (per-op overhead) at batch 1",
         "",
-        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs), {meta['threads']} thread(s), torch "
-        f"{meta['torch']}; load average (1 min) {meta['loadavg_1min_before']:.1f} before, "
-        f"{meta['loadavg_1min_after']:.1f} after. Each model cut uniformly to the width multipliers shown, timed with "
+        run_line(meta) + ". Each model cut uniformly to the width multipliers shown, timed with "
         f"prunekit's Meter (median of {meta['rounds']} interleaved rounds of a median over {meta['min_run_time']} s). "
         "Fit t = a + b * MACs; f = a / t(1); linear bound at R = 1 / (R f + 1 - f): the best speed-up / MAC "
         "reduction any allocation reaches if latency is a + b * MACs; needed = t(1) / (goal * R).",

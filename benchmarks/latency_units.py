@@ -27,7 +27,7 @@ import torch
 import prunekit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_meta, write_atomic  # noqa: E402
+from _common import machine_meta, run_line, write_atomic  # noqa: E402
 from latency import SIZES, build, timed_prune  # noqa: E402
 
 from prunekit.engine import latency_search  # noqa: E402
@@ -56,10 +56,7 @@ def run(name: str, backend: str, factor: int, args) -> list[dict]:
     }
     meter = Meter(backend, batch=1, threads=args.threads, min_run_time=args.min_run_time)
     runs = {"original": meter.prepare(base, x), **{k: meter.prepare(m, x) for k, m in models.items()}}
-    times: dict = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for k, r in runs.items():
-            times[k].append(meter.time(r) * 1e3)
+    times = {k: [t * 1e3 for t in v] for k, v in meter.interleaved(runs, args.rounds).items()}
     rows = []
     for (table, rt), model in models.items():
         reduction = macs0 / prunekit.count_macs(model, (x,))
@@ -79,9 +76,7 @@ def render(meta: dict, rows: list[dict]) -> str:
     lines = [
         "# Latency tables: NetAdapt's unit against convs alone",
         "",
-        f"`{meta['command']}` on {meta['platform']} ({meta['cpu_count']} CPUs), {meta['threads']} thread(s), torch "
-        f"{meta['torch']}; load average (1 min) {meta['loadavg_1min_before']:.1f} before, "
-        f"{meta.get('loadavg_1min_after', float('nan')):.1f} after. Batch 1, random weights, `latency_allocation` to "
+        run_line(meta) + ". Batch 1, random weights, `latency_allocation` to "
         f"the MAC cut; per model, backend and cut, the four pruned models and the original timed in {meta['rounds']} "
         "interleaved rounds in one session. Speed-up / MAC reduction: the median over rounds of original / pruned, "
         "divided by the MAC reduction.",

@@ -269,9 +269,9 @@ def _adds_to_full(node: fx.Node) -> bool:
     return bool(node.users)
 
 
-def _inline_constants(gm: fx.GraphModule) -> int:
+def _inline_constants(gm: fx.GraphModule) -> None:
     """Replaces every foldable removed-branch constant (see the module docstring) by a buffer
-    of one value per channel; how many were folded."""
+    of one value per channel."""
     folded = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_module":
@@ -295,7 +295,6 @@ def _inline_constants(gm: fx.GraphModule) -> int:
             if user.target is operator.iadd and user.args[0] is constant:
                 user.target = operator.add  # the buffer is not to be written: a new sum
         folded += 1
-    return folded
 
 
 def fold_constants(model: nn.Module, example_inputs: InputsLike) -> fx.GraphModule:

@@ -209,11 +209,8 @@ class LatencySession:
         before, original_run = self.measure_before(), self._original_run
         if original_run is None:  # finish() let it go: the model may be pruned by now
             raise PrunekitError("this LatencySession has finished; the original can no longer be timed")
-        original, timed = [], []
-        for _ in range(BEFORE_ROUNDS):
-            original.append(self.meter.time(original_run))
-            timed.append(self.meter.time(run))
-        t, o = float(np.median(timed)), float(np.median(original))
+        times = self.meter.interleaved({"original": original_run, "run": run}, BEFORE_ROUNDS)
+        t, o = float(np.median(times["run"])), float(np.median(times["original"]))
         return t * before / max(o, 1e-12), t, o
 
     def search(
@@ -329,11 +326,7 @@ class LatencySession:
         multiple = next(iter(plans))
         trials = {m: self._pruned_copy(p) for m, p in plans.items()}
         macs = {m: float(macs_per_module(t, self.inputs)[0]) for m, t in trials.items()}
-        runs = {m: self.meter.prepare(t, self.inputs) for m, t in trials.items()}
-        times: dict[int, list[float]] = {m: [] for m in plans}
-        for _ in range(CHECK_ROUNDS):
-            for m, run in runs.items():
-                times[m].append(self.meter.time(run))
+        times = self.meter.interleaved({m: self.meter.prepare(t, self.inputs) for m, t in trials.items()}, CHECK_ROUNDS)
         ratios = [
             (macs[1] / max(t1, 1e-12)) / (macs[multiple] / max(tm, 1e-12))
             for tm, t1 in zip(times[multiple], times[1], strict=True)

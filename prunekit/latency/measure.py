@@ -22,9 +22,9 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+K = TypeVar("K", bound=Hashable)
 
 
 def median_time(
@@ -294,6 +295,17 @@ class Meter:
             )
         finally:
             torch.set_num_threads(prev)
+
+    def interleaved(self, runs: Mapping[K, Callable[[], Any]], rounds: int) -> dict[K, list[float]]:
+        """Seconds of each prepared run in ``runs`` (key -> run), timed with :meth:`time` in
+        ``rounds`` interleaved rounds (every run once per round, in the mapping's order): a
+        machine that slows down between rounds slows all of them alike, so ratios taken within
+        a round, or of the medians, cancel the drift."""
+        times: dict[K, list[float]] = {key: [] for key in runs}
+        for _ in range(rounds):
+            for key, run in runs.items():
+                times[key].append(self.time(run))
+        return times
 
 
 @torch.no_grad()

@@ -100,3 +100,21 @@ def test_torch_backend_runs_under_inference_mode():
     out = run()
     assert model.modes == [True] and out.is_inference() and not torch.is_inference_mode_enabled()
     assert model.conv.weight.requires_grad  # the model itself is untouched
+
+
+def test_interleaved_times_every_run_once_per_round():
+    """Rounds interleave the runs in the mapping's order; each run gets its own list."""
+    clock, order = StepClock([1.0]), []
+
+    def run_of(key, seconds):
+        def run():
+            order.append(key)
+            clock.now += seconds
+
+        return run
+
+    meter = Meter("torch", clock=clock, min_run_time=0.0)
+    times = meter.interleaved({"a": run_of("a", 1.0), "b": run_of("b", 2.0)}, rounds=3)
+    assert times == {"a": [1.0] * 3, "b": [2.0] * 3}
+    per_time = len(order) // 6  # median_time's warm-up and minimum runs, the same for every call
+    assert order == [k for _ in range(3) for k in ("a", "b") for _ in range(per_time)]
