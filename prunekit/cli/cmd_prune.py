@@ -21,6 +21,7 @@ AMOUNTS = ("sparsity", "target_macs", "target_params", "target_latency")
 OPTIONS = (
     "criterion", "scope", "round_to", "ignore", "exact_only", "max_group_sparsity", "remove_branches", "tracer",
     "latency_backend", "latency_batch", "latency_threads", "report_latency", "latency_allocation", "latency_balance",
+    "allocation_candidates", "allocation_batches", "allocation_steps", "allocation_lr",
 )  # fmt: skip
 SCHEDULE_FLAGS = {"schedule.kind": "--prune-schedule", "schedule.final": "--sparsity"}
 SCHEDULE_FLAGS.update({f"schedule.{k}": f"--prune-{k}" for k in ("start", "end", "steps")})

@@ -174,6 +174,13 @@ class PruneConfig(PruneOptions):
         if self.target_latency is not None and self.mode != "physical":
             # the latency-aware allocation is per group, not one sparsity a mask could replay
             raise _fail("target_latency", f"needs mode: physical, but mode is {self.mode!r}")
+        if self.allocation_candidates and (self.target is None or self.mode != "physical"):
+            raise _fail(
+                "allocation_candidates",
+                "scores candidate cuts of one target, so it needs target_latency (or latency_allocation with "
+                f"target_macs / target_params) and mode: physical; got target {self.target and self.target[0]}, "
+                f"mode {self.mode!r}",
+            )
 
     def resolve_override(self, module_name: str) -> float | None:
         """The final sparsity for ``module_name``.

@@ -68,6 +68,7 @@ __all__ = [
     "counts_at",
     "counts_of",
     "prefix_length",
+    "predicted_latency",
     "LOOKAHEAD",
 ]
 
@@ -146,7 +147,7 @@ class _State:
 
 
 def _chunks(
-    group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float, layers: int = 1
+    group: Group, scores: np.ndarray, step: int, max_sparsity: float, balance: float, layers: float = 1
 ) -> tuple[list[float], list[float]]:
     """The importance of each chunk ``group`` can lose, in order (lowest scores first), and the
     plain importance of every channel in that order. A chunk's importance: the sum of its
@@ -176,6 +177,7 @@ def latency_steps(
     lookahead: int = LOOKAHEAD,
     whole: Callable[[int], bool] | None = None,
     removable: frozenset[int] | set[int] = frozenset(),
+    weights: Mapping[int, float] | None = None,
 ) -> tuple[float, list[AllocationStep]]:
     """The greedy order of moves, each one or more chunks of one group (see the module docstring).
 
@@ -191,6 +193,8 @@ def latency_steps(
         removable: the groups that may lose all their channels (removable branches);
         whole: asked before a move empties one of them (True: it may), so that a caller can
             keep the set of removed branches one whose data path holds.
+        weights: a factor on each group's importance (by group id, default 1): the allocation
+            search's other candidates (:mod:`prunekit.engine.allocation_search`).
 
     Returns:
         The predicted latency of the full widths and the steps in order.
@@ -199,7 +203,8 @@ def latency_steps(
     full = state.total
     queue = _Moves(state, touches(groups, layers), step, lookahead)
     for g in groups:
-        imp, per_channel = _chunks(g, scores[g.id], step, max_group_sparsity, balance, len(queue.moves[g.id]))
+        factor = len(queue.moves[g.id]) * (1.0 if weights is None else float(weights.get(g.id, 1.0)))
+        imp, per_channel = _chunks(g, scores[g.id], step, max_group_sparsity, balance, factor)
         queue.add(g, imp, per_channel if g.id in removable and len(per_channel) == g.size else None)
     return full, queue.run(whole)
 
@@ -313,3 +318,16 @@ def counts_at(steps: list[AllocationStep], full: float, fraction: float) -> dict
     """Channels each group loses in the shortest prefix of ``steps`` whose predicted latency is
     at most ``fraction * full`` (all of them if none is)."""
     return counts_of(steps[: prefix_length(steps, full, fraction)])
+
+
+def predicted_latency(
+    groups: list[Group], layers: Mapping[str, tuple[int, int]], cost: LayerCost, counts: Mapping[int, int]
+) -> float:
+    """The predicted latency of the timed ``layers`` once each group has lost ``counts[id]``
+    channels (a layer left with no input or output channel costs 0, as in :func:`latency_steps`)."""
+    state = _State(layers, cost)
+    moves = touches(groups, layers)
+    for gid, n in counts.items():
+        if n:
+            state.apply(moves[gid], n)
+    return state.total

@@ -38,19 +38,13 @@ import torch
 import torch.nn as nn
 
 from prunekit.criteria import Criterion
+from prunekit.engine.allocation_search import Allocator, Family, choose, take_batches
 from prunekit.engine.budget import MAX_SPARSITY
-from prunekit.engine.latency_allocation import (
-    AllocationStep,
-    counts_at,
-    counts_of,
-    latency_steps,
-    prefix_length,
-    touches,
-)
+from prunekit.engine.latency_allocation import AllocationStep, counts_of, prefix_length, touches
 from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
 from prunekit.errors import PrunekitError, option_error
-from prunekit.graph.branches import JointCut, removable_branches
+from prunekit.graph.branches import removable_branches
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.inputs import as_example_inputs
 from prunekit.latency import Alignment, LatencyTable, Meter, best_multiple, layer_specs
@@ -58,8 +52,7 @@ from prunekit.metrics import count_params, macs_per_module
 from prunekit.modes import training_flags
 from prunekit.report import PruneReport, latency_summary
 from prunekit.surgery.apply import apply_plan
-from prunekit.surgery.plan import PrunePlan, make_plan
-from prunekit.surgery.selection import select_channels
+from prunekit.surgery.plan import PrunePlan
 
 __all__ = ["LatencySession", "bisect_budget", "closer_plan", "SEARCH_STEPS", "MIN_RUN_TIME", "CLOSER_STEPS"]
 
@@ -168,6 +161,7 @@ class LatencySession:
         self.trials: list[dict[str, float]] = []
         self._table: LatencyTable | None = None
         self._specs: dict[str, Any] | None = None
+        self.allocation_search: dict[str, Any] | None = None  # what _choose scored, for the report
 
     @property
     def table(self) -> LatencyTable:
@@ -226,13 +220,22 @@ class LatencySession:
             budget = self.budget_s = value * self.measure_before()
         else:
             budget = value * (before.macs if key == "target_macs" else before.params)
-        closer = None
+        batches = None
+        if options.allocation_candidates and options.allocates_by_latency:
+            batches = take_batches(options.allocation_data, options.allocation_batches)  # checked before timing
+        allocator: Allocator | None = None
         if options.allocates_by_latency:
-            plan_at, high, closer = self._global_plans(graph, options, criterion)
+            allocator = self._allocator(graph, options, criterion)
+            greedy, steps = allocator.family()
+            high = greedy.high
+
+            def plan_at(amount: float) -> PrunePlan:
+                return allocator.plan_of(greedy.counts(amount))
+
         else:
 
-            def plan_at(s: float) -> PrunePlan:
-                return plan_pruning(self.model, graph, options, sparsity=s, criterion=criterion)
+            def plan_at(amount: float) -> PrunePlan:
+                return plan_pruning(self.model, graph, options, sparsity=amount, criterion=criterion)
 
             high = MAX_SPARSITY
 
@@ -240,18 +243,12 @@ class LatencySession:
             trial = self._pruned_copy(plan)
             return float(macs_per_module(trial, self.inputs)[0] if key == "target_macs" else count_params(trial))
 
-        def cost(amount: float) -> float:
+        def search_along(plan_at: Callable[[float], PrunePlan], high: float) -> tuple[float, float]:
             if key != "target_latency":
-                return count(plan_at(amount))
-            trial = self._pruned_copy(plan_at(amount))
-            seconds, measured, original_now = self._paired(self.meter.prepare(trial, self.inputs))
-            self.trials.append(
-                {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
-            )
-            log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
-            return seconds
+                return bisect_budget(lambda a: count(plan_at(a)), high, budget, steps=10)
+            return self._measured_search(plan_at, high, budget)
 
-        amount, reached = bisect_budget(cost, high, budget, steps=SEARCH_STEPS if key == "target_latency" else 10)
+        amount, reached = search_along(plan_at, high)
         if reached > budget:
             warnings.warn(
                 f"{key}={value} is out of reach: the most pruning allowed (max_group_sparsity "
@@ -259,10 +256,34 @@ class LatencySession:
                 stacklevel=3,
             )
         plan = plan_at(amount)
-        if closer is not None and key != "target_latency" and reached <= budget:
-            plan = closer(amount, plan, reached, count, budget)
+        if allocator is not None and key != "target_latency" and reached <= budget:
+            sizes = {g.id: g.size for g in allocator.groups}
+            plan = closer_plan(
+                steps, allocator.predict({}), amount, plan, reached, count, budget, allocator.plan_of, sizes
+            )
+        if allocator is not None and batches is not None:
+            plan = self._choose(allocator, plan, options, batches, count, search_along, budget)
         total = sum(g.size for g in candidates(graph, options))
         return plan, sum(len(v) for v in plan.removed.values()) / max(total, 1)
+
+    def _measured_search(
+        self, plan_at: Callable[[float], PrunePlan], high: float, budget: float
+    ) -> tuple[float, float]:
+        """The least amount in [0, ``high``] whose plan runs within ``budget`` seconds, and its
+        time: a bisection on candidates timed paired with the original (:meth:`_paired`), each
+        trial recorded for ``report.latency["search"]``."""
+
+        def cost(amount: float) -> float:
+            seconds, measured, original_now = self._paired(
+                self.meter.prepare(self._pruned_copy(plan_at(amount)), self.inputs)
+            )
+            self.trials.append(
+                {"amount": amount, "ms": measured * 1e3, "original_ms": original_now * 1e3, "paired_ms": seconds * 1e3}
+            )
+            log.info("target_latency: amount %.4f -> %.3f ms (budget %.3f ms)", amount, seconds * 1e3, budget * 1e3)
+            return seconds
+
+        return bisect_budget(cost, high, budget, steps=SEARCH_STEPS)
 
     def search_aligned(
         self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion, *, before: Any
@@ -334,57 +355,80 @@ class LatencySession:
         checked = {m: {"macs": macs[m], "ms": float(np.median(times[m])) * 1e3} for m in plans}
         return checked, ratios
 
-    def _global_plans(
-        self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion
-    ) -> tuple[Callable[[float], PrunePlan], float, Callable[..., PrunePlan]]:
-        """Plans indexed by the predicted fraction of latency removed, its largest value, and
-        :func:`closer_plan` bound to the greedy order."""
+    def _allocator(self, graph: DependencyGraph, options: PruneOptions, criterion: Criterion) -> Allocator:
+        """The latency allocation of the candidate groups, on the table of ``latency_backend``."""
         groups = [g for g in candidates(graph, options) if group_sparsity(g, 1.0, options) is not None]
         scores = {g.id: np.asarray(criterion.scores(self.model, g), dtype=np.float64) for g in groups}
         specs = self.specs
         touched = {t.layer for ts in touches(groups, {n: (0, 0) for n in specs}).values() for t in ts}
-        layers = {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched}
         table = self.table
         step = table.multiple = round_multiple(options)
-        cuts = removable_branches(graph, self.model, groups) if options.remove_branches else {}
-        full, steps = latency_steps(
+        allocator = Allocator(
+            graph,
             groups,
             scores,
-            layers,
+            {n: (s.in_channels, s.out_channels) for n, s in specs.items() if n in touched},
             lambda n, ci, co: table.estimate(specs[n], ci, co),
             step=step,
             max_group_sparsity=options.max_group_sparsity,
             balance=options.latency_balance,
-            removable=set(cuts),
-            whole=JointCut(graph, cuts).add,
+            cuts=removable_branches(graph, self.model, groups) if options.remove_branches else {},
         )
-        table.save()
-        by_id = {g.id: g for g in groups}
+        return allocator
 
-        def plan_of(counts: dict[int, int]) -> PrunePlan:
-            emptied = {gid for gid, n in counts.items() if n >= by_id[gid].size}
-            removed = {
-                gid: select_channels(by_id[gid], scores[gid], n, allow_empty=gid in emptied)
-                for gid, n in counts.items()
-            }
-            return make_plan(graph, removed, emptied=emptied)
+    def _choose(
+        self,
+        allocator: Allocator,
+        plan: PrunePlan,
+        options: PruneOptions,
+        batches: list[Any],
+        count: Callable[[PrunePlan], float],
+        search_along: Callable[[Callable[[float], PrunePlan], float], tuple[float, float]],
+        budget: float,
+    ) -> PrunePlan:
+        """The greedy ``plan`` or the best-scoring candidate of the same cost
+        (:func:`~prunekit.engine.allocation_search.choose`). Under ``target_latency`` the uniform
+        candidate is placed by a measured search, the perturbed ones at the greedy cut's
+        predicted latency, and a perturbed one that wins is searched again on measured latency
+        along its family; under a MAC or parameter target every candidate is placed at the
+        budget itself (counted)."""
+        chosen = {gid: len(v) for gid, v in plan.removed.items() if len(v)}
+        latency_target = options.target_latency is not None
 
-        def plan_at(amount: float) -> PrunePlan:
-            return plan_of(counts_at(steps, full, 1.0 - amount))
+        def fit(f: Family) -> tuple[float, float]:  # the measured search along a family
+            return search_along(lambda a: allocator.plan_of(f.counts(a)), f.high)
 
-        def closer(amount: float, plan: PrunePlan, reached: float, cost: Callable, budget: float) -> PrunePlan:
-            return closer_plan(
-                steps, full, amount, plan, reached, cost, budget, plan_of, {g: by_id[g].size for g in by_id}
-            )
+        if latency_target:
+            ceiling = allocator.predict(chosen) * (1 + 1e-9)
 
-        lowest = steps[-1].predicted / full if steps and full > 0 else 1.0
-        return plan_at, 1.0 - lowest, closer
+            def fits(counts: dict[int, int]) -> bool:
+                return allocator.predict(counts) <= ceiling
+
+        else:
+
+            def fits(counts: dict[int, int]) -> bool:
+                return count(allocator.plan_of(counts)) <= budget
+
+        family, counts, info = choose(
+            allocator, chosen, fits, self._pruned_copy, batches, options.allocation_candidates,
+            (lambda f: fit(f)[0]) if latency_target else None, steps=options.allocation_steps, lr=options.allocation_lr,
+        )  # fmt: skip
+        self.allocation_search = info
+        if family is None:
+            return plan
+        if not latency_target or info["candidates"][info["kept"]]["placed"] == "measured":
+            return allocator.plan_of(counts)
+        amount, reached = fit(family)
+        info["refit"] = {"amount": amount, "paired_ms": reached * 1e3, "budget_ms": budget * 1e3}
+        return allocator.plan_of(family.counts(amount))
 
     def finish(self, report: PruneReport, model: nn.Module, *, measure: bool = True) -> None:
         """Records the measured multiple in ``report.config["round_to_auto"]``; with
         ``measure``, times the pruned ``model`` and stores the figures in ``report.latency``."""
         if self.alignment is not None:
             report.config["round_to_auto"] = self.alignment.to_dict()
+        if self.allocation_search is not None:
+            report.config["allocation_search"] = self.allocation_search
         if not measure:
             self._original_run = None  # let the backend's session go
             return

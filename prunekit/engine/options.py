@@ -82,9 +82,9 @@ def parse_round_to(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"must be an int >= 1, but got {text!r} (or 'auto')") from None
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise option_error(name, f"must be an int >= 1, but got {value!r}")
+def _int_at_least(name: str, value: object, low: int = 1, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise option_error(name, f"must be an int >= {low}{why}, but got {value!r}")
     return value
 
 
@@ -186,6 +186,20 @@ class PruneOptions:
             a chunk's importance (see :mod:`prunekit.engine.latency_allocation`): 0 is HALP's
             importance per latency alone, which may thin the layers that are slow per channel
             to the minimum; larger values keep widths closer to a uniform cut.
+        allocation_candidates: with latency allocation, also build this many other allocations
+            of the same cost (the uniform cut and randomly perturbed greedy orders), score each
+            by its loss on ``allocation_data`` after a short fine-tune and re-estimated
+            batch-norm statistics (NetAdapt, EagleEye; :mod:`prunekit.engine.allocation_search`),
+            and keep the best; 0 (default): the greedy allocation alone.
+        allocation_batches: how many batches of ``allocation_data`` are read: the first half
+            re-estimates the batch-norm statistics, the second half scores.
+        allocation_steps: SGD steps each candidate trains on the first half of the batches
+            before it is scored (a short fine-tune, as NetAdapt's; default 16; 0: EagleEye's
+            re-estimated statistics alone).
+        allocation_lr: the learning rate of those steps (SGD, momentum 0.9).
+        allocation_data: the labelled ``(inputs, targets)`` batches (a DataLoader or a list)
+            that score the candidates; needed with ``allocation_candidates`` (the pipeline
+            passes training batches; not in YAML or on the command line).
         criterion: a registered criterion name or a :class:`~prunekit.Criterion` instance.
         criterion_options: keyword arguments for a criterion given by name.
         scope: "local" or "global" (one ranking on mean-normalised scores).
@@ -241,6 +255,24 @@ class PruneOptions:
     latency_balance: float = field(
         default=1.0,
         metadata=_meta("with latency allocation, how strongly widths are kept balanced (0: latency only)", type=float),
+    )
+    allocation_candidates: int = field(
+        default=0,
+        metadata=_meta("with latency allocation, score this many other cuts on data; keep the best", type=int),
+    )
+    allocation_batches: int = field(
+        default=16, metadata=_meta("batches of allocation data read (half for batch norms, half to score)", type=int)
+    )
+    allocation_steps: int = field(
+        default=16, metadata=_meta("SGD steps each scored allocation trains first (a short fine-tune)", type=int)
+    )
+    allocation_lr: float = field(
+        default=0.01, metadata=_meta("learning rate of those steps (SGD, momentum 0.9)", type=float)
+    )
+    allocation_data: Any = field(
+        default=None,
+        compare=False,
+        metadata=_meta("(inputs, targets) batches that score the allocations", flag=None, yaml=False),
     )
     criterion: str | Criterion = field(default="l1", metadata=_meta("importance criterion (prunekit list criteria)"))
     criterion_options: dict[str, Any] = field(
@@ -340,12 +372,19 @@ class PruneOptions:
             raise option_error(
                 "latency_backend", LATENCY_BACKENDS.unknown_message(self.latency_backend), UnknownNameError
             )
-        _positive_int("latency_batch", self.latency_batch)
-        _positive_int("latency_threads", self.latency_threads)
+        _int_at_least("latency_batch", self.latency_batch)
+        _int_at_least("latency_threads", self.latency_threads)
+        candidates = _int_at_least("allocation_candidates", self.allocation_candidates, 0)
+        _int_at_least("allocation_batches", self.allocation_batches, 2, " (half re-estimate batch norms, half score)")
+        _int_at_least("allocation_steps", self.allocation_steps, 0)
         balance = self.latency_balance
         if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not 0 <= balance <= 16:
             raise option_error("latency_balance", f"must be a number in [0, 16], but got {balance!r}")
         object.__setattr__(self, "latency_balance", float(balance))
+        lr = self.allocation_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+            raise option_error("allocation_lr", f"must be a number > 0, but got {lr!r}")
+        object.__setattr__(self, "allocation_lr", float(lr))
         for name in ("report_latency", "latency_allocation"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise option_error(name, f"must be true, false or null, but got {getattr(self, name)!r}")
@@ -353,6 +392,13 @@ class PruneOptions:
             raise option_error("latency_allocation", "needs a target (target_macs, target_params or target_latency)")
         if self.latency_allocation and self.scope != "global":
             raise option_error("latency_allocation", "needs scope='global' (local scope stays uniform)")
+        allocating = self.allocates_by_latency if self.target is not None else self.sparsity is None
+        if candidates and not (allocating and self.scope == "global"):
+            raise option_error(
+                "allocation_candidates",
+                "chooses among latency allocations, so it needs scope='global' with target_latency (or "
+                "latency_allocation=True with target_macs / target_params)",
+            )
 
     @property
     def measures_latency(self) -> bool:

@@ -170,7 +170,8 @@ class Runner:
         g = sum(ph.num_epochs for ph in self.phases[:p]) + e
         self._seed_data(g)
         if recipe is not None:
-            calibration = self._calibration(g) if recipe.needs_data and self.ctx.is_main else None
+            wanted = max(self.calibration_batches, getattr(recipe, "data_batches", 0))
+            calibration = self._calibration(g, wanted) if recipe.needs_data and self.ctx.is_main else None
             self._apply(p, lambda: recipe.on_epoch_begin(self.model, self.example, e, calibration=calibration))
         stats = None
         reg = phase.regularizer
@@ -252,11 +253,8 @@ class Runner:
             loader.generator.manual_seed(s)
         reseed(loader.dataset, s + 7919 * self.ctx.rank)
 
-    def _calibration(self, g: int) -> list[Any]:
-        batches = [
-            (x.to(self.device), y.to(self.device))
-            for _, (x, y) in zip(range(self.calibration_batches), self.train_loader)
-        ]
+    def _calibration(self, g: int, count: int) -> list[Any]:
+        batches = [(x.to(self.device), y.to(self.device)) for _, (x, y) in zip(range(count), self.train_loader)]
         self._seed_data(g)  # the epoch's batches do not depend on whether calibration ran
         return batches
 

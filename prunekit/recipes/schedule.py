@@ -67,10 +67,12 @@ class ScheduleRecipe(Recipe):
         self.config = config
         self.mode = config.mode if mode is None else mode
         self.criterion = str(config.criterion)  # a PruneConfig names its criterion
-        self.needs_data = bool(getattr(CRITERIA.get(self.criterion), "needs_data", False))
+        criterion_needs_data = bool(getattr(CRITERIA.get(self.criterion), "needs_data", False))
+        self.needs_data = criterion_needs_data or config.allocation_candidates > 0
+        self.data_batches = config.allocation_batches if config.allocation_candidates else 0
         # Validate the criterion options now (a dry build; data-driven ones get an empty iterable).
         criterion_with_data(
-            self.criterion, config.criterion_options, () if self.needs_data else None, where="criterion"
+            self.criterion, config.criterion_options, () if criterion_needs_data else None, where="criterion"
         )
         sched = config.schedule
         self.scheduler = PruningScheduler(
@@ -95,7 +97,9 @@ class ScheduleRecipe(Recipe):
         if not self._will_act(epoch):
             return RecipeEvent(epoch)
         criterion = criterion_with_data(self.criterion, self.config.criterion_options, calibration, where="criterion")
-        self.scheduler.prune_options = self.scheduler.prune_options.replace(criterion=criterion)
+        self.scheduler.prune_options = self.scheduler.prune_options.replace(
+            criterion=criterion, allocation_data=calibration if self.config.allocation_candidates else None
+        )
         if self.config.target is not None:
             return self._prune_to_target(model, example_inputs, epoch, criterion)
         result = self.scheduler.step(model, example_inputs, epoch)

@@ -118,8 +118,12 @@ class Recipe:
     #: this many epochs when it runs the recipe).
     num_epochs: int = 1
     lr_schedulers: tuple[LRSchedulerSpec, ...] = ()
-    #: True if a criterion needs calibration batches (activations, gradients).
+    #: True if a criterion needs calibration batches (activations, gradients), or the prune
+    #: scores its candidate allocations on data (``allocation_candidates``).
     needs_data: bool = False
+    #: the fewest calibration batches the recipe needs (the pipeline gives at least its
+    #: ``calibration_batches``).
+    data_batches: int = 0
 
     def on_epoch_begin(
         self, model: nn.Module, example_inputs: InputsLike, epoch: int, *, calibration: Batches = None

@@ -110,3 +110,26 @@ def test_yaml_schedule_run_resumes_identically(trained, source, loaders, tmp_pat
     got = run(source, _prune_phases(tmp_path), out_dir=tmp_path / "b", resume=True, **kw)
     for name, value in ref.model.state_dict().items():
         assert torch.equal(value, got.model.state_dict()[name]), name
+
+
+def test_a_recipe_that_scores_allocations_gets_its_batches_from_the_run(source, loaders, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """``allocation_candidates`` in a YAML recipe: the run hands the prune ``allocation_batches``
+    training batches (more than its ``calibration_batches``), and the report says what was scored."""
+    from tests.latency import fakes
+
+    monkeypatch.setenv("PRUNEKIT_CACHE_DIR", str(tmp_path / "cache"))
+    backend = fakes.register()
+    recipe = load_recipe(
+        {"scope": "global", "target_macs": 0.6, "latency_allocation": True, "latency_backend": backend,
+         "mode": "physical", "allocation_candidates": 2, "allocation_batches": 6}
+    )  # fmt: skip
+    assert recipe.needs_data and recipe.data_batches == 6
+    train, test = loaders
+    result = run(
+        source, [Phase("prune", TrainOptions(epochs=1, lr=0.01, **FAST), recipe)], train_loader=train,
+        val_loader=test, out_dir=tmp_path, progress=False, save=False, report=False, calibration_batches=2,
+    )  # fmt: skip
+    (report,) = result.reports
+    searched = report.config["allocation_search"]
+    assert searched["batches"] == 6 and set(searched["candidates"]) == {"greedy", "uniform", "perturbed 1"}
+    assert report.macs_ratio <= 0.6
