@@ -314,6 +314,7 @@ class LatencySession:
         (``benchmarks/results/latency_accuracy_check_at_1.md``).
         """
         aligned = self.search(graph, options, criterion, before=before)
+        searched = self.allocation_search  # the candidates the aligned cut was chosen from
         if self.alignment is None or self.alignment.multiple == 1 or options.target_latency is not None:
             return (*aligned, options)
         plain_options = options.replace(round_to=1)
@@ -332,6 +333,8 @@ class LatencySession:
             self.alignment, multiple=best, checked={str(m): c for m, c in checked.items()}, verdict=verdict
         )
         log.info("round_to='auto': kept multiple %d after timing both cuts (%s, %s)", best, checked, verdict)
+        if best != 1:
+            self.allocation_search = searched
         return (*aligned, options) if best != 1 else (*plain, plain_options)
 
     def _pruned_copy(self, plan: PrunePlan) -> nn.Module:

@@ -274,3 +274,25 @@ def test_cli_prune_scores_allocations_on_training_batches(tmp_path, capsys):
     local = ["prune", "--model", "resnet20", "--target-latency", "0.6", "--allocation-candidates", "2"]
     assert main([*local, "--out", str(tmp_path / "o")]) == 2
     assert "--allocation-candidates: chooses among latency allocations" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_candidates_of_the_cut_round_to_auto_kept(monkeypatch):
+    """Under a MAC target ``round_to="auto"`` searches at the probe's multiple and at 1; the
+    report's candidates are those of the cut it keeps."""
+    from prunekit.engine import latency_search
+    from prunekit.latency import Alignment
+
+    monkeypatch.setattr(search, "adaptive_bn_score", favour("layer2.0.conv1"))
+    monkeypatch.setattr(latency_search, "best_multiple", lambda *a, **k: Alignment(8, "layer1.0.conv1", {1: 1.0}))
+    model, x = resnet20()
+    report = prunekit.prune_(
+        model, x, target_macs=0.5, scope="global", latency_allocation=True, latency_backend="fake", round_to="auto",
+        allocation_candidates=3, allocation_data=batches(),
+    )  # fmt: skip
+    kept = report.config["round_to"]
+    removed = [c["channels_removed"] for c in report.config["allocation_search"]["candidates"].values()]
+    assert set(report.config["round_to_auto"]["checked"]) == {"8", "1"}
+    if kept == 8:
+        assert all(n % 8 == 0 for n in removed)
+    else:
+        assert any(n % 8 for n in removed)
