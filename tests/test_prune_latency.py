@@ -305,3 +305,17 @@ def test_a_machine_that_gets_busy_during_the_search_does_not_end_it_at_the_most_
     assert 0.4 <= true_ratio <= 0.5
     assert report.config["realised"] == pytest.approx(true_ratio)  # the final figure is paired too
     assert all(t["original_ms"] > 0 for t in report.latency["search"])
+
+
+def test_the_latency_table_is_saved_for_the_next_prune(tmp_path):
+    import os
+
+    model, x = resnet20()
+    prunekit.prune(model, x, target_latency=0.6, latency_backend="fake", scope="global")
+    files = list((tmp_path / "cache").glob("latency-fake-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["entries"]
+    assert os.environ["PRUNEKIT_CACHE_DIR"] == str(tmp_path / "cache")
+    calls = fakes.CALLS["prepare"]
+    report = prunekit.prune(model, x, target_latency=0.6, latency_backend="fake", scope="global")[1]
+    assert report.latency["table"]["measured"] == 0  # every layer read from the file
+    assert fakes.CALLS["prepare"] > calls

@@ -6,7 +6,7 @@ criterion normalised within the group, which says how a layer's channels compare
 other but not which layers matter more than others. On ResNet-20 (Fashion-MNIST, torch at
 batch 32, ``target_latency`` about 0.46) its greedy order passed through uniform L1's own widths
 and its cuts came out within noise of uniform L1 after fine-tuning, at best
-(``benchmarks/results/latency_accuracy.md``).
+(``benchmarks/results/latency_accuracy_units_greedy.md``).
 
 With ``allocation_candidates=N`` and ``allocation_data``, a prune also builds ``N`` other
 allocations of the same cost and keeps the one the data says is best:
@@ -29,10 +29,10 @@ Right after a cut a network's batch-norm statistics are the full network's, so e
 is near chance and scores say nothing; re-estimated, the candidates' accuracies rank them much
 as their accuracies after fine-tuning do (Li et al., "EagleEye: Fast Sub-net Evaluation for
 Efficient Neural Network Pruning", ECCV 2020, on ResNet-50 / ImageNet and MobileNetV1, at
-moderate cuts). At a cut to a quarter of the MACs the statistics alone were not enough: ResNet-20's
-candidates scored 6-33% top-1 and two draws of the batches ranked them differently; with 16
-steps of training first, the losses ranked five cuts as their top-1 after fine-tuning
-(``benchmarks/results/allocation_proxy.md``). A perturbed candidate that wins under
+moderate cuts). At a cut to a quarter of the MACs, with the statistics alone ResNet-20's
+candidates scored 25-65% top-1 and their losses ranked five cuts with a rank correlation of 0.90
+to their top-1 after three fine-tuning epochs; after 16 steps of training first, 1.00 on two
+draws of the batches (``benchmarks/results/allocation_proxy.md``). A perturbed candidate that wins under
 ``target_latency`` is then searched again on measured latency along its family.
 """
 
@@ -98,10 +98,11 @@ class Family:
 class Score:
     """A candidate's top-1 and mean cross-entropy on the scoring batches; higher ``key`` is
     better: the lower loss (ties: the higher top-1). On a few batches the loss ranks cuts more
-    finely than top-1, which moves in steps of one image and flattens after a short fine-tune
-    (ResNet-20 / Fashion-MNIST, five cuts of 17-25% of the MACs whose top-1 after three
-    fine-tuning epochs ranged 85.2-87.6%: after 16 steps their losses ranked them exactly in
-    that order, their top-1 within 0.03 of each other did not)."""
+    finely than top-1, which moves in steps of one image and flattens after a short fine-tune:
+    five ResNet-20 cuts of 17-25% of the MACs, whose top-1 after three fine-tuning epochs ranged
+    85.2-87.6%, were ranked exactly by their loss after 16 steps on two draws of the batches,
+    and with a rank correlation of 0.90 by their top-1 on one of them
+    (``benchmarks/results/allocation_proxy.md``)."""
 
     top1: float
     loss: float

@@ -227,6 +227,7 @@ class LatencySession:
         if options.allocates_by_latency:
             allocator = self._allocator(graph, options, criterion)
             greedy, steps = allocator.family()
+            self.table.save()  # the widths the greedy order timed, for the next prune
             high = greedy.high
 
             def plan_at(amount: float) -> PrunePlan:

@@ -55,3 +55,11 @@ def test_render_states_the_protocol_targets_and_zeroed_original():
     timed = {"ratio": 0.44, "rounds": 2, "original_ms": 10.0, "pruned_ms": 4.4, "pair_ratios": [0.43, 0.45]}
     text = bench.render(meta, [{**rows[0], "equal_latency_target": timed}, rows[1]])
     assert "| 0 | 0.440 | 2 | 10.00 | 4.40 | 0.440 | 0.430, 0.450 | 0.440 |" in text
+
+
+def test_at_or_under_reads_the_direct_timing_against_uniform_when_there_is_one():
+    uniform = row(0, "uniform L1", 0.8, ratio=0.45)
+    timed = {**row(0, "latency-aware", 0.8, ratio=0.47), "vs_uniform": {"ratio": 1.015, "control": 0.99, "rounds": 9}}
+    assert bench.at_or_under(timed, uniform)  # within TOLERANCE of uniform L1, timed against it
+    assert not bench.at_or_under({**timed, "vs_uniform": {"ratio": 1.03, "control": 1.0, "rounds": 9}}, uniform)
+    assert not bench.at_or_under(row(0, "latency-aware", 0.8, ratio=0.47), uniform)  # older runs: the two ratios
