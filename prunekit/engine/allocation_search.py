@@ -49,12 +49,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from prunekit.engine.budget import bisect_budget
 from prunekit.engine.latency_allocation import (
     AllocationStep,
     LayerCost,
     counts_at,
     latency_steps,
     predicted_latency,
+    touches,
 )
 from prunekit.errors import ConfigError
 from prunekit.graph.branches import JointCut
@@ -133,17 +135,11 @@ def random_weights(groups: list[Group], count: int, *, seed: int = SEED) -> list
 
 def place(family: Family, fits: Callable[[dict[int, int]], bool], steps: int = PLACE_STEPS) -> float:
     """The least ``amount`` of ``family`` whose counts ``fit`` (a budget that removing more
-    channels only helps to meet), by bisection; ``family.high`` when none fits."""
-    lo, hi = 0.0, family.high
-    if fits(family.counts(lo)):
-        return lo
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        if fits(family.counts(mid)):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    channels only helps to meet), by :func:`~prunekit.engine.budget.bisect_budget`; 0 when
+    nothing need go, ``family.high`` when none fits."""
+    if fits(family.counts(0.0)):
+        return 0.0
+    return bisect_budget(lambda a: 0.0 if fits(family.counts(a)) else 1.0, family.high, 0.0, steps)[0]
 
 
 def take_batches(data: Iterable[Any] | None, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -307,6 +303,7 @@ class Allocator:
         self.graph, self.groups, self.scores, self.layers, self.cost = graph, groups, scores, layers, cost
         self.step, self.max_group_sparsity, self.balance, self.cuts = step, max_group_sparsity, balance, cuts
         self.by_id = {g.id: g for g in groups}
+        self.moves = touches(groups, layers)  # the layers each group's channels live in
 
     def steps(self, weights: Mapping[int, float] | None = None) -> tuple[float, list[AllocationStep]]:
         """The greedy order (:func:`~prunekit.engine.latency_allocation.latency_steps`), with
@@ -335,7 +332,7 @@ class Allocator:
 
     def predict(self, counts: Mapping[int, int]) -> float:
         """The table's latency of the timed layers after ``counts``."""
-        return predicted_latency(self.groups, self.layers, self.cost, counts)
+        return predicted_latency(self.moves, self.layers, self.cost, counts)
 
     def plan_of(self, counts: Mapping[int, int]) -> PrunePlan:
         """The plan that removes ``counts[id]`` lowest-scoring channels of each group (all of a
@@ -379,9 +376,10 @@ def choose(
     placed: dict[str, tuple[Family | None, dict[int, int]]] = {"greedy": (None, chosen)}
     how = {"greedy": "measured" if measured is not None else "fits"}
     for f in families:
-        by_time = measured is not None and f.name == "uniform"
-        placed[f.name] = (f, f.counts(measured(f) if by_time and measured is not None else place(f, fits)))
-        how[f.name] = "measured" if by_time else "fits"
+        if measured is not None and f.name == "uniform":
+            placed[f.name], how[f.name] = (f, f.counts(measured(f))), "measured"
+        else:
+            placed[f.name], how[f.name] = (f, f.counts(place(f, fits))), "fits"
     scores, info = {}, {}
     for name, (_, counts) in placed.items():
         scores[name] = adaptive_bn_score(trial(allocator.plan_of(counts)), batches, steps=steps, lr=lr)

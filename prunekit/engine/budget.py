@@ -9,6 +9,7 @@ applied in place and undone (no copy of the model), and its MACs come from a sha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
@@ -21,7 +22,7 @@ from prunekit.graph.dependency import DependencyGraph
 from prunekit.metrics import count_params
 from prunekit.surgery.apply import measure_plan
 
-__all__ = ["search_sparsity", "MAX_SPARSITY"]
+__all__ = ["search_sparsity", "bisect_budget", "MAX_SPARSITY"]
 
 MAX_SPARSITY = 0.95  # the most a budget search removes; the report shows what was reached
 
@@ -45,13 +46,21 @@ def search_sparsity(
             return measure_plan(model, plan, lambda: count_params(model))
         return measure_plan(model, plan, lambda: fast_count_macs(model, inputs))
 
-    lo, hi = 0.0, MAX_SPARSITY
-    if cost(hi) > budget:
-        return hi
-    for _ in range(10):
-        mid = (lo + hi) / 2
-        if cost(mid) <= budget:
-            hi = mid
+    return bisect_budget(cost, MAX_SPARSITY, budget, steps=10)[0]
+
+
+def bisect_budget(cost: Callable[[float], float], high: float, budget: float, steps: int = 10) -> tuple[float, float]:
+    """The smallest amount in [0, ``high``] with ``cost(amount) <= budget`` (``cost`` falls as
+    the amount rises), and its cost; ``high`` and its cost when even that is over budget."""
+    best, best_cost = high, cost(high)
+    if best_cost > budget:
+        return best, best_cost
+    lo = 0.0
+    for _ in range(steps):
+        mid = (lo + best) / 2
+        c = cost(mid)
+        if c <= budget:
+            best, best_cost = mid, c
         else:
             lo = mid
-    return hi
+    return best, best_cost

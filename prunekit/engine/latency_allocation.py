@@ -321,12 +321,12 @@ def counts_at(steps: list[AllocationStep], full: float, fraction: float) -> dict
 
 
 def predicted_latency(
-    groups: list[Group], layers: Mapping[str, tuple[int, int]], cost: LayerCost, counts: Mapping[int, int]
+    moves: Mapping[int, list[Touch]], layers: Mapping[str, tuple[int, int]], cost: LayerCost, counts: Mapping[int, int]
 ) -> float:
     """The predicted latency of the timed ``layers`` once each group has lost ``counts[id]``
-    channels (a layer left with no input or output channel costs 0, as in :func:`latency_steps`)."""
+    channels (``moves``: :func:`touches` of the groups; a layer left with no input or output
+    channel costs 0, as in :func:`latency_steps`)."""
     state = _State(layers, cost)
-    moves = touches(groups, layers)
     for gid, n in counts.items():
         if n:
             state.apply(moves[gid], n)

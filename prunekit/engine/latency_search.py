@@ -39,7 +39,7 @@ import torch.nn as nn
 
 from prunekit.criteria import Criterion
 from prunekit.engine.allocation_search import Allocator, Family, choose, take_batches
-from prunekit.engine.budget import MAX_SPARSITY
+from prunekit.engine.budget import MAX_SPARSITY, bisect_budget
 from prunekit.engine.latency_allocation import AllocationStep, counts_of, prefix_length, touches
 from prunekit.engine.options import PruneOptions, round_multiple
 from prunekit.engine.planning import candidates, group_sparsity, plan_pruning
@@ -63,25 +63,6 @@ MIN_RUN_TIME = 0.5  # seconds of measurement per model
 BEFORE_ROUNDS = 3  # timings of the original model, median kept
 CHECK_MARGIN = 0.02  # round_to="auto": how much more MACs per ms the cut at 1 must do to be kept
 CHECK_ROUNDS = 9  # round_to="auto": interleaved timings of the two cuts, one against the other
-
-
-def bisect_budget(
-    cost: Callable[[float], float], high: float, budget: float, steps: int = SEARCH_STEPS
-) -> tuple[float, float]:
-    """The smallest amount in [0, ``high``] with ``cost(amount) <= budget`` (``cost`` falls as
-    the amount rises), and its cost; ``high`` and its cost when even that is over budget."""
-    best, best_cost = high, cost(high)
-    if best_cost > budget:
-        return best, best_cost
-    lo = 0.0
-    for _ in range(steps):
-        mid = (lo + best) / 2
-        c = cost(mid)
-        if c <= budget:
-            best, best_cost = mid, c
-        else:
-            lo = mid
-    return best, best_cost
 
 
 CLOSER_STEPS = 32  # later moves tried in place of the one that crossed a MAC or parameter budget
