@@ -296,3 +296,17 @@ def test_the_report_shows_the_candidates_of_the_cut_round_to_auto_kept(monkeypat
         assert all(n % 8 == 0 for n in removed)
     else:
         assert any(n % 8 for n in removed)
+
+
+def test_batches_the_model_cannot_take_fail_the_prune_and_leave_the_model_as_it_was():
+    model, x = resnet20()
+    before = copy.deepcopy(model.state_dict())
+    wrong = [(torch.randn(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))] * 4
+    with pytest.raises(ConfigError, match="allocation_data: the pruned candidate failed on batch 0") as e:
+        prunekit.prune_(
+            model, x, target_latency=0.5, scope="global", latency_backend="fake", allocation_candidates=2,
+            allocation_data=wrong, allocation_steps=0,
+        )  # fmt: skip
+    assert e.value.__cause__ is not None
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert model.conv1.out_channels == 16
