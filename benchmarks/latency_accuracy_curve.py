@@ -11,7 +11,9 @@ interleaved rounds; a model's latency ratio is the median over rounds of its tim
 original's in that round. Each method is then compared with uniform L1's top-1 interpolated
 (linearly, between the two uniform cuts around it) at the method's own measured latency: the
 accuracy-latency trade-off, wherever the method's search landed. A method outside the uniform
-cuts' latency range is not compared (``outside``).
+cuts' latency range is not compared (``outside``). A method whose cut is one of the uniform cuts
+exactly (the allocation search keeping its uniform candidate) is that model: it is not timed or
+fine-tuned a second time, and its difference is 0.
 
 The methods are pruned as in ``latency_accuracy.py`` (``prune_method``: ``target_latency`` is
 the uniform cut at ``--target-from``'s timed ratio), fine-tuned the same way and scored on the
@@ -59,6 +61,19 @@ def interpolate(points: list[tuple[float, float]], ratio: float) -> float | None
     return float(np.interp(ratio, xs, ys))
 
 
+def same_cut(state: dict[str, torch.Tensor], cuts: dict[str, dict[str, torch.Tensor]]) -> str | None:
+    """The uniform cut whose weights before fine-tuning are ``state`` exactly (same tensors, same
+    shapes), or None. Such a method's model is that cut (fine-tuning is seeded), so it takes the
+    cut's latency ratio and top-1: timing the same model twice would compare it with itself at
+    two readings, and interpolating between them turns the noise into a difference."""
+    for name, other in cuts.items():
+        if other.keys() == state.keys() and all(
+            other[k].shape == v.shape and torch.equal(other[k], v) for k, v in state.items()
+        ):
+            return name
+    return None
+
+
 def time_all(meter: Meter, models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int) -> dict[str, float]:
     """Every model's latency ratio to ``models["original"]``: the median over ``rounds`` interleaved rounds of its
     time over the original's in the same round."""
@@ -72,6 +87,7 @@ def run_seed(seed: int, args: argparse.Namespace, test: torch.utils.data.DataLoa
     meter = Meter(args.backend, batch=args.batch, threads=args.threads, min_run_time=0.5)
     models: dict[str, torch.nn.Module] = {"original": base}
     rows: dict[str, dict] = {}
+    fresh: dict[str, dict[str, torch.Tensor]] = {}  # each uniform cut's weights before fine-tuning
     target = None
     for s in args.sparsities:
         name = f"uniform L1 {s:g}"
@@ -80,6 +96,7 @@ def run_seed(seed: int, args: argparse.Namespace, test: torch.utils.data.DataLoa
             model, report = prunekit.prune(base, x, sparsity=s)
         if s == args.target_from:
             target = paired_timing(meter, base, model, x, args.target_rounds)["ratio"]
+        fresh[name] = {k: v.clone() for k, v in model.state_dict().items()}
         finetune(model, seed, args.finetune_epochs, args.finetune_lr)
         models[name] = model
         rows[name] = {"method": name, "sparsity": s, "macs_ratio": report.macs_ratio}
@@ -87,15 +104,25 @@ def run_seed(seed: int, args: argparse.Namespace, test: torch.utils.data.DataLoa
         raise SystemExit("--target-from must be one of --sparsities")
     for name in args.methods:
         model, report = prune_method(name, base, x, target, args)
-        finetune(model, seed, args.finetune_epochs, args.finetune_lr)
-        models[name] = model
         rows[name] = {"method": name, "target_latency": target, "macs_ratio": report.macs_ratio,
                       "allocation_search": report.config.get("allocation_search")}  # fmt: skip
+        same = same_cut(model.state_dict(), fresh)
+        if same is not None:  # the very model of a uniform cut: its latency and top-1, not a second reading
+            rows[name]["same_as"] = same
+            continue
+        finetune(model, seed, args.finetune_epochs, args.finetune_lr)
+        models[name] = model
     ratios = time_all(meter, models, x, args.rounds)
     for name, row in rows.items():
+        if "same_as" in row:
+            continue
         model = models[name]
         row.update(seed=seed, latency_ratio=ratios[name], top1=evaluate_top1(model, test), loadavg=os.getloadavg()[0])
         row["widths"] = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    for row in rows.values():
+        if "same_as" in row:
+            twin = rows[row["same_as"]]
+            row.update({k: twin[k] for k in ("seed", "latency_ratio", "top1", "loadavg", "widths")})
     curve = [(r["latency_ratio"], r["top1"]) for r in rows.values() if "sparsity" in r]
     for name in args.methods:
         row = rows[name]
@@ -154,6 +181,7 @@ def render(meta: dict, rows: list[dict]) -> str:
         f"model of a seed timed in the same {meta['rounds']} interleaved rounds, the median over rounds of its time "
         "over the original's. `uniform L1 at that latency`: uniform L1's top-1 interpolated between the two uniform "
         "cuts around the method's ratio." + (f" Wall time {meta['wall_s'] / 60:.0f} min." if "wall_s" in meta else ""),
+        *(["", meta["note"]] if meta.get("note") else []),
         "",
         "| seed | model | MACs kept | latency ratio | top-1 after fine-tuning | uniform L1 at that latency | "
         "difference | kept by the search | widths kept |",
@@ -163,6 +191,8 @@ def render(meta: dict, rows: list[dict]) -> str:
         at, diff = r.get("uniform_top1_at_latency"), r.get("difference")
         search = r.get("allocation_search")
         kept = search["kept"] if search else "-"
+        if r.get("same_as"):
+            kept += f" (the {r['same_as']} model itself)"
         lines.append(
             f"| {r['seed']} | {r['method']} | {r['macs_ratio']:.1%} | {r['latency_ratio']:.3f} | {r['top1']:.2%} | "
             f"{'-' if 'sparsity' in r else ('outside' if at is None else f'{at:.2%}')} | "

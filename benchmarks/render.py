@@ -261,7 +261,7 @@ def render_benchmarks(results: str = RESULTS) -> str:
             with open(path) as f:
                 parts += ["", _demote(f.read().rstrip())]
             meta = (_load(path[: -len(".md")] + ".json") or {}).get("meta", {})
-            if meta.get("command") and "loadavg_1min_before" not in meta:
+            if meta.get("command") and not {"loadavg_1min_before", "loadavg_before"} & set(meta):
                 parts += ["", "*This result file does not record the load average of the machine: noise from "
                           "other work running at the same time cannot be ruled out.*"]  # fmt: skip
         else:
