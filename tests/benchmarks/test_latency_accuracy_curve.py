@@ -55,3 +55,9 @@ def test_render_names_the_uniform_cut_a_method_kept():
     text = bench.render(meta, [row])
     assert "| +0.00% | uniform (the uniform L1 0.5 model itself) |" in text
     assert "| latency-aware, searched | 1 | +0.00% (+0.00%) | 1 of 1 |" in text
+
+
+def test_header_says_where_the_target_came_from():
+    meta = {"target_from": 0.5, "target_rounds": 7}
+    assert bench.target_words(meta) == "target_latency = the 0.5 cut's ratio timed in 7 pairs"
+    assert bench.target_words({**meta, "target_latency": 0.5}) == "target_latency=0.5 as given"
