@@ -69,9 +69,7 @@ def same_cut(state: dict[str, torch.Tensor], cuts: dict[str, dict[str, torch.Ten
     cut's latency ratio and top-1: timing the same model twice would compare it with itself at
     two readings, and interpolating between them turns the noise into a difference."""
     for name, other in cuts.items():
-        if other.keys() == state.keys() and all(
-            other[k].shape == v.shape and torch.equal(other[k], v) for k, v in state.items()
-        ):
+        if other.keys() == state.keys() and all(torch.equal(other[k], v) for k, v in state.items()):
             return name
     return None
 
@@ -90,7 +88,7 @@ def run_seed(seed: int, args: argparse.Namespace, test: torch.utils.data.DataLoa
     models: dict[str, torch.nn.Module] = {"original": base}
     rows: dict[str, dict] = {}
     fresh: dict[str, dict[str, torch.Tensor]] = {}  # each uniform cut's weights before fine-tuning
-    target = None
+    target = args.target_latency  # else the --target-from cut's timed ratio
     for s in args.sparsities:
         name = f"uniform L1 {s:g}"
         with warnings.catch_warnings():
@@ -102,7 +100,6 @@ def run_seed(seed: int, args: argparse.Namespace, test: torch.utils.data.DataLoa
         finetune(model, seed, args.finetune_epochs, args.finetune_lr)
         models[name] = model
         rows[name] = {"method": name, "sparsity": s, "macs_ratio": report.macs_ratio}
-    target = args.target_latency if args.target_latency is not None else target
     if target is None:
         raise SystemExit("--target-from must be one of --sparsities")
     for name in args.methods:

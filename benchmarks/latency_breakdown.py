@@ -1,6 +1,6 @@
 """Where eager latency goes after pruning: per layer kind and per convolution, before and after.
 
-Run: ``python benchmarks/latency_breakdown.py`` (about 10 minutes on 2 cores). ``latency.py``
+Run: ``python benchmarks/latency_breakdown.py`` (about 3 minutes on 2 cores, the tables cached). ``latency.py``
 gives each pruned model's speed-up over its MAC reduction; in PyTorch eager at batch 1 that
 ratio stays under the issue's 0.85 for resnet50 raw while the deployed form (batch norms folded)
 meets it. This script says why, by timing every leaf module of the original and of each pruned
@@ -59,7 +59,8 @@ def kind_of(module: nn.Module) -> str | None:
 
 
 class LeafClock:
-    """Seconds spent in each leaf module of ``model`` (summed over calls) while ``active``."""
+    """Seconds spent in each leaf module of ``model`` whose kind is in :data:`KINDS`, summed over
+    calls since ``seconds`` was last cleared; :meth:`remove` takes the hooks off."""
 
     def __init__(self, model: nn.Module) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -133,9 +134,11 @@ def by_kind(model: nn.Module, timing: dict) -> dict[str, float]:
     return dict(kinds)
 
 
-def conv_rows(base: nn.Module, pruned: nn.Module, t_base: dict, t_pruned: dict, x: torch.Tensor) -> list[dict]:
-    """Per convolution: widths, ms and MACs before / after, and speed-up over MAC reduction."""
-    macs_b, macs_p = macs_per_module(base, (x,))[1], macs_per_module(pruned, (x,))[1]
+def conv_rows(
+    base: nn.Module, pruned: nn.Module, t_base: dict, t_pruned: dict, macs_b: dict[str, int], macs_p: dict[str, int]
+) -> list[dict]:
+    """Per convolution: widths, ms and MACs before / after, and speed-up over MAC reduction
+    (``macs_b`` / ``macs_p``: MACs per module name, from :func:`~prunekit.metrics.macs_per_module`)."""
     mods_b, mods_p = dict(base.named_modules()), dict(pruned.named_modules())
     rows = []
     for name, m in mods_b.items():
@@ -171,12 +174,14 @@ def run_model(name: str, args) -> list[dict]:
         print(f"{name}: pruned {f}x", flush=True)
     timings = profile({"original": base, **{k: m for k, (m, _) in cuts.items()}}, x, args.iters, args.rounds)
     kinds_b = by_kind(base, timings["original"])
-    macs_b = macs_per_module(base, (x,))[0]
+    macs_b, per_b = macs_per_module(base, (x,))
     rows = []
     for label, (model, info) in cuts.items():
         kinds_p = by_kind(model, timings[label])
-        mac_red = macs_b / macs_per_module(model, (x,))[0]
-        convs = sorted(conv_rows(base, model, timings["original"], timings[label], x), key=lambda r: r["efficiency"])
+        macs_p, per_p = macs_per_module(model, (x,))
+        mac_red = macs_b / macs_p
+        convs = conv_rows(base, model, timings["original"], timings[label], per_b, per_p)
+        convs.sort(key=lambda r: r["efficiency"])
         conv_b, conv_p = kinds_b["convolution"], kinds_p["convolution"]
         whole_b, whole_p = timings["original"]["forward_ms"], timings[label]["forward_ms"]
         norm_b, norm_p = kinds_b.get("batch norm", 0.0), kinds_p.get("batch norm", 0.0)

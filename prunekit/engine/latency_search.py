@@ -54,7 +54,7 @@ from prunekit.report import PruneReport, latency_summary
 from prunekit.surgery.apply import apply_plan
 from prunekit.surgery.plan import PrunePlan
 
-__all__ = ["LatencySession", "bisect_budget", "closer_plan", "SEARCH_STEPS", "MIN_RUN_TIME", "CLOSER_STEPS"]
+__all__ = ["LatencySession", "closer_plan", "SEARCH_STEPS", "MIN_RUN_TIME", "CLOSER_STEPS"]
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ class LatencySession:
         touched = {t.layer for ts in touches(groups, {n: (0, 0) for n in specs}).values() for t in ts}
         table = self.table
         step = table.multiple = round_multiple(options)
-        allocator = Allocator(
+        return Allocator(
             graph,
             groups,
             scores,
@@ -359,7 +359,6 @@ class LatencySession:
             balance=options.latency_balance,
             cuts=removable_branches(graph, self.model, groups) if options.remove_branches else {},
         )
-        return allocator
 
     def _choose(
         self,

@@ -31,7 +31,8 @@ def test_conv_rows_compare_each_conv_with_its_own_mac_reduction():
     net, x = _net(), torch.randn(1, 3, 8, 8)
     pruned, _ = prunekit.prune(net, x, sparsity=0.5)
     timed = bench.profile({"a": net, "b": pruned}, x, iters=1, rounds=1)
-    rows = {r["layer"]: r for r in bench.conv_rows(net, pruned, timed["a"], timed["b"], x)}
+    macs = [prunekit.metrics.macs_per_module(m, (x,))[1] for m in (net, pruned)]
+    rows = {r["layer"]: r for r in bench.conv_rows(net, pruned, timed["a"], timed["b"], *macs)}
     assert rows["0"]["widths_before"] == [3, 16] and rows["0"]["widths_after"] == [3, 8]
     assert rows["3"]["widths_after"] == [8, 8] and abs(rows["3"]["mac_reduction"] - 4.0) < 1e-9
     r = rows["3"]

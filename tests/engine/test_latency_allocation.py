@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from prunekit.engine.budget import bisect_budget
 from prunekit.engine.latency_allocation import best_move, counts_at, latency_steps, touches
-from prunekit.engine.latency_search import bisect_budget
 from prunekit.graph.dependency import DependencyGraph
 
 
