@@ -10,10 +10,16 @@ key and holds the key itself; a file whose key differs is ignored, so a new torc
 machine re-measures instead of reusing stale figures. The cache folder is
 ``$PRUNEKIT_CACHE_DIR`` or ``~/.cache/prunekit``.
 
-Widths in between are estimated: a dense layer's latency is taken as separable in its two widths,
-``T(ci, co) ~ T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``, each factor interpolated linearly on
-a grid of eighths of the full width (as NetAdapt's look-up tables, Yang et al. 2018); a depthwise
-layer has one width.
+Widths in between are estimated by bilinear interpolation on the two-dimensional grid of eighths of
+the full widths (NetAdapt's look-up tables, Yang et al. 2018, hold a layer's latency at each pair of
+widths it may take): with ``a <= ci <= a'`` and ``b <= co <= b'`` the grid widths around the pair,
+``u = (ci - a) / (a' - a)`` and ``v = (co - b) / (b' - b)``,
+``T(ci, co) ~ (1-u)(1-v) T(a, b) + u(1-v) T(a', b) + (1-u) v T(a, b') + u v T(a', b')``.
+Only the grid points around a queried pair are timed, when first needed; a depthwise layer has one
+width. An earlier estimate, separable in the two widths (one row and one column of the grid,
+``T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``), missed by a median 17% (p90 54%, predicting too
+fast) on resnet50's convs at multiples of 16 in PyTorch eager, where oneDNN picks kernels by both
+widths at once; the bilinear grid by 2% (``benchmarks/results/latency_table_accuracy.md``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -228,6 +233,19 @@ def grid_widths(full: int, multiple: int = 1) -> list[int]:
     return sorted(out)
 
 
+def _bracket(widths: Sequence[int], width: int) -> tuple[int, int, float]:
+    """The grid widths ``lo <= width <= hi`` around ``width`` and the weight
+    ``(width - lo) / (hi - lo)`` of ``hi``; a width off either end of the grid is its own point
+    (under the narrowest width) or the full width (over it)."""
+    if width <= widths[0]:
+        return max(width, 1), max(width, 1), 0.0
+    if width >= widths[-1]:
+        return widths[-1], widths[-1], 0.0
+    hi = next(i for i, w in enumerate(widths) if w >= width)
+    lo_w, hi_w = widths[hi - 1], widths[hi]
+    return lo_w, hi_w, (width - lo_w) / (hi_w - lo_w)
+
+
 class LatencyTable:
     """Measured latencies of single layers on one backend, cached on disk.
 
@@ -269,7 +287,6 @@ class LatencyTable:
         self.entries: dict[str, float] = self._load() if persist else {}
         self.measured = 0
         self._dirty = False
-        self._curves: dict[tuple[LayerSpec, str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _load(self) -> dict[str, float]:
         try:
@@ -311,28 +328,15 @@ class LatencyTable:
         return self.entries[key]
 
     def estimate(self, spec: LayerSpec, cin: int, cout: int) -> float:
-        """Seconds of ``spec`` at any widths, from the grid: linear interpolation per dim and the
-        separable product (see the module docstring)."""
-        ci_full, co_full = spec.in_channels, spec.out_channels
-        full = self.latency(spec, ci_full, co_full)
-        t_in = full if cin >= ci_full else self._interp(spec, "in", cin)
+        """Seconds of ``spec`` at any widths: bilinear on the grid (see the module docstring). A
+        width under the narrowest grid width is timed itself, as if it were on the grid."""
         if spec.depthwise:
-            return float(t_in)
-        t_out = full if cout >= co_full else self._interp(spec, "out", cout)
-        return float(t_in * t_out / full) if full > 0 else 0.0
-
-    def _interp(self, spec: LayerSpec, dim: str, width: int) -> float:
-        """Latency along one dim (the other at full width), interpolated on the grid."""
-        curve = self._curves.get((spec, dim, self.multiple))
-        if curve is None:
-            full = spec.in_channels if dim == "in" else spec.out_channels
-            widths = grid_widths(full, self.multiple)
-            times = [
-                self.latency(spec, w, spec.out_channels) if dim == "in" else self.latency(spec, spec.in_channels, w)
-                for w in widths
-            ]
-            curve = self._curves[(spec, dim, self.multiple)] = (np.array(widths, dtype=np.float64), np.array(times))
-        return float(np.interp(width, curve[0], curve[1]))
+            (c0, c1, u) = _bracket(grid_widths(spec.in_channels, self.multiple), cin)
+            return float((1 - u) * self.latency(spec, c0, c0) + u * self.latency(spec, c1, c1))
+        (a0, a1, u) = _bracket(grid_widths(spec.in_channels, self.multiple), cin)
+        (b0, b1, v) = _bracket(grid_widths(spec.out_channels, self.multiple), cout)
+        corners = ((a0, b0, (1 - u) * (1 - v)), (a1, b0, u * (1 - v)), (a0, b1, (1 - u) * v), (a1, b1, u * v))
+        return float(sum(w * self.latency(spec, a, b) for a, b, w in corners if w > 0))
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "path": str(self.path), "entries": len(self.entries), "measured": self.measured}

@@ -118,3 +118,24 @@ def register_aligned_slow() -> str:
             description="simulated latency where aligned widths are slow",
         )
     return "aligned_slow"
+
+
+def register_not_separable() -> str:
+    """``"not_separable"``: a conv costs 1 ns per in x out channel pair when both widths are
+    multiples of 16 and twice that otherwise (a kernel picked by both widths at once, which no
+    product of a per-width factor can describe)."""
+    if "not_separable" not in LATENCY_BACKENDS:
+
+        def cost(model: nn.Module, inputs: tuple) -> float:
+            conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+            both = conv.in_channels % 16 == 0 and conv.out_channels % 16 == 0
+            return conv.in_channels * conv.out_channels * (1e-9 if both else 2e-9)
+
+        LATENCY_BACKENDS.add(
+            "not_separable",
+            LatencyBackend(
+                "not_separable", "simulated", _simulated(cost), lambda: None, lambda: {"ns": "1"}, clock=CLOCK
+            ),
+            description="simulated latency that is not separable in the two widths",
+        )
+    return "not_separable"

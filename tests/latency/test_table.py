@@ -75,14 +75,41 @@ def test_grid_widths():
     assert grid_widths(3) == [1, 2, 3]
 
 
-def test_estimate_is_exact_on_the_grid_and_separable(fake_backend):
+def test_estimate_is_exact_on_the_grid(fake_backend):
     table = LatencyTable(Meter(fake_backend), persist=False)
-    assert table.estimate(SPEC, 32, 64) == table.latency(SPEC, 32, 64)
-    assert table.estimate(SPEC, 32, 32) == pytest.approx(table.latency(SPEC, 32, 32))
-    both = table.estimate(SPEC, 16, 32)  # off both full widths: the separable product
-    expected = table.latency(SPEC, 16, 64) * table.latency(SPEC, 32, 32) / table.latency(SPEC, 32, 64)
-    assert both == pytest.approx(expected)
+    for cin, cout in ((32, 64), (32, 32), (16, 24), (4, 8)):  # grid widths are k/8 of 32 and 64
+        assert table.estimate(SPEC, cin, cout) == table.latency(SPEC, cin, cout)
+
+
+def test_estimate_is_bilinear_between_grid_points(fake_backend):
+    table = LatencyTable(Meter(fake_backend), persist=False)
+    got = table.estimate(SPEC, 18, 44)  # between 16/20 and 40/48: u = 1/2, v = 1/2
+    t = table.latency
+    expected = (t(SPEC, 16, 40) + t(SPEC, 20, 40) + t(SPEC, 16, 48) + t(SPEC, 20, 48)) / 4
+    assert got == pytest.approx(expected)
     assert table.estimate(SPEC, 16, 32) < table.estimate(SPEC, 32, 32) < table.estimate(SPEC, 32, 64)
+
+
+def test_estimate_times_only_the_grid_points_around_a_pair(fake_backend):
+    table = LatencyTable(Meter(fake_backend), persist=False)
+    table.estimate(SPEC, 18, 44)
+    assert table.measured == 4  # not the whole 8 x 8 grid
+    table.estimate(SPEC, 19, 46)  # the same cell
+    assert table.measured == 4
+
+
+def test_a_width_under_the_grid_is_timed_itself(fake_backend):
+    table = LatencyTable(Meter(fake_backend), persist=False)
+    assert table.estimate(SPEC, 2, 64) == table.latency(SPEC, 2, 64)  # 32 / 8 = 4 is the narrowest
+    assert table.estimate(SPEC, 0, 64) == table.latency(SPEC, 1, 64)
+
+
+def test_estimate_follows_kernels_that_are_not_separable():
+    table = LatencyTable(Meter(fakes.register_not_separable()), persist=False)
+    # 20 and 40 are grid widths; a row-and-column product, T(20, 64) T(32, 40) / T(32, 64), would
+    # count the slow kernel twice and predict 4 ns per pair
+    assert table.estimate(SPEC, 20, 40) == pytest.approx(20 * 40 * 2e-9, rel=1e-6)
+    assert table.estimate(SPEC, 16, 32) == pytest.approx(16 * 32 * 1e-9, rel=1e-6)
 
 
 def test_depthwise_and_grouped_widths(fake_backend):
