@@ -17,9 +17,11 @@ widths it may take): with ``a <= ci <= a'`` and ``b <= co <= b'`` the grid width
 ``T(ci, co) ~ (1-u)(1-v) T(a, b) + u(1-v) T(a', b) + (1-u) v T(a, b') + u v T(a', b')``.
 Only the grid points around a queried pair are timed, when first needed; a depthwise layer has one
 width. An earlier estimate, separable in the two widths (one row and one column of the grid,
-``T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``), missed by a median 17% (p90 54%, predicting too
-fast) on resnet50's convs at multiples of 16 in PyTorch eager, where oneDNN picks kernels by both
-widths at once; the bilinear grid by 2% (``benchmarks/results/latency_table_accuracy.md``).
+``T(ci, C_out) * T(C_in, co) / T(C_in, C_out)``), cannot follow kernels that are picked by both
+widths at once (oneDNN's, ONNX Runtime's): on resnet50's convs at multiples of 16 it missed a
+separate timing by a median 15% in eager and 13% on ONNX Runtime, the bilinear grid by 6% and
+2%, within the 12% and 2% by which two timings of the same layer differ, with fewer timings
+(``benchmarks/results/latency_table_accuracy.md``).
 """
 
 from __future__ import annotations
