@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 
 import torch
 
-import prunekit
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_meta, run_line  # noqa: E402
 from latency import SIZES, build, timed_prune  # noqa: E402
 from latency_table_accuracy import separable  # noqa: E402
+from latency_units import time_cuts  # noqa: E402
 from render import write_results  # noqa: E402
 
-from prunekit.latency import LatencyTable, Meter  # noqa: E402
+from prunekit.latency import LatencyTable  # noqa: E402
 
 ESTIMATES = {"bilinear": LatencyTable.estimate, "separable": separable}
 ROUND_TO = {"resnet50": 16, "resnet56": 4, "mobilenet_v2": 8}
@@ -49,26 +47,15 @@ def prune_with(estimate: str, base: torch.nn.Module, x: torch.Tensor, **options)
 def run(name: str, backend: str, factor: int, args) -> list[dict]:
     base, size = build(name), SIZES[name]
     x = torch.randn(1, 3, size, size)
-    macs0 = prunekit.count_macs(base, (x,))
     common = dict(
         target_macs=1 / factor, latency_allocation=True, latency_backend=backend, scope="global",
         round_to=ROUND_TO[name], latency_threads=args.threads,
     )  # fmt: skip
     models = {e: prune_with(e, base, x, **common) for e in ESTIMATES}
-    meter = Meter(backend, batch=1, threads=args.threads, min_run_time=args.min_run_time)
-    runs = {"original": meter.prepare(base, x), **{e: meter.prepare(m, x) for e, m in models.items()}}
-    times = {k: [t * 1e3 for t in v] for k, v in meter.interleaved(runs, args.rounds).items()}
     rows = []
-    for e, model in models.items():
-        reduction = macs0 / prunekit.count_macs(model, (x,))
-        speedup = statistics.median(o / p for o, p in zip(times["original"], times[e]))
-        rows.append({
-            "model": name, "backend": backend, "factor": factor, "estimate": e, "round_to": ROUND_TO[name],
-            "mac_reduction": reduction, "original_ms": statistics.median(times["original"]),
-            "pruned_ms": statistics.median(times[e]), "speedup": speedup,
-            "speedup_per_mac_reduction": speedup / reduction, "rounds_ms": times[e],
-            "rounds_original_ms": times["original"], "loadavg_1min": os.getloadavg()[0],
-        })  # fmt: skip
+    for e, timing in time_cuts(base, x, models, backend, args).items():
+        rows.append({"model": name, "backend": backend, "factor": factor, "estimate": e, "round_to": ROUND_TO[name],
+                     **timing})  # fmt: skip
         print(f"{name} {backend} {factor}x {e:9s}: {rows[-1]['speedup_per_mac_reduction']:.2f}", flush=True)
     return rows
 

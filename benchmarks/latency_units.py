@@ -46,28 +46,37 @@ def prune_with(base: torch.nn.Module, x: torch.Tensor, unit: bool, **options) ->
         latency_search.layer_specs = saved
 
 
+def time_cuts(base: torch.nn.Module, x: torch.Tensor, models: dict, backend: str, args) -> dict:
+    """Each pruned model of ``models`` and the original timed in ``args.rounds`` interleaved
+    rounds in one session: per key, the MAC reduction, the median times and the median over rounds
+    of ``t_original / t_pruned`` divided by the MAC reduction."""
+    macs0 = prunekit.count_macs(base, (x,))
+    meter = Meter(backend, batch=1, threads=args.threads, min_run_time=args.min_run_time)
+    runs = {"original": meter.prepare(base, x), **{k: meter.prepare(m, x) for k, m in models.items()}}
+    times = {k: [t * 1e3 for t in v] for k, v in meter.interleaved(runs, args.rounds).items()}
+    out = {}
+    for key, model in models.items():
+        reduction = macs0 / prunekit.count_macs(model, (x,))
+        speedup = statistics.median(o / p for o, p in zip(times["original"], times[key]))
+        out[key] = {
+            "mac_reduction": reduction, "original_ms": statistics.median(times["original"]),
+            "pruned_ms": statistics.median(times[key]), "speedup": speedup,
+            "speedup_per_mac_reduction": speedup / reduction, "rounds_ms": times[key],
+            "rounds_original_ms": times["original"], "loadavg_1min": os.getloadavg()[0],
+        }  # fmt: skip
+    return out
+
+
 def run(name: str, backend: str, factor: int, args) -> list[dict]:
     base, size = build(name), SIZES[name]
     x = torch.randn(1, 3, size, size)
-    macs0 = prunekit.count_macs(base, (x,))
     common = dict(target_macs=1 / factor, latency_allocation=True, latency_backend=backend, scope="global")
     models = {
         (table, rt): prune_with(base, x, unit, round_to=rt, **common) for table, unit in TABLES.items() for rt in (1, 4)
     }
-    meter = Meter(backend, batch=1, threads=args.threads, min_run_time=args.min_run_time)
-    runs = {"original": meter.prepare(base, x), **{k: meter.prepare(m, x) for k, m in models.items()}}
-    times = {k: [t * 1e3 for t in v] for k, v in meter.interleaved(runs, args.rounds).items()}
     rows = []
-    for (table, rt), model in models.items():
-        reduction = macs0 / prunekit.count_macs(model, (x,))
-        speedup = statistics.median(o / p for o, p in zip(times["original"], times[(table, rt)]))
-        rows.append({
-            "model": name, "backend": backend, "factor": factor, "table": table, "round_to": rt,
-            "mac_reduction": reduction, "original_ms": statistics.median(times["original"]),
-            "pruned_ms": statistics.median(times[(table, rt)]), "speedup": speedup,
-            "speedup_per_mac_reduction": speedup / reduction, "rounds_ms": times[(table, rt)],
-            "rounds_original_ms": times["original"], "loadavg_1min": os.getloadavg()[0],
-        })  # fmt: skip
+    for (table, rt), timing in time_cuts(base, x, models, backend, args).items():
+        rows.append({"model": name, "backend": backend, "factor": factor, "table": table, "round_to": rt, **timing})
         print(f"{name} {backend} {factor}x {table:13s} round_to {rt}: {rows[-1]['speedup_per_mac_reduction']:.2f}")
     return rows
 
